@@ -1,0 +1,39 @@
+"""Best-of-N (random search): N independent samples, keep the best by final reward."""
+
+from __future__ import annotations
+
+import attrs
+from attrs import validators as v
+
+from searchkit.context import SearchContext
+from searchkit.registry import register_strategy
+from searchkit.result import SearchResult
+from searchkit.strategy import Strategy
+
+
+@register_strategy("best-of-n")
+@attrs.frozen
+class BestOfN(Strategy):
+    """Sample ``n`` full trajectories as one batch, score each output, return the best.
+
+    Compute: ``P = n T``; ``n`` reward calls; ``n`` decodes when the reward reads video,
+    else one (the returned output). Ties go to the lowest index. The first sample uses the
+    same noise as :class:`Baseline` with the same seed, so best-of-N never does worse than
+    the baseline on the search reward.
+    """
+
+    name = "best-of-n"
+
+    n: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
+
+    def search(self, ctx: SearchContext) -> SearchResult:
+        particles = ctx.advance(ctx.start(self.n), to=ctx.num_steps)
+        record = ctx.score(particles, label="final")
+        best = int(record.total.argmax())
+        record.weights = None
+        record.chosen = record.ids.new_tensor([best])
+        record.survivors = record.ids[best : best + 1]
+        return ctx.finish(particles, best, scores=record.scores[best])
+
+    def expected_particle_steps(self, num_steps: int) -> float:
+        return float(self.n * num_steps)

@@ -1,0 +1,8 @@
+"""Denoising backends: the analytic world (no weights) and Wan2.1 through diffusers."""
+
+from searchkit.backends.analytic import AnalyticBackend
+from searchkit.registry import register_backend
+
+register_backend("analytic", AnalyticBackend)
+
+__all__ = ["AnalyticBackend"]

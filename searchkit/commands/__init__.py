@@ -1,0 +1,1 @@
+"""Subcommands of the ``searchkit`` command line, one module each."""

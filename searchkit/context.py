@@ -1,0 +1,280 @@
+"""The search context: the only denoising loop in searchkit, and the meter around it.
+
+Every strategy drives a :class:`SearchContext`; nothing else calls the backend or the
+reward, which is what makes "equal compute" comparisons honest::
+
+    particles = ctx.start(n)                  # initial noise, fresh solver state
+    particles = ctx.advance(particles, to=j)  # denoise to step j: batched forwards, metered
+    record    = ctx.score(particles)          # reward on x_t / predicted x0 / video, metered
+    particles = particles.select(idx)         # resample, prune or duplicate
+    return ctx.finish(particles, index)       # decode the chosen output, report
+
+Predicted clean latents come for free: the step from ``x_{t_k}`` evaluates the velocity
+``v`` there, and ``x0 = x_{t_k} - sigma_k v`` is kept on the particles. A reward that
+declares input ``"x0"`` sees that prediction (made at the noise level of the last step's
+input, which is the ``sigma`` it is given); after the last step ``x0`` is the output
+itself. This costs no forward beyond the denoising step, so scoring on ``x0`` keeps the
+particle-step count of the paper's formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+
+from searchkit.backend import Backend
+from searchkit.cost import Meter
+from searchkit.errors import NonFiniteRewardError
+from searchkit.particles import Lineage, Particles
+from searchkit.result import AdvanceRecord, ScoreRecord, SearchResult, Trace
+from searchkit.reward import Reward, RewardBatch
+from searchkit.solver import SolverState
+
+
+def check_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}: {prompt!r}")
+    return prompt
+
+
+class SearchContext:
+    """Runs one search of one prompt: owns the loop, the meter, the trace and the randomness."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        reward: Reward,
+        prompt: str,
+        *,
+        generator: torch.Generator,
+        budget_nfe: int | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> None:
+        check_prompt(prompt)
+        if not isinstance(backend, Backend):
+            raise TypeError(f"backend must be a searchkit Backend, got {type(backend).__name__}")
+        if not isinstance(reward, Reward):
+            raise TypeError(f"reward must be a searchkit Reward, got {type(reward).__name__}")
+        if budget_nfe is not None and (not isinstance(budget_nfe, int) or budget_nfe <= 0):
+            raise ValueError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
+        if noise is not None:
+            self._check_latents("noise", noise, allow_unbatched=True)
+        self.backend = backend
+        self.reward = reward
+        self.prompt = prompt
+        self.generator = generator
+        self.given_noise = noise
+        self.meter = Meter(budget_nfe=budget_nfe)
+        self.trace = Trace()
+        self.lineage = Lineage()
+        with self.meter.timed("model"):
+            self.conditioning = backend.encode(prompt)
+
+    # -- the trajectory ---------------------------------------------------------------
+    @property
+    def num_steps(self) -> int:
+        return self.backend.num_steps
+
+    def noise(self, n: int) -> torch.Tensor:
+        """``n`` fresh ``N(0, I)`` latents from the search's generator."""
+        return self.backend.initial_noise(n, self.generator)
+
+    def start(self, n: int, noise: torch.Tensor | None = None) -> Particles:
+        """``n`` particles at step 0 from ``noise`` (default: the run's given noise, else fresh)."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"number of particles must be a positive integer, got {n!r}")
+        if noise is None and self.given_noise is not None:
+            noise = self.given_noise
+        if noise is None:
+            noise = self.noise(n)
+        else:
+            noise = self._check_latents("noise", noise, allow_unbatched=True)
+            if noise.shape[0] == 1 and n > 1:
+                noise = noise.expand(n, *noise.shape[1:])
+            if noise.shape[0] != n:
+                raise ValueError(f"noise must hold {n} latents, got {noise.shape[0]}")
+            noise = noise.to(device=self.backend.device, dtype=self.backend.dtype).clone()
+        solver = SolverState(self.backend.make_scheduler(), batch=n, rank=noise.dim())
+        return Particles(
+            latents=noise,
+            solver=solver,
+            ids=self.lineage.new_roots(n),
+            lineage=self.lineage,
+            log_weights=torch.zeros(n),
+        )
+
+    def advance(self, particles: Particles, to: int, *, grad: bool = False) -> Particles:
+        """Denoise every particle from its current step to step ``to`` (exclusive of ``to``).
+
+        All particles go through the model as one batch per step; each step is metered
+        (``len(particles)`` particle-steps, ``forwards_per_step`` forwards each) before it
+        runs. ``grad=True`` keeps the autograd graph (for noise optimisation).
+        """
+        start = particles.step
+        if not isinstance(to, int) or not start <= to <= self.num_steps:
+            raise ValueError(f"to must be an integer in [{start}, {self.num_steps}], got {to!r}")
+        latents, x0, solver = particles.latents, particles.x0, particles.solver
+        n = len(particles)
+        grad_mode = nullcontext() if grad else torch.no_grad()
+        with grad_mode:
+            for k in range(start, to):
+                self.meter.charge_model(n, self.backend.forwards_per_step)
+                scheduler = solver.scheduler
+                timestep = scheduler.timesteps[k]
+                sigma = float(scheduler.sigmas[k])
+                with self.meter.timed("model"):
+                    velocity = self.backend.velocity(latents, timestep, sigma, self.conditioning)
+                    x0 = latents - sigma * velocity
+                    latents = solver.step(velocity, timestep, latents, self.generator)
+        if to > start:
+            self.trace.advances.append(AdvanceRecord(start, to, n))
+        return Particles(
+            latents=latents,
+            solver=solver,
+            ids=particles.ids,
+            lineage=particles.lineage,
+            log_weights=particles.log_weights,
+            x0=x0,
+        )
+
+    def perturb(self, particles: Particles, beta: float) -> Particles:
+        """Re-draw a share ``beta`` of each particle's noise component; the branching primitive.
+
+        With ``x_t = (1 - sigma) x0 + sigma eps`` and ``x0`` the particles' latest
+        prediction, the noise estimate ``eps = (x_t - (1 - sigma) x0) / sigma`` is replaced
+        by ``sqrt(1 - beta^2) eps + beta xi`` with fresh ``xi ~ N(0, I)``. At step 0 this is
+        the correlated re-draw ``sqrt(1 - beta^2) z + beta xi`` of RGRP and EvoSearch; later
+        it is a stochastic step of size ``beta * sigma_t`` that keeps the marginal noise
+        level. No model forward is spent.
+        """
+        if not 0.0 <= beta <= 1.0 or math.isnan(beta):
+            raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
+        sigma = particles.sigma
+        if sigma <= 0.0:
+            return particles
+        x0 = particles.x0 if particles.x0 is not None else torch.zeros_like(particles.latents)
+        eps = (particles.latents - (1.0 - sigma) * x0) / sigma
+        fresh = self.noise(len(particles))
+        mixed = math.sqrt(1.0 - beta**2) * eps + beta * fresh
+        return particles.with_latents((1.0 - sigma) * x0 + sigma * mixed, x0=particles.x0)
+
+    # -- rewards and output -------------------------------------------------------------
+    def score(self, particles: Particles, label: str = "") -> ScoreRecord:
+        """Score every particle with the reward on its declared input; append to the trace."""
+        step = particles.step
+        kind = self.reward.input
+        if kind == "latent":
+            data, sigma = particles.latents, particles.sigma
+        else:
+            if step == 0:
+                raise ValueError(
+                    f"reward {self.reward.name!r} needs input {kind!r}, which exists only after the "
+                    "first denoising step; score after advancing"
+                )
+            data = particles.latents if step == self.num_steps else particles.x0
+            scheduler = particles.solver.scheduler
+            sigma = 0.0 if step == self.num_steps else float(scheduler.sigmas[step - 1])
+            if kind == "video":
+                data = self.decode(data)
+        n = len(particles)
+        batch = RewardBatch(
+            data=data,
+            sigma=torch.full((n,), sigma),
+            conditioning=self.conditioning,
+            step=step,
+        )
+        with torch.no_grad(), self.meter.timed("reward"):
+            scores = self.reward(batch).detach().float().cpu()
+        self.meter.reward_calls += n
+        self._check_scores(scores, particles, step)
+        record = ScoreRecord(
+            step=step,
+            sigma=sigma,
+            ids=particles.ids.clone(),
+            scores=scores,
+            total=self.reward.aggregate(scores),
+            input=kind,
+            label=label,
+        )
+        self.trace.scored.append(record)
+        return record
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decode clean latents to video frames, metered (one decode per latent)."""
+        with torch.no_grad(), self.meter.timed("decode"):
+            video = self.backend.decode(latents)
+        self.meter.decodes += int(latents.shape[0])
+        return video
+
+    def finish(
+        self,
+        particles: Particles,
+        index: int = 0,
+        *,
+        scores: torch.Tensor | None = None,
+        strategy: str = "",
+        config: dict | None = None,
+        seed: int | None = None,
+        video: torch.Tensor | None = None,
+    ) -> SearchResult:
+        """Decode particle ``index`` of fully denoised ``particles`` and report the search.
+
+        ``scores`` are its per-dimension rewards when the strategy already computed them;
+        otherwise the output is scored once (metered). ``video`` skips the decode when the
+        strategy already holds the frames.
+        """
+        if particles.step != self.num_steps:
+            raise ValueError(
+                f"finish needs fully denoised particles (step {self.num_steps}), got step {particles.step}"
+            )
+        chosen = particles.select([index])
+        if video is None:
+            video = self.decode(chosen.latents)[0]
+        if scores is None:
+            scores = self.score(chosen, label="final").scores[0]
+        self.trace.parents = list(self.lineage.parents)
+        scores = scores.detach().float().cpu()
+        return SearchResult(
+            latents=chosen.latents[0].detach(),
+            video=video.detach().cpu() if video is not None else None,
+            scores=scores,
+            reward=float(self.reward.aggregate(scores[None])[0]),
+            dimensions=tuple(self.reward.dimensions),
+            cost=self.meter.snapshot(),
+            trace=self.trace,
+            strategy=strategy,
+            config=config or {},
+            prompt=self.prompt,
+            seed=seed,
+        )
+
+    # -- checks -----------------------------------------------------------------------
+    def _check_latents(self, field: str, value: object, *, allow_unbatched: bool) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{field} must be a torch.Tensor, got {type(value).__name__}")
+        shape = tuple(self.backend.latent_shape)
+        if allow_unbatched and tuple(value.shape) == shape:
+            value = value[None]
+        if value.dim() != len(shape) + 1 or tuple(value.shape[1:]) != shape:
+            raise ValueError(
+                f"{field} must have shape [n, {', '.join(map(str, shape))}], got {list(value.shape)}"
+            )
+        return value
+
+    def _check_scores(self, scores: torch.Tensor, particles: Particles, step: int) -> None:
+        dims = len(self.reward.dimensions)
+        if scores.dim() != 2 or scores.shape != (len(particles), dims):
+            raise ValueError(
+                f"reward {self.reward.name!r} must return [{len(particles)}, {dims}] scores, "
+                f"got {list(scores.shape)}"
+            )
+        bad = ~torch.isfinite(scores)
+        if bad.any():
+            row, col = (int(i) for i in bad.nonzero()[0])
+            raise NonFiniteRewardError(
+                f"reward {self.reward.name!r} returned {float(scores[row, col])} at step {step} "
+                f"for particle {int(particles.ids[row])} (batch index {row}), "
+                f"dimension {self.reward.dimensions[col]!r}"
+            )

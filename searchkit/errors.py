@@ -1,0 +1,26 @@
+"""Exceptions raised by searchkit.
+
+Bad input is a ``ValueError`` (or ``TypeError`` for a wrong type) whose message names the
+field and the value; it is raised before any compute starts.
+"""
+
+from __future__ import annotations
+
+
+class BudgetExceededError(RuntimeError):
+    """The search asked for more model forwards than its NFE budget allows.
+
+    Raised *before* the step that would overspend, so the spent compute never exceeds the
+    budget.
+    """
+
+
+class NonFiniteRewardError(ValueError):
+    """A reward returned NaN or an infinite value; the message names the step and particle."""
+
+
+class RegistryError(KeyError):
+    """An unknown name, or a name registered twice."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
+        return str(self.args[0]) if self.args else ""

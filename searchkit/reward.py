@@ -1,0 +1,79 @@
+"""The reward interface.
+
+A reward scores a batch of particles in named dimensions (the LatSearch paper's visual
+quality ``VQ``, motion quality ``MQ`` and text alignment ``TA``, or any others) and returns
+a ``[n, dims]`` tensor. It declares what it looks at, so that no score is ambiguous:
+
+* ``"latent"``: the noisy latent ``x_t`` itself, with its noise level ``sigma``;
+* ``"x0"``: the predicted clean latent ``x0 = x_t - sigma * v`` (one-step estimate);
+* ``"video"``: decoded frames of the predicted clean latent; the context decodes and meters
+  the decode.
+
+:meth:`Reward.aggregate` turns dimensions into one score, a weighted sum (the paper sums
+with unit weights).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import attrs
+import torch
+
+from searchkit.backend import Conditioning
+
+RewardInput = Literal["latent", "x0", "video"]
+REWARD_INPUTS: tuple[str, ...] = ("latent", "x0", "video")
+
+
+@attrs.frozen(eq=False)
+class RewardBatch:
+    """What a reward sees: exactly one of its declared input, plus the noise level and prompt.
+
+    ``data`` is ``x_t``, ``x0`` (both ``[n, *latent_shape]``) or video ``[n, F, H, W, 3]``;
+    ``sigma`` is the noise level of ``x_t`` per particle (``[n]``; 0 for a clean output).
+    """
+
+    data: torch.Tensor
+    sigma: torch.Tensor
+    conditioning: Conditioning
+    step: int
+
+    @property
+    def prompt(self) -> str:
+        return self.conditioning.prompt
+
+
+class Reward(ABC):
+    """Scores particles in named dimensions."""
+
+    #: Registry name.
+    name: str = "reward"
+    #: Dimension names, in column order of the score tensor.
+    dimensions: tuple[str, ...] = ()
+    #: What the reward looks at: ``"latent"``, ``"x0"`` or ``"video"``.
+    input: RewardInput = "x0"
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Aggregate weights per dimension (default: all ones, the paper's plain sum)."""
+        return torch.ones(len(self.dimensions))
+
+    @property
+    def is_differentiable(self) -> bool:
+        return False
+
+    @abstractmethod
+    def score(self, batch: RewardBatch) -> torch.Tensor:
+        """Per-dimension scores ``[n, len(dimensions)]``."""
+
+    def aggregate(self, scores: torch.Tensor) -> torch.Tensor:
+        """One score per particle: the weighted sum of its dimensions."""
+        return scores @ self.weights.to(device=scores.device, dtype=scores.dtype)
+
+    def __call__(self, batch: RewardBatch) -> torch.Tensor:
+        return self.score(batch)
+
+    def config_dict(self) -> dict:
+        return {"name": self.name, "input": self.input, "dimensions": list(self.dimensions)}

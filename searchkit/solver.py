@@ -1,0 +1,129 @@
+"""Diffusers schedulers as per-particle solver state.
+
+A diffusers multistep scheduler (UniPC, DPM-Solver++) keeps history inside the object:
+``model_outputs`` (the last few converted model outputs), ``last_sample`` (UniPC's
+corrector input), ``lower_order_nums`` and ``_step_index``. searchkit advances a whole
+batch of particles with *one* scheduler whose history tensors carry the particle
+dimension first; :meth:`SolverState.select` re-indexes every such tensor together with the
+latents, so a resampled particle continues with exactly its own history. A duplicated
+index yields an independent copy (``index_select`` allocates), never an alias.
+
+The per-sample tensors are found generically: every tensor attribute (or tensor inside a
+list attribute) whose leading dimension is the batch size and whose rank is the latents'
+rank. Schedule tensors (``sigmas``, ``timesteps``) are rank 1 and are shared.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+from diffusers import (
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+SolverName = Literal["unipc", "euler", "sde-dpmsolver++"]
+SOLVERS: tuple[str, ...] = ("unipc", "euler", "sde-dpmsolver++")
+STOCHASTIC_SOLVERS: frozenset[str] = frozenset({"sde-dpmsolver++"})
+
+
+def make_scheduler(
+    solver: str, *, flow_shift: float, num_train_timesteps: int = 1000, solver_order: int = 2
+) -> SchedulerMixin:
+    """A diffusers flow-matching scheduler by name.
+
+    ``unipc``: UniPC with flow sigmas and flow prediction (Wan2.1's default);
+    ``euler``: FlowMatchEuler; ``sde-dpmsolver++``: the SDE variant of DPM-Solver++ with flow
+    sigmas (the LatSearch paper's best configuration; stochastic).
+    """
+    if solver == "unipc":
+        return UniPCMultistepScheduler(
+            num_train_timesteps=num_train_timesteps,
+            prediction_type="flow_prediction",
+            use_flow_sigmas=True,
+            flow_shift=flow_shift,
+            solver_order=solver_order,
+        )
+    if solver == "euler":
+        return FlowMatchEulerDiscreteScheduler(
+            num_train_timesteps=num_train_timesteps, shift=flow_shift
+        )
+    if solver == "sde-dpmsolver++":
+        return DPMSolverMultistepScheduler(
+            num_train_timesteps=num_train_timesteps,
+            prediction_type="flow_prediction",
+            use_flow_sigmas=True,
+            flow_shift=flow_shift,
+            algorithm_type="sde-dpmsolver++",
+            solver_order=solver_order,
+        )
+    raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+
+
+def _per_sample(value: object, batch: int, rank: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == rank and value.shape[0] == batch
+
+
+class SolverState:
+    """One scheduler stepping a batch of ``batch`` particles, with selectable history."""
+
+    def __init__(self, scheduler: SchedulerMixin, batch: int, rank: int) -> None:
+        self.scheduler = scheduler
+        self.batch = batch
+        self.rank = rank
+
+    @property
+    def step_index(self) -> int:
+        index = self.scheduler.step_index
+        return 0 if index is None else int(index)
+
+    def select(self, indices: torch.Tensor) -> SolverState:
+        """A new state whose particle ``i`` carries the history of particle ``indices[i]``."""
+        indices = indices.to(torch.long)
+        fresh = copy.copy(self.scheduler)  # own attribute table; schedule tensors are shared
+        for name, value in self.scheduler.__dict__.items():
+            if _per_sample(value, self.batch, self.rank):
+                setattr(fresh, name, value.index_select(0, indices.to(value.device)))
+            elif isinstance(value, list) and any(_per_sample(v, self.batch, self.rank) for v in value):
+                setattr(
+                    fresh,
+                    name,
+                    [
+                        v.index_select(0, indices.to(v.device))
+                        if _per_sample(v, self.batch, self.rank)
+                        else copy.copy(v)
+                        for v in value
+                    ],
+                )
+            elif isinstance(value, list):
+                setattr(fresh, name, list(value))
+        return SolverState(fresh, int(indices.numel()), self.rank)
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One solver step for the whole batch; stochastic solvers draw from ``generator``."""
+        kwargs = {"generator": generator} if "generator" in _step_params(self.scheduler) else {}
+        return self.scheduler.step(model_output, timestep, sample, return_dict=False, **kwargs)[0]
+
+
+def _step_params(scheduler: SchedulerMixin) -> frozenset[str]:
+    cls = type(scheduler)
+    cached = _STEP_PARAMS.get(cls)
+    if cached is None:
+        import inspect
+
+        cached = frozenset(inspect.signature(cls.step).parameters)
+        _STEP_PARAMS[cls] = cached
+    return cached
+
+
+_STEP_PARAMS: dict[type, frozenset[str]] = {}

@@ -1,0 +1,85 @@
+"""The strategy interface.
+
+A strategy is a frozen attrs class holding its configuration (validated on construction,
+so bad input fails before any compute) and one method, :meth:`Strategy.search`, that
+drives a :class:`~searchkit.context.SearchContext`. :meth:`Strategy.run` builds the context
+from a backend, a reward, a prompt and a seed, and is what users call::
+
+    result = RGRP(num_particles=6).run(backend, reward, "a cat surfing", seed=0)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import attrs
+import torch
+
+from searchkit.backend import Backend
+from searchkit.context import SearchContext, check_prompt
+from searchkit.result import SearchResult
+from searchkit.reward import Reward
+
+
+class Strategy(ABC):
+    """Base class of search strategies. Subclasses are ``@attrs.frozen`` configurations."""
+
+    #: Registry name.
+    name: ClassVar[str] = "strategy"
+
+    def run(
+        self,
+        backend: Backend,
+        reward: Reward,
+        prompt: str,
+        seed: int | None = 0,
+        *,
+        generator: torch.Generator | None = None,
+        budget_nfe: int | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> SearchResult:
+        """Search for the best output for ``prompt``.
+
+        Randomness comes from ``generator`` if given, else from a fresh CPU generator seeded
+        with ``seed``; nothing is seeded globally. ``budget_nfe`` makes the search raise
+        :class:`~searchkit.errors.BudgetExceededError` before it would overspend. ``noise``
+        replaces the initial noise of the first particles drawn.
+        """
+        check_prompt(prompt)
+        if generator is None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError(f"seed must be an integer, got {seed!r}")
+            generator = torch.Generator().manual_seed(seed)
+        self.check_compatible(backend, reward)
+        ctx = SearchContext(
+            backend, reward, prompt, generator=generator, budget_nfe=budget_nfe, noise=noise
+        )
+        result = self.search(ctx)
+        result.strategy = self.name
+        result.config = self.config_dict()
+        result.seed = seed
+        return result
+
+    def check_compatible(self, backend: Backend, reward: Reward) -> None:
+        """Raise before compute when this strategy cannot run on ``backend`` with ``reward``."""
+
+    @abstractmethod
+    def search(self, ctx: SearchContext) -> SearchResult:
+        """The algorithm: drive ``ctx`` and return ``ctx.finish(...)``."""
+
+    def config_dict(self) -> dict[str, Any]:
+        """The configuration as JSON-able values."""
+        return attrs.asdict(self, value_serializer=_jsonable) if attrs.has(type(self)) else {}
+
+    def expected_particle_steps(self, num_steps: int) -> float:
+        """Mean particle-steps of one run with ``num_steps`` denoising steps (for budgets)."""
+        raise NotImplementedError(f"{type(self).__name__} does not state its expected compute")
+
+
+def _jsonable(_inst: object, _field: object, value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return value

@@ -1,0 +1,68 @@
+"""Writing search outputs: video (mp4 through imageio's ffmpeg plugin, or PNG frames),
+the result as JSON, and the latent as safetensors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from searchkit.result import SearchResult
+
+VIDEO_FORMATS: tuple[str, ...] = ("mp4", "frames")
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """Frames ``[F, H, W, 3]`` in ``[0, 1]`` to ``uint8``."""
+    if video.dim() != 4 or video.shape[-1] != 3:
+        raise ValueError(f"video must have shape [F, H, W, 3], got {list(video.shape)}")
+    return (video.detach().float().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def write_video(video: torch.Tensor, path: str | Path, fps: int = 16) -> Path:
+    """Write frames ``[F, H, W, 3]`` in ``[0, 1]`` as an H.264 mp4."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
+                            ffmpeg_log_level="error") as writer:
+        for frame in to_uint8(video):
+            writer.append_data(frame)
+    return path
+
+
+def write_frames(video: torch.Tensor, folder: str | Path) -> list[Path]:
+    """Write frames as ``frame_0000.png``, ... in ``folder``."""
+    import imageio.v3 as iio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(to_uint8(video)):
+        path = folder / f"frame_{i:04d}.png"
+        iio.imwrite(path, frame)
+        paths.append(path)
+    return paths
+
+
+def save_result(result: SearchResult, out: str | Path, video_format: str = "mp4", fps: int = 16) -> dict:
+    """Write ``result.json``, ``latents.safetensors`` and the video into ``out``."""
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f"video_format must be one of {VIDEO_FORMATS}, got {video_format!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"result": str(out / "result.json"), "latents": str(out / "latents.safetensors")}
+    save_file({"latents": result.latents.detach().float().cpu().contiguous()}, files["latents"])
+    if result.video is not None:
+        if video_format == "mp4":
+            files["video"] = str(write_video(result.video, out / "video.mp4", fps=fps))
+        else:
+            write_frames(result.video, out / "frames")
+            files["video"] = str(out / "frames")
+    payload = {**result.to_dict(), "files": {k: Path(v).name for k, v in files.items()}}
+    (out / "result.json").write_text(json.dumps(payload, indent=2))
+    return files
