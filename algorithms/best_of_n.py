@@ -23,6 +23,7 @@ class BestOfN(Strategy):
     """
 
     name = "best-of-n"
+    size_knob = "n"
 
     n: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
 

@@ -90,6 +90,10 @@ class Backend(ABC):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Clean latents ``[n, *latent_shape]`` to frames ``[n, F, H, W, 3]`` in ``[0, 1]``."""
 
+    def prompt_embedding(self, cond: Conditioning) -> torch.Tensor:
+        """One vector ``[E]`` summarising the prompt, for rewards conditioned on text."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide prompt embeddings")
+
     def initial_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` draws of ``N(0, I)`` in latent shape, on the backend's device."""
         noise = torch.randn((n, *self.latent_shape), generator=generator, dtype=torch.float32,

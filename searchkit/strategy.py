@@ -27,6 +27,10 @@ class Strategy(ABC):
 
     #: Registry name.
     name: ClassVar[str] = "strategy"
+    #: The attrs field that sets how much compute the strategy spends (``"n"`` for
+    #: best-of-N, ``"num_particles"`` for RGRP); ``None`` when it has none. Benchmarks
+    #: scale it to match an NFE budget.
+    size_knob: ClassVar[str | None] = None
 
     def run(
         self,
@@ -75,6 +79,10 @@ class Strategy(ABC):
     def expected_particle_steps(self, num_steps: int) -> float:
         """Mean particle-steps of one run with ``num_steps`` denoising steps (for budgets)."""
         raise NotImplementedError(f"{type(self).__name__} does not state its expected compute")
+
+    def expected_nfe(self, backend: Backend) -> float:
+        """Mean NFE of one run on ``backend``; strategies with backward passes add them."""
+        return self.expected_particle_steps(backend.num_steps) * backend.forwards_per_step
 
 
 def _jsonable(_inst: object, _field: object, value: Any) -> Any:

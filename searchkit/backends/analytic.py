@@ -130,6 +130,10 @@ class AnalyticBackend(Backend):
     def encode(self, prompt: str) -> Conditioning:
         return Conditioning(prompt=prompt, data=self.prompt_log_weights(prompt))
 
+    def prompt_embedding(self, cond: Conditioning) -> torch.Tensor:
+        """The prompt's mixture weights ``pi(prompt)`` (``[K]``): what the text selects."""
+        return cond.data.exp()
+
     def prompt_log_weights(self, prompt: str) -> torch.Tensor:
         """Log mixture weights ``log pi(prompt)`` (the conditional model)."""
         g = torch.Generator().manual_seed(prompt_seed(prompt))
