@@ -2,5 +2,6 @@
 
 from searchkit.algorithms.baseline import Baseline
 from searchkit.algorithms.best_of_n import BestOfN
+from searchkit.algorithms.rgrp import RGRP
 
-__all__ = ["Baseline", "BestOfN"]
+__all__ = ["Baseline", "BestOfN", "RGRP"]

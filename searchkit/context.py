@@ -137,6 +137,7 @@ class SearchContext:
             lineage=particles.lineage,
             log_weights=particles.log_weights,
             x0=x0,
+            extras=particles.extras,
         )
 
     def perturb(self, particles: Particles, beta: float) -> Particles:
@@ -161,10 +162,19 @@ class SearchContext:
         return particles.with_latents((1.0 - sigma) * x0 + sigma * mixed, x0=particles.x0)
 
     # -- rewards and output -------------------------------------------------------------
-    def score(self, particles: Particles, label: str = "") -> ScoreRecord:
-        """Score every particle with the reward on its declared input; append to the trace."""
+    def score(self, particles: Particles, label: str = "", *, input: str | None = None) -> ScoreRecord:
+        """Score every particle with the reward on its declared input; append to the trace.
+
+        ``input`` overrides what a latent-space reward is shown (``"latent"`` for ``x_t``,
+        ``"x0"`` for the predicted clean latent); video rewards always see video.
+        """
         step = particles.step
-        kind = self.reward.input
+        if input is not None and (input not in ("latent", "x0") or self.reward.input == "video"):
+            raise ValueError(
+                f"input must be 'latent' or 'x0' for reward {self.reward.name!r} "
+                f"(declared input {self.reward.input!r}), got {input!r}"
+            )
+        kind = self.reward.input if input is None else input
         if kind == "latent":
             data, sigma = particles.latents, particles.sigma
         else:

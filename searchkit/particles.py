@@ -44,6 +44,9 @@ class Particles:
     lineage: Lineage
     log_weights: torch.Tensor
     x0: torch.Tensor | None = None
+    #: Per-particle strategy state (``[n, ...]`` tensors: cumulative weights, reward
+    #: history), selected together with everything else.
+    extras: dict[str, torch.Tensor] = attrs.Factory(dict)
 
     def __len__(self) -> int:
         return int(self.latents.shape[0])
@@ -90,6 +93,7 @@ class Particles:
             lineage=self.lineage,
             log_weights=self.log_weights[index],
             x0=None if self.x0 is None else self.x0.index_select(0, device_index),
+            extras={k: v[index.to(v.device)] for k, v in self.extras.items()},
         )
 
     def with_latents(self, latents: torch.Tensor, x0: torch.Tensor | None = None) -> Particles:
@@ -102,3 +106,10 @@ class Particles:
 
     def with_log_weights(self, log_weights: torch.Tensor) -> Particles:
         return attrs.evolve(self, log_weights=log_weights)
+
+    def with_extras(self, **extras: torch.Tensor) -> Particles:
+        """The same particles with per-particle state ``extras`` added or replaced."""
+        for key, value in extras.items():
+            if value.shape[0] != len(self):
+                raise ValueError(f"extras[{key!r}] must have {len(self)} rows, got {value.shape[0]}")
+        return attrs.evolve(self, extras={**self.extras, **extras})
