@@ -59,9 +59,9 @@ class SearchContext:
             raise TypeError(f"reward must be a searchkit Reward, got {type(reward).__name__}")
         if budget_nfe is not None and (not isinstance(budget_nfe, int) or budget_nfe <= 0):
             raise ValueError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
-        if noise is not None:
-            self._check_latents("noise", noise, allow_unbatched=True)
         self.backend = backend
+        if noise is not None:
+            noise = self._check_latents("noise", noise, allow_unbatched=True)
         self.reward = reward
         self.prompt = prompt
         self.generator = generator
@@ -82,20 +82,23 @@ class SearchContext:
         return self.backend.initial_noise(n, self.generator)
 
     def start(self, n: int, noise: torch.Tensor | None = None) -> Particles:
-        """``n`` particles at step 0 from ``noise`` (default: the run's given noise, else fresh)."""
-        if not isinstance(n, int) or n < 1:
+        """``n`` particles at step 0.
+
+        The noise is ``noise`` when given (``[n, *latent_shape]``); otherwise the run's given
+        noise fills the first rows and fresh draws from the generator the rest.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"number of particles must be a positive integer, got {n!r}")
-        if noise is None and self.given_noise is not None:
-            noise = self.given_noise
-        if noise is None:
-            noise = self.noise(n)
-        else:
+        if noise is not None:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
-            if noise.shape[0] == 1 and n > 1:
-                noise = noise.expand(n, *noise.shape[1:])
             if noise.shape[0] != n:
                 raise ValueError(f"noise must hold {n} latents, got {noise.shape[0]}")
-            noise = noise.to(device=self.backend.device, dtype=self.backend.dtype).clone()
+        elif self.given_noise is not None:
+            given = self.given_noise[:n]
+            noise = torch.cat([given, self.noise(n - given.shape[0])]) if given.shape[0] < n else given
+        else:
+            noise = self.noise(n)
+        noise = noise.to(device=self.backend.device, dtype=self.backend.dtype).clone()
         solver = SolverState(self.backend.make_scheduler(), batch=n, rank=noise.dim())
         return Particles(
             latents=noise,
@@ -210,6 +213,52 @@ class SearchContext:
         )
         self.trace.scored.append(record)
         return record
+
+    def score_with_grad(self, particles: Particles, label: str = "") -> tuple[ScoreRecord, torch.Tensor]:
+        """Score fully denoised ``particles`` keeping the autograd graph (gradient-based search).
+
+        Returns the trace's record (detached, as :meth:`score` makes it) and the aggregate
+        reward ``[n]`` still attached to the graph of ``advance(..., grad=True)``. The reward
+        sees the clean output (decoded, and metered, when it reads video).
+        """
+        step = particles.step
+        if step != self.num_steps:
+            raise ValueError(
+                f"score_with_grad needs fully denoised particles (step {self.num_steps}), got step {step}"
+            )
+        n = len(particles)
+        data = particles.latents
+        if self.reward.input == "video":
+            with self.meter.timed("decode"):
+                data = self.backend.decode(data)
+            self.meter.decodes += n
+        batch = RewardBatch(data=data, sigma=torch.zeros(n), conditioning=self.conditioning, step=step)
+        with self.meter.timed("reward"):
+            scores = self.reward(batch)
+        self.meter.reward_calls += n
+        detached = scores.detach().float().cpu()
+        self._check_scores(detached, particles, step)
+        record = ScoreRecord(
+            step=step,
+            sigma=0.0,
+            ids=particles.ids.clone(),
+            scores=detached,
+            total=self.reward.aggregate(detached),
+            input=self.reward.input,
+            label=label,
+        )
+        self.trace.scored.append(record)
+        return record, self.reward.aggregate(scores)
+
+    def backward(self, loss: torch.Tensor, forwards: int) -> None:
+        """Backpropagate ``loss`` through ``forwards`` model forwards, metered as forward-equivalents.
+
+        The meter charges ``forwards * Meter.BACKWARD_FACTOR`` NFE (and checks the budget)
+        before the backward pass runs.
+        """
+        self.meter.charge_backward(forwards)
+        with self.meter.timed("model"):
+            loss.backward()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Decode clean latents to video frames, metered (one decode per latent)."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: the analytic world at its defaults and a tiny one for Monte Carlo checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from searchkit.backends import AnalyticBackend
+from searchkit.rewards import AnalyticReward
+
+PROMPT = "a red fox running through fresh snow"
+
+
+@pytest.fixture(scope="session")
+def analytic() -> AnalyticBackend:
+    return AnalyticBackend()
+
+
+@pytest.fixture(scope="session")
+def analytic_reward(analytic: AnalyticBackend) -> AnalyticReward:
+    return AnalyticReward(analytic)
+
+
+@pytest.fixture(scope="session")
+def prompt() -> str:
+    return PROMPT

@@ -1,0 +1,324 @@
+"""The Wan2.1 backend on tiny random components: parity with diffusers' WanPipeline,
+batched particles, resampling with solver history, bad input, loading, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from searchkit import Baseline, SearchContext
+from searchkit.backends import WanBackend
+from searchkit.backends.wan import TINY_VOCABULARY, WanOptions, tiny_pipeline
+from searchkit.builders import build_backend, build_reward
+from searchkit.rewards.pixel import PixelReward
+from tests.reference import fork, reference_loop
+
+PROMPT = "a red fox running through fresh snow"
+# Small pipeline-call settings, as in diffusers' own Wan tests.
+SIZE = {"height": 16, "width": 16, "num_frames": 9}
+SEQ = 16
+# Batching particles (or cond with uncond) changes float32 summation order inside the
+# transformer: observed differences after 10 steps are about 2e-6 on latents of magnitude ~4.
+# 1e-4 is a documented bound 50x above that which still catches any mixing of particles
+# (differences of order 1).
+BATCH_TOL = 1e-4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models are dominated by per-op thread hand-offs on a busy machine: use one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = tiny_pipeline(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _backend(pipe, **options) -> WanBackend:
+    settings = {**SIZE, "num_steps": 10, "max_sequence_length": SEQ, **options}
+    return WanBackend.from_pipeline(pipe, **settings)
+
+
+# -- parity with diffusers ----------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["unipc", "euler", "pipeline"])
+def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
+    backend = _backend(pipe, solver=solver, flow_shift=3.0, num_steps=4, guidance_scale=6.0,
+                       cfg_batched=False)
+    if solver == "pipeline":
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)  # diffusers' test scheduler
+    else:
+        pipe.scheduler = backend.make_scheduler()  # the same solver inside the pipeline
+    call = {**SIZE, "num_inference_steps": 4, "guidance_scale": 6.0, "max_sequence_length": SEQ}
+    latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **call).frames
+    frames = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **call).frames
+
+    result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=7)
+
+    assert torch.equal(result.latents, latents[0])
+    assert torch.equal(result.video, torch.from_numpy(frames[0]))
+    assert result.video.shape == (9, 16, 16, 3)
+    assert result.cost.particle_steps == 4 and result.cost.nfe == 8
+
+
+def test_pipeline_parity_is_sensitive_to_the_seed(pipe) -> None:
+    backend = _backend(pipe, solver="unipc", num_steps=3, cfg_batched=False)
+    reward = PixelReward(backend)
+    a = Baseline().run(backend, reward, PROMPT, seed=1).latents
+    b = Baseline().run(backend, reward, PROMPT, seed=2).latents
+    assert torch.equal(a, Baseline().run(backend, reward, PROMPT, seed=1).latents)
+    assert (a - b).abs().max() > 0.1
+
+
+# -- batched particles ------------------------------------------------------------------------
+def _run(backend, noise, to=None, seed=0):
+    ctx = SearchContext(backend, PixelReward(backend), PROMPT, generator=torch.Generator().manual_seed(seed))
+    return ctx.advance(ctx.start(noise.shape[0], noise=noise), to=to or backend.num_steps).latents
+
+
+@pytest.mark.parametrize(
+    ("max_batch", "cfg_batched", "exact"),
+    [(None, True, False), (2, False, False), (1, False, True), (2, True, True)],
+)
+def test_many_particles_equal_single_runs(pipe, max_batch, cfg_batched, exact) -> None:
+    backend = _backend(pipe, solver="unipc", max_batch=max_batch, cfg_batched=cfg_batched)
+    noise = torch.randn(3, *backend.latent_shape, generator=torch.Generator().manual_seed(1))
+    batched = _run(backend, noise)
+    for i in range(3):
+        single = _run(backend, noise[i : i + 1])[0]
+        if exact:  # each forward sees the same rows as a single run: identical bits
+            assert torch.equal(batched[i], single)
+        else:
+            assert (batched[i] - single).abs().max() < BATCH_TOL
+
+
+def test_chunking_counts_forwards(pipe) -> None:
+    calls: list[int] = []
+    backend = _backend(pipe, max_batch=4, cfg_batched=True)
+    hook = backend.transformer.register_forward_hook(lambda m, a, kw, out: calls.append(kw["hidden_states"].shape[0]), with_kwargs=True)
+    try:
+        backend.velocity(torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT))
+        assert calls == [4, 4, 2]  # 2 particles (cond + uncond rows) per forward, then 1
+        calls.clear()
+        separate = _backend(pipe, max_batch=3, cfg_batched=False)
+        separate.velocity(torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT))
+        assert calls == [3, 3, 2, 2]
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("cfg_batched", [False, True])
+def test_resample_midway_equals_deepcopied_scheduler_reference(pipe, cfg_batched) -> None:
+    backend = _backend(pipe, solver="unipc", max_batch=None if cfg_batched else 1, cfg_batched=cfg_batched)
+    noise = torch.randn(3, *backend.latent_shape, generator=torch.Generator().manual_seed(5))
+    ctx = SearchContext(backend, PixelReward(backend), PROMPT, generator=torch.Generator())
+    particles = ctx.advance(ctx.start(3, noise=noise), to=4)
+    chosen = [2, 0, 2, 1]
+    out = ctx.advance(particles.select(chosen), to=10).latents
+
+    cond = backend.encode(PROMPT)
+    states = []
+    with torch.no_grad():
+        for i in range(3):
+            scheduler = backend.make_scheduler()
+            states.append((reference_loop(backend, cond, noise[i : i + 1], scheduler, 0, 4), scheduler))
+        for slot, i in enumerate(chosen):
+            x, scheduler = states[i]
+            expected = reference_loop(backend, cond, x.clone(), fork(scheduler), 4, 10)[0]
+            assert (out[slot] - expected).abs().max() < BATCH_TOL
+            if not cfg_batched:  # one row per forward, as in the reference: same bits
+                assert torch.equal(out[slot], expected)
+        # sensitivity: particle 2 continued with particle 0's history lands elsewhere
+        wrong = reference_loop(backend, cond, states[2][0].clone(), fork(states[0][1]), 4, 10)[0]
+    assert (out[0] - wrong).abs().max() > 100 * BATCH_TOL
+
+
+def test_stochastic_solver_draws_from_the_generator(pipe) -> None:
+    backend = _backend(pipe, solver="sde-dpmsolver++", num_steps=4)
+    assert backend.is_stochastic and not _backend(pipe, solver="unipc").is_stochastic
+    noise = torch.randn(1, *backend.latent_shape, generator=torch.Generator().manual_seed(2))
+    a, b, c = (_run(backend, noise, seed=s) for s in (0, 0, 1))
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 0.01
+
+
+# -- encoding, decoding, shapes ----------------------------------------------------------------
+def test_encode_runs_the_text_encoder_once_per_prompt(pipe) -> None:
+    backend = _backend(pipe)
+    calls: list[int] = []
+    hook = pipe.text_encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        first = backend.encode(PROMPT)
+        second = backend.encode(PROMPT)
+        assert len(calls) == 2  # the prompt and the negative prompt, once
+        assert first.data is second.data
+    finally:
+        hook.remove()
+    data = first.data
+    assert data.prompt_embeds.shape == (1, SEQ, 32) and data.negative_embeds.shape == (1, SEQ, 32)
+    words = PROMPT.split()
+    assert data.num_tokens == len(words) + 1  # words and the end-of-sequence token
+    assert torch.all(data.prompt_embeds[0, data.num_tokens :] == 0)
+    embedding = backend.prompt_embedding(first)
+    assert embedding.shape == (32,)
+    assert torch.allclose(embedding, data.prompt_embeds[0, : data.num_tokens].float().mean(0))
+    other = backend.prompt_embedding(backend.encode("a blue whale swimming in the ocean"))
+    assert (embedding - other).abs().max() > 1e-3
+    assert all(word in TINY_VOCABULARY for word in words)
+
+
+def test_no_guidance_is_one_forward_and_no_negative_prompt(pipe) -> None:
+    backend = _backend(pipe, guidance_scale=1.0, num_steps=3)
+    assert backend.forwards_per_step == 1
+    assert backend.encode(PROMPT).data.negative_embeds is None
+    result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=0)
+    assert result.cost.nfe == 3
+
+
+def test_latent_shape_and_decode(pipe) -> None:
+    backend = _backend(pipe, height=32, width=48, num_frames=13)
+    assert backend.latent_shape == (16, 4, 4, 6)
+    z = torch.randn(2, *backend.latent_shape, generator=torch.Generator().manual_seed(0))
+    video = backend.decode(z)
+    assert video.shape == (2, 13, 32, 48, 3)
+    assert video.min() >= 0 and video.max() <= 1 and video.std() > 0.01
+    sliced = _backend(pipe, height=32, width=48, num_frames=13, vae_slicing=True).decode(z)
+    assert (sliced - video).abs().max() < 1e-5
+    # the pipeline's de-normalisation: decoding mean-valued latents equals decoding raw zeros
+    vae = pipe.vae
+    mean = torch.tensor(vae.config.latents_mean).view(1, 16, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std).view(1, 16, 1, 1, 1)
+    raw = vae.decode(z[:1] * std + mean, return_dict=False)[0]
+    assert torch.allclose(video[:1], (raw * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1), atol=1e-5)
+
+
+def test_config_dict_is_json(pipe) -> None:
+    config = _backend(pipe, solver="pipeline").config_dict()
+    assert config["name"] == "wan" and config["scheduler"]["_class_name"]
+    json.dumps(config)
+
+
+# -- bad input -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"height": 100}, "height must be a positive multiple of 16 pixels .*got 100"),
+        ({"width": 8}, "width must be a positive multiple of 16 pixels .*got 8"),
+        ({"num_frames": 10}, r"num_frames must be 4k\+1 .*got 10"),
+        ({"num_frames": 0}, r"num_frames must be 4k\+1 .*got 0"),
+        ({"solver": "ddim"}, "solver must be one of .*'ddim'"),
+        ({"guidance_scale": 0.5}, "guidance_scale must be .*0.5"),
+        ({"num_steps": 0}, "num_steps must be a positive integer, got 0"),
+        ({"max_batch": 1, "cfg_batched": True}, "max_batch must be at least 2 when cfg_batched"),
+    ],
+)
+def test_bad_options_name_the_field_and_value(pipe, options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        WanBackend.from_pipeline(pipe, **options)
+
+
+def test_unknown_option_is_named(pipe) -> None:
+    with pytest.raises(TypeError, match="unknown Wan backend option.*'frames'"):
+        WanBackend.from_pipeline(pipe, frames=9)
+
+
+def test_bad_options_fail_before_loading(tmp_path) -> None:
+    # the folder does not even exist: the option error comes first, before any file access
+    with pytest.raises(ValueError, match="height must be .*got 50"):
+        WanBackend.from_pretrained(tmp_path / "missing", height=50)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-wan")
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def test_from_pretrained_loads_a_saved_checkpoint(pipe, checkpoint) -> None:
+    loaded = WanBackend.from_pretrained(checkpoint, dtype="float32", device="cpu", **SIZE,
+                                        max_sequence_length=SEQ, num_steps=3)
+    reference = _backend(pipe, num_steps=3)
+    x = torch.randn(2, *loaded.latent_shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(800.0)
+    assert torch.equal(loaded.velocity(x, t, 0.8, loaded.encode(PROMPT)),
+                       reference.velocity(x, t, 0.8, reference.encode(PROMPT)))
+    assert loaded.config_dict()["source"]["kind"] == "checkpoint"
+
+
+def test_missing_path_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="model_path .*nowhere.* does not exist"):
+        WanBackend.from_pretrained(tmp_path / "nowhere")
+
+
+def test_a_folder_that_is_not_a_checkpoint(tmp_path) -> None:
+    with pytest.raises(ValueError, match="not a diffusers Wan checkpoint: it has no model_index.json"):
+        WanBackend.from_pretrained(tmp_path)
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    with pytest.raises(ValueError, match="not a Wan2.1 text-to-video checkpoint.*'FluxPipeline'"):
+        WanBackend.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("component", ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"])
+def test_a_checkpoint_missing_a_component(checkpoint, tmp_path, component) -> None:
+    import shutil
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, copy, ignore=shutil.ignore_patterns(component))
+    with pytest.raises(ValueError, match=f"missing component '{component}'"):
+        WanBackend.from_pretrained(copy)
+
+
+def test_a_component_without_weights(checkpoint, tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, copy, ignore=shutil.ignore_patterns("*.safetensors"))
+    with pytest.raises(ValueError, match="component 'transformer' has no weight files"):
+        WanBackend.from_pretrained(copy)
+
+
+def test_build_needs_a_path_or_tiny() -> None:
+    with pytest.raises(ValueError, match="needs --model-path PATH"):
+        build_backend("wan")
+    with pytest.raises(ValueError, match="either model_path .* or tiny=true"):
+        build_backend("wan", model_path="x", tiny=True)
+
+
+# -- the command line ----------------------------------------------------------------------------
+def test_cli_generate_writes_an_mp4(tmp_path, capsys) -> None:
+    from searchkit.cli import main
+
+    out = tmp_path / "run"
+    code = main([
+        "generate", "--backend", "wan", "--backend-opt", "tiny=true",
+        "--backend-opt", "num_steps=3", "--backend-opt", "max_sequence_length=16",
+        "--strategy", "best-of-n", "--n", "2", "--prompt", PROMPT, "--seed", "1",
+        "--out", str(out),
+    ])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["particle_steps"] == 6 and set(summary["scores"]) == {"VQ", "MQ", "TA"}
+    video = out / "video.mp4"
+    assert video.stat().st_size > 0
+    import imageio.v3 as iio
+
+    frames = iio.imread(video)
+    assert frames.shape == (9, 32, 32, 3)  # tiny's default size
+    report = json.loads((out / "result.json").read_text())
+    assert report["strategy"] == "best-of-n"
+
+
+def test_default_reward_of_the_backend(pipe) -> None:
+    backend = _backend(pipe)
+    reward = build_reward(None, backend)
+    assert isinstance(reward, PixelReward) and WanBackend.default_reward == "pixel"
+    assert WanOptions().max_sequence_length == 512
