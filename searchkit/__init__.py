@@ -8,6 +8,11 @@
     result = BestOfN(n=4).run(backend, AnalyticReward(backend), "a red fox in snow", seed=0)
 """
 
+# Strategies, rewards and backends register themselves on import.
+from searchkit import backends as _backends  # noqa: E402,F401,I001
+from searchkit import rewards as _rewards  # noqa: E402,F401
+from searchkit.algorithms import *  # noqa: E402,F403
+from searchkit.algorithms import __all__ as _strategy_names  # noqa: E402
 from searchkit.backend import Backend, Conditioning
 from searchkit.context import SearchContext
 from searchkit.cost import Cost, Meter
@@ -24,12 +29,6 @@ from searchkit.registry import (
 from searchkit.result import ScoreRecord, SearchResult, Trace
 from searchkit.reward import Reward, RewardBatch
 from searchkit.strategy import Strategy
-
-# Strategies, rewards and backends register themselves on import.
-from searchkit import backends as _backends  # noqa: E402,I001
-from searchkit import rewards as _rewards  # noqa: E402
-from searchkit.algorithms import *  # noqa: E402,F403
-from searchkit.algorithms import __all__ as _strategy_names  # noqa: E402
 
 __version__ = "0.1.0"
 

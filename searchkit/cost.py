@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import attrs
 
@@ -44,7 +45,7 @@ class Meter:
     #: A backward pass through the model costs about this many forwards (Tang et al. 2024
     #: quote 2-3 for DNO; the activations are recomputed or kept, the weights' gradient is
     #: not needed). Used to convert backward passes to NFE.
-    BACKWARD_FACTOR: int = 2
+    BACKWARD_FACTOR: ClassVar[int] = 2
 
     budget_nfe: int | None = None
     particle_steps: int = 0

@@ -67,6 +67,7 @@ class Strategy(ABC):
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         """Raise before compute when this strategy cannot run on ``backend`` with ``reward``."""
+        return None
 
     @abstractmethod
     def search(self, ctx: SearchContext) -> SearchResult:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from searchkit.rewards import AnalyticReward
 
 from searchkit.backends import AnalyticBackend
-from searchkit.rewards import AnalyticReward
 
 PROMPT = "a red fox running through fresh snow"
 

@@ -78,7 +78,7 @@ def test_float32_weights_summing_below_one(scheme) -> None:
     w = _float32_weights_summing_below_one()
     for seed in range(50):
         idx = RESAMPLERS[scheme](w, 10, torch.Generator().manual_seed(seed))
-        assert 0 <= int(idx.min()) and int(idx.max()) <= 7
+        assert int(idx.min()) >= 0 and int(idx.max()) <= 7
 
 
 def test_a_uniform_above_the_float32_total_still_maps_to_the_last_particle() -> None:

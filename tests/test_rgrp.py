@@ -114,7 +114,7 @@ def test_keep_duplicates_keeps_the_count(analytic, analytic_reward, prompt) -> N
 def test_trace_records_the_genealogy(analytic, analytic_reward, prompt) -> None:
     result = RGRP(num_particles=6).run(analytic, analytic_reward, prompt, seed=1)
     events = [r for r in result.trace if r.label == "rgrp"]
-    for before, after in zip(events, events[1:]):
+    for before, after in zip(events, events[1:], strict=False):
         assert after.ids.tolist() == before.survivors.tolist()
     for r in events:
         assert r.scores.shape == (len(r.ids), 3)
