@@ -116,7 +116,7 @@ class RGRP(Strategy, SelectionPolicy):
     def expected_particle_steps(self, num_steps: int) -> float:
         """Mean ``P`` under uniform weights (an upper bound: peaked weights keep fewer)."""
         n = self.num_particles
-        segments = [self.schedule[0] + 1] + [b - a for a, b in zip(self.schedule, self.schedule[1:])]
+        segments = [self.schedule[0] + 1] + [b - a for a, b in zip(self.schedule, self.schedule[1:], strict=False)]
         total = float(segments[0] * n)
         alive = {n: 1.0}  # distribution of the alive count
         for length in segments[1:]:

@@ -171,13 +171,32 @@ class SearchContext:
         ``input`` overrides what a latent-space reward is shown (``"latent"`` for ``x_t``,
         ``"x0"`` for the predicted clean latent); video rewards always see video.
         """
-        step = particles.step
         if input is not None and (input not in ("latent", "x0") or self.reward.input == "video"):
             raise ValueError(
                 f"input must be 'latent' or 'x0' for reward {self.reward.name!r} "
                 f"(declared input {self.reward.input!r}), got {input!r}"
             )
-        kind = self.reward.input if input is None else input
+        return self._score(particles, label, input or self.reward.input, keep_graph=False)[0]
+
+    def score_with_grad(self, particles: Particles, label: str = "") -> tuple[ScoreRecord, torch.Tensor]:
+        """Score fully denoised ``particles`` keeping the autograd graph (gradient-based search).
+
+        Returns the trace's record (detached, as :meth:`score` makes it) and the aggregate
+        reward ``[n]`` still attached to the graph of ``advance(..., grad=True)``. The reward
+        sees the clean output (decoded, and metered, when it reads video).
+        """
+        if particles.step != self.num_steps:
+            raise ValueError(
+                f"score_with_grad needs fully denoised particles (step {self.num_steps}), "
+                f"got step {particles.step}"
+            )
+        record, scores = self._score(particles, label, self.reward.input, keep_graph=True)
+        return record, self.reward.aggregate(scores)
+
+    def _score(
+        self, particles: Particles, label: str, kind: str, *, keep_graph: bool
+    ) -> tuple[ScoreRecord, torch.Tensor]:
+        step = particles.step
         if kind == "latent":
             data, sigma = particles.latents, particles.sigma
         else:
@@ -190,65 +209,28 @@ class SearchContext:
             scheduler = particles.solver.scheduler
             sigma = 0.0 if step == self.num_steps else float(scheduler.sigmas[step - 1])
             if kind == "video":
-                data = self.decode(data)
+                data = self.decode(data, keep_graph=keep_graph)
         n = len(particles)
         batch = RewardBatch(
-            data=data,
-            sigma=torch.full((n,), sigma),
-            conditioning=self.conditioning,
-            step=step,
+            data=data, sigma=torch.full((n,), sigma), conditioning=self.conditioning, step=step
         )
-        with torch.no_grad(), self.meter.timed("reward"):
-            scores = self.reward(batch).detach().float().cpu()
-        self.meter.reward_calls += n
-        self._check_scores(scores, particles, step)
-        record = ScoreRecord(
-            step=step,
-            sigma=sigma,
-            ids=particles.ids.clone(),
-            scores=scores,
-            total=self.reward.aggregate(scores),
-            input=kind,
-            label=label,
-        )
-        self.trace.scored.append(record)
-        return record
-
-    def score_with_grad(self, particles: Particles, label: str = "") -> tuple[ScoreRecord, torch.Tensor]:
-        """Score fully denoised ``particles`` keeping the autograd graph (gradient-based search).
-
-        Returns the trace's record (detached, as :meth:`score` makes it) and the aggregate
-        reward ``[n]`` still attached to the graph of ``advance(..., grad=True)``. The reward
-        sees the clean output (decoded, and metered, when it reads video).
-        """
-        step = particles.step
-        if step != self.num_steps:
-            raise ValueError(
-                f"score_with_grad needs fully denoised particles (step {self.num_steps}), got step {step}"
-            )
-        n = len(particles)
-        data = particles.latents
-        if self.reward.input == "video":
-            with self.meter.timed("decode"):
-                data = self.backend.decode(data)
-            self.meter.decodes += n
-        batch = RewardBatch(data=data, sigma=torch.zeros(n), conditioning=self.conditioning, step=step)
-        with self.meter.timed("reward"):
+        grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
+        with grad_mode, self.meter.timed("reward"):
             scores = self.reward(batch)
         self.meter.reward_calls += n
         detached = scores.detach().float().cpu()
         self._check_scores(detached, particles, step)
         record = ScoreRecord(
             step=step,
-            sigma=0.0,
+            sigma=sigma,
             ids=particles.ids.clone(),
             scores=detached,
             total=self.reward.aggregate(detached),
-            input=self.reward.input,
+            input=kind,
             label=label,
         )
         self.trace.scored.append(record)
-        return record, self.reward.aggregate(scores)
+        return record, scores
 
     def backward(self, loss: torch.Tensor, forwards: int) -> None:
         """Backpropagate ``loss`` through ``forwards`` model forwards, metered as forward-equivalents.
@@ -260,9 +242,10 @@ class SearchContext:
         with self.meter.timed("model"):
             loss.backward()
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, *, keep_graph: bool = False) -> torch.Tensor:
         """Decode clean latents to video frames, metered (one decode per latent)."""
-        with torch.no_grad(), self.meter.timed("decode"):
+        grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
+        with grad_mode, self.meter.timed("decode"):
             video = self.backend.decode(latents)
         self.meter.decodes += int(latents.shape[0])
         return video
