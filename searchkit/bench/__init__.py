@@ -1,0 +1,53 @@
+"""Equal-compute benchmarks: sweeps of strategies x NFE budgets x prompts x seeds.
+
+    from searchkit.bench import format_table, load_config, run_sweep
+
+    outcome = run_sweep(load_config("analytic"), "bench-results/analytic")
+    print(format_table(outcome.cells))
+
+Modules: :mod:`~searchkit.bench.config` (the validated sweep), :mod:`~searchkit.bench.prompts`
+(VBench-style prompt files), :mod:`~searchkit.bench.budget` (size knob for an NFE budget),
+:mod:`~searchkit.bench.plan` (the runs and their keys), :mod:`~searchkit.bench.store`
+(append-only, resumable results), :mod:`~searchkit.bench.executors` (local and Ray),
+:mod:`~searchkit.bench.summary` (table, markdown, CSV) and :mod:`~searchkit.bench.plot`.
+"""
+
+from searchkit.bench.budget import BudgetError, match_budget
+from searchkit.bench.config import (
+    ComponentSpec,
+    ConfigError,
+    StrategySpec,
+    SweepConfig,
+    load_config,
+    resolve_config_path,
+)
+from searchkit.bench.executors import Failure
+from searchkit.bench.plan import Run, plan_sweep
+from searchkit.bench.prompts import Prompt, load_prompt_file
+from searchkit.bench.store import OutputFolderError, ResultsStore, read_results
+from searchkit.bench.summary import Cell, format_table, summarize
+from searchkit.bench.sweep import SweepOutcome, run_sweep
+
+__all__ = [
+    "BudgetError",
+    "Cell",
+    "ComponentSpec",
+    "ConfigError",
+    "Failure",
+    "OutputFolderError",
+    "Prompt",
+    "ResultsStore",
+    "Run",
+    "StrategySpec",
+    "SweepConfig",
+    "SweepOutcome",
+    "format_table",
+    "load_config",
+    "load_prompt_file",
+    "match_budget",
+    "plan_sweep",
+    "read_results",
+    "resolve_config_path",
+    "run_sweep",
+    "summarize",
+]

@@ -1,0 +1,143 @@
+"""Executors: run the planned searches here (``local``) or as Ray tasks (``ray``).
+
+Both hand every finished row to one callback in the driver, which is the only writer of
+the results file. A run that raises is recorded as a :class:`Failure` and the sweep goes
+on; the Ray executor first retries it (a worker or a node can die), reporting each retry.
+Failures are returned, never dropped: the sweep ends with an error listing them, and
+``--resume`` runs them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from searchkit.bench.config import SweepConfig, digest
+from searchkit.bench.plan import Run
+from searchkit.bench.runner import build_world, execute, torch_threads
+
+log = logging.getLogger("searchkit.bench")
+
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+RowSink = Callable[[dict[str, Any]], None]
+
+
+@attrs.frozen
+class Failure:
+    """A run that did not finish: what it was, how often it was tried, the last error."""
+
+    run: Run
+    attempts: int
+    error: str
+
+    def describe(self) -> str:
+        tries = "attempt" if self.attempts == 1 else "attempts"
+        return f"{self.run.describe()}: {self.error} ({self.attempts} {tries})"
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[-1].strip() if lines else ""
+    return f"{type(error).__name__}: {text}" if text and type(error).__name__ not in text else (
+        text or type(error).__name__)
+
+
+def run_local(
+    config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress: Any, world=None
+) -> list[Failure]:
+    """Run every search in this process, one after another."""
+    if not runs:
+        return []
+    backend, reward = world if world is not None else build_world(config)
+    failures = []
+    for run in runs:
+        try:
+            with torch_threads(config.torch_threads):
+                row = execute(run, backend, reward)
+        except Exception as error:  # noqa: BLE001  (recorded and reported, never dropped)
+            log.error("run %s failed:\n%s", run.describe(), traceback.format_exc())
+            failures.append(Failure(run, 1, _last_line(error)))
+            continue
+        sink(row)
+        progress.update(1)
+    return failures
+
+
+# -- Ray --------------------------------------------------------------------------------------
+_WORLDS: dict[str, Any] = {}
+
+
+def _remote_execute(config: SweepConfig, run: Run) -> dict[str, Any]:
+    """The Ray task: build (once per worker process) the world, run one search."""
+    key = digest(config.world_dict())
+    if key not in _WORLDS:
+        _WORLDS.clear()
+        _WORLDS[key] = build_world(config)
+    with torch_threads(config.torch_threads):
+        return execute(run, *_WORLDS[key])
+
+
+def run_ray(
+    config: SweepConfig,
+    runs: Sequence[Run],
+    sink: RowSink,
+    progress: Any,
+    *,
+    address: str | None = None,
+    retries: int = 2,
+) -> list[Failure]:
+    """Run every search as a Ray task (one GPU each where the cluster has GPUs).
+
+    Joins the running Ray instance if this process has one, else ``ray.init(address)``
+    (``None``: a new local instance, or the cluster in ``RAY_ADDRESS``). A failed task is
+    submitted again up to ``retries`` times; the driver writes every row.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--executor ray needs Ray: pip install 'searchkit[ray]'") from None
+    if not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+    if not runs:
+        return []
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(_remote_execute).options(
+            num_cpus=1, num_gpus=1 if gpus >= 1 else 0, max_retries=0
+        )
+        config_ref = ray.put(config)
+        pending: dict[Any, tuple[Run, int]] = {}
+        for run in runs:
+            pending[task.remote(config_ref, run)] = (run, 1)
+        failures = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                run, attempt = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except Exception as error:  # noqa: BLE001  (retried, then reported)
+                    message = _last_line(error)
+                    if attempt <= retries:
+                        log.warning("run %s failed on attempt %d of %d (%s); retrying",
+                                    run.describe(), attempt, retries + 1, message)
+                        pending[task.remote(config_ref, run)] = (run, attempt + 1)
+                    else:
+                        log.error("run %s failed after %d attempts: %s",
+                                  run.describe(), attempt, message)
+                        failures.append(Failure(run, attempt, message))
+                    continue
+                sink(row)
+                progress.update(1)
+        return failures
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,89 @@
+"""Running one planned search and turning its result into a results row."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from searchkit.backend import Backend
+from searchkit.bench.config import SweepConfig
+from searchkit.bench.plan import Run
+from searchkit.builders import build_backend, build_reward
+from searchkit.reward import Reward
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` intra-op torch threads (``None``: leave as is), then restore."""
+    import torch
+
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def build_world(config: SweepConfig) -> tuple[Backend, Reward]:
+    """The sweep's backend and reward, built by registry name."""
+    backend = build_backend(config.backend.name, **config.backend_options())
+    reward_name = None if config.reward is None else config.reward.name
+    reward_options = {} if config.reward is None else dict(config.reward.options)
+    return backend, build_reward(reward_name, backend, **reward_options)
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Versions that can change a result, recorded in every row."""
+    import diffusers
+    import torch
+
+    from searchkit import __version__
+
+    return {
+        "searchkit": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def execute(run: Run, backend: Backend, reward: Reward) -> dict[str, Any]:
+    """Run one search and return its results row (JSON-able)."""
+    started = time.perf_counter()
+    result = run.strategy.run(backend, reward, run.prompt, seed=run.seed)
+    oracle = getattr(backend, "oracle", None)
+    oracle_value = float(oracle(result.latents[None], run.prompt)[0]) if callable(oracle) else None
+    cost = result.cost
+    return {
+        "key": run.key,
+        "label": run.label,
+        "strategy": run.strategy.name,
+        "config": run.strategy.config_dict(),
+        "size_knob": type(run.strategy).size_knob,
+        "size": run.size,
+        "budget_nfe": run.budget_nfe,
+        "expected_nfe": run.expected_nfe,
+        "prompt": run.prompt,
+        "prompt_index": run.prompt_index,
+        "prompt_dimensions": list(run.prompt_dimensions),
+        "seed": run.seed,
+        "nfe": cost.nfe,
+        "particle_steps": cost.particle_steps,
+        "reward_calls": cost.reward_calls,
+        "decodes": cost.decodes,
+        "backward_nfe": cost.backward_nfe,
+        "seconds": dict(cost.seconds, run=time.perf_counter() - started),
+        "scores": dict(zip(result.dimensions, result.scores.tolist(), strict=True)),
+        "reward": result.reward,
+        "oracle": oracle_value,
+        "versions": versions(),
+    }

@@ -1,0 +1,118 @@
+"""Running a sweep end to end: check, plan, execute what is missing, summarise, plot."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+from tqdm.auto import tqdm
+
+from searchkit.bench.config import SweepConfig
+from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
+from searchkit.bench.plan import plan_sweep
+from searchkit.bench.plot import plot_reward_vs_nfe
+from searchkit.bench.runner import build_world
+from searchkit.bench.store import ResultsStore
+from searchkit.bench.summary import Cell, summarize, write_summary
+
+log = logging.getLogger("searchkit.bench")
+
+
+@attrs.frozen
+class SweepOutcome:
+    """What a sweep left behind: its rows (plan order), summary cells, failures and files."""
+
+    folder: Path
+    planned: int
+    reused: int
+    rows: list[dict[str, Any]]
+    cells: list[Cell]
+    failures: list[Failure]
+    files: dict[str, Path]
+    ignored: int
+    discarded: str | None
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures and len(self.rows) == self.planned
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    retries: int = 2,
+    progress: bool = True,
+) -> SweepOutcome:
+    """Run the runs of ``config`` that ``out`` does not hold yet, then summarise all of them.
+
+    Checks the output folder and plans every run (matching budgets) before any compute;
+    bad input raises ``ValueError`` naming the field. Rows are written by this process
+    only, one line per finished run. Failed runs are returned in the outcome (and left for
+    a later ``resume``), never dropped.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    started = time.perf_counter()
+    folder = Path(out)
+    config_dict, fingerprint = config.to_dict(), config.fingerprint()
+    ResultsStore.check(folder, config_dict, fingerprint, resume=resume, force=force)
+    world = build_world(config)  # the driver needs the backend's steps and CFG for budgets
+    runs = plan_sweep(config, *world)
+    with ResultsStore.open(folder, config_dict, fingerprint, resume=resume, force=force) as store:
+        if store.discarded is not None:
+            log.warning("discarded a cut-short last line of %s (a run in flight when the last "
+                        "sweep stopped): %.80s", store.results_path, store.discarded)
+        todo = [run for run in runs if run.key not in store]
+        reused = len(runs) - len(todo)
+        bar = tqdm(total=len(runs), initial=reused, unit="run", desc=config.name,
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+        try:
+            if executor == "local":
+                failures = run_local(config, todo, store.append, bar, world=world)
+            else:
+                failures = run_ray(config, todo, store.append, bar, address=address,
+                                   retries=retries)
+        finally:
+            bar.close()
+        by_key = {row["key"]: row for row in store.rows}
+        rows = [by_key[run.key] for run in runs if run.key in by_key]
+        ignored = len(store.rows) - len(rows)
+
+    cells = summarize(rows, order=[spec.label for spec in config.strategies])
+    notes = [f"{len(rows)} of {len(runs)} planned runs; metric: "
+             + (cells[0].metric if cells else "-")
+             + (" (the exact reward of the output)" if cells and cells[0].metric == "oracle"
+                else "")]
+    if failures:
+        notes.append(f"{len(failures)} runs failed: " + "; ".join(f.describe() for f in failures))
+    if ignored:
+        notes.append(f"{ignored} rows in the results file belong to another configuration "
+                     "and are left out")
+    files = {"results": store.results_path}
+    if cells:
+        files.update(write_summary(cells, folder, title=f"searchkit bench: {config.name}",
+                                   notes=notes))
+        files["figure"] = plot_reward_vs_nfe(cells, folder / "reward_vs_nfe.png",
+                                             title=f"{config.name}: reward vs compute")
+    return SweepOutcome(
+        folder=folder,
+        planned=len(runs),
+        reused=reused,
+        rows=rows,
+        cells=cells,
+        failures=failures,
+        files=files,
+        ignored=ignored,
+        discarded=store.discarded,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,97 @@
+"""``searchkit bench``: compare search strategies at equal compute.
+
+Runs a sweep (strategies x NFE budgets x prompts x seeds) and writes, into the output
+folder, one JSON line per run (``results.jsonl``), the summary (``summary.md``,
+``summary.csv``: mean reward with a 95% interval, win rate against the baseline, mean NFE
+and wall time per strategy and budget) and the figure ``reward_vs_nfe.png``. With no
+arguments it runs the analytic default sweep, which needs no weights.
+
+Examples:
+  searchkit bench                                   # the analytic default sweep
+  searchkit bench --resume                          # finish a sweep that was interrupted
+  searchkit bench --config wan2.1 --prompts-file vbench2.json --dimension Human_Anatomy
+  searchkit bench --executor ray --address auto     # one Ray task per run, on a cluster
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_parser(subparsers, argv: list[str]) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="equal-compute benchmark of search strategies", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="sweep configuration: a JSON file or a shipped name "
+                             "(analytic, wan2.1; default: analytic)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: bench-results/<config name>)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="keep the folder's results and run only what is missing")
+    again.add_argument("--force", action="store_true",
+                       help="delete the folder's results and start over")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="run here (default) or as Ray tasks")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default: RAY_ADDRESS or a new local instance)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="Ray: times a failed run is submitted again (default: 2)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="use seeds 0..N-1 instead of the config's")
+    parser.add_argument("--prompts-file", default=None, metavar="F",
+                        help="VBench-style JSON prompts (records with prompt_en, dimension)")
+    parser.add_argument("--dimension", default=None, metavar="D",
+                        help="keep the prompts of this VBench dimension (with --prompts-file)")
+    parser.add_argument("--max-prompts", type=int, default=None, metavar="N",
+                        help="keep the first N prompts of --prompts-file")
+    parser.add_argument("--model-path", default=None, metavar="PATH",
+                        help="checkpoint folder, for backends with weights (wan)")
+    parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE",
+                        help="override a backend option of the config")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from searchkit.bench import format_table, load_config, run_sweep
+    from searchkit.bench.config import ConfigError
+    from searchkit.options import parse_key_values
+
+    backend_options = parse_key_values(args.backend_opt, "--backend-opt")
+    if args.model_path is not None:
+        backend_options["model_path"] = args.model_path
+    config = load_config(
+        args.config, seeds=args.seeds, prompts_file=args.prompts_file, dimension=args.dimension,
+        max_prompts=args.max_prompts, backend_options=backend_options,
+    )
+    if args.executor != "ray" and args.address is not None:
+        raise ConfigError("--address is for --executor ray")
+    out = args.out if args.out is not None else f"bench-results/{config.name}"
+
+    logging.basicConfig(level=logging.INFO, format="searchkit: %(message)s")
+    try:
+        outcome = run_sweep(
+            config, out, resume=args.resume, force=args.force, executor=args.executor,
+            address=args.address, retries=args.retries, progress=not args.no_progress,
+        )
+    except ImportError as error:  # an executor whose package is not installed
+        print(f"searchkit: error: {error}", file=sys.stderr)
+        return 2
+    if outcome.cells:
+        print(format_table(outcome.cells))
+    print(f"\n{len(outcome.rows)} of {outcome.planned} runs ({outcome.reused} reused) in "
+          f"{outcome.seconds:.1f} s; metric: {outcome.cells[0].metric if outcome.cells else '-'}")
+    for name, path in outcome.files.items():
+        print(f"{name + ':':<9} {path}")
+    if outcome.failures:
+        print(f"\n{len(outcome.failures)} runs failed (rerun with --resume to retry them):",
+              file=sys.stderr)
+        for failure in outcome.failures:
+            print(f"  {failure.describe()}", file=sys.stderr)
+        return 1
+    return 0
