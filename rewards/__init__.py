@@ -2,7 +2,10 @@
 
 from searchkit.registry import register_reward
 from searchkit.rewards.analytic import AnalyticReward
+from searchkit.rewards.latent_reward_model import LatentRewardModel
+from searchkit.rewards.pixel import PixelReward as PixelReward  # registers "pixel"
 
 register_reward("analytic", AnalyticReward)
+register_reward("latent-reward-model", LatentRewardModel)
 
-__all__ = ["AnalyticReward"]
+__all__ = ["AnalyticReward", "LatentRewardModel"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 
+import attrs
 import torch
 
 from searchkit.backend import Backend
@@ -69,6 +70,9 @@ class SearchContext:
         self.meter = Meter(budget_nfe=budget_nfe)
         self.trace = Trace()
         self.lineage = Lineage()
+        # frames of finished outputs decoded for a video reward, by particle id, with the
+        # latents they came from, so that finish() never decodes the same output twice
+        self._decoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         with self.meter.timed("model"):
             self.conditioning = backend.encode(prompt)
 
@@ -118,7 +122,8 @@ class SearchContext:
         start = particles.step
         if not isinstance(to, int) or not start <= to <= self.num_steps:
             raise ValueError(f"to must be an integer in [{start}, {self.num_steps}], got {to!r}")
-        latents, x0, solver = particles.latents, particles.x0, particles.solver
+        latents, x0 = particles.latents, particles.x0
+        solver = particles.solver.copy() if to > start else particles.solver  # inputs stay intact
         n = len(particles)
         grad_mode = nullcontext() if grad else torch.no_grad()
         with grad_mode:
@@ -151,7 +156,11 @@ class SearchContext:
         by ``sqrt(1 - beta^2) eps + beta xi`` with fresh ``xi ~ N(0, I)``. At step 0 this is
         the correlated re-draw ``sqrt(1 - beta^2) z + beta xi`` of RGRP and EvoSearch; later
         it is a stochastic step of size ``beta * sigma_t`` that keeps the marginal noise
-        level. No model forward is spent.
+        level. No model forward is spent. Right after a deterministic flow (Euler/DDIM) step
+        the stored ``x0`` is exactly the one the step used, so this is the stochastic DDIM
+        step with noise share ``beta``; for multistep solvers it is close to it. A corrector
+        that would re-derive the latents from the previous sample (UniPC) is skipped for the
+        next step, so the perturbation is not undone.
         """
         if not 0.0 <= beta <= 1.0 or math.isnan(beta):
             raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
@@ -162,7 +171,8 @@ class SearchContext:
         eps = (particles.latents - (1.0 - sigma) * x0) / sigma
         fresh = self.noise(len(particles))
         mixed = math.sqrt(1.0 - beta**2) * eps + beta * fresh
-        return particles.with_latents((1.0 - sigma) * x0 + sigma * mixed, x0=particles.x0)
+        perturbed = particles.with_latents((1.0 - sigma) * x0 + sigma * mixed, x0=particles.x0)
+        return attrs.evolve(perturbed, solver=particles.solver.copy(drop_corrector_input=True))
 
     # -- rewards and output -------------------------------------------------------------
     def score(self, particles: Particles, label: str = "", *, input: str | None = None) -> ScoreRecord:
@@ -210,6 +220,11 @@ class SearchContext:
             sigma = 0.0 if step == self.num_steps else float(scheduler.sigmas[step - 1])
             if kind == "video":
                 data = self.decode(data, keep_graph=keep_graph)
+                if step == self.num_steps:
+                    self._decoded = {
+                        int(pid): (latents, frames.detach())
+                        for pid, latents, frames in zip(particles.ids, particles.latents, data, strict=True)
+                    }
         n = len(particles)
         batch = RewardBatch(
             data=data, sigma=torch.full((n,), sigma), conditioning=self.conditioning, step=step
@@ -251,45 +266,40 @@ class SearchContext:
         return video
 
     def finish(
-        self,
-        particles: Particles,
-        index: int = 0,
-        *,
-        scores: torch.Tensor | None = None,
-        strategy: str = "",
-        config: dict | None = None,
-        seed: int | None = None,
-        video: torch.Tensor | None = None,
+        self, particles: Particles, index: int = 0, *, scores: torch.Tensor | None = None
     ) -> SearchResult:
         """Decode particle ``index`` of fully denoised ``particles`` and report the search.
 
         ``scores`` are its per-dimension rewards when the strategy already computed them;
-        otherwise the output is scored once (metered). ``video`` skips the decode when the
-        strategy already holds the frames.
+        otherwise the output is scored once (metered). Frames already decoded for a video
+        reward are reused, not decoded again.
         """
         if particles.step != self.num_steps:
             raise ValueError(
                 f"finish needs fully denoised particles (step {self.num_steps}), got step {particles.step}"
             )
         chosen = particles.select([index])
-        if video is None:
-            video = self.decode(chosen.latents)[0]
         if scores is None:
             scores = self.score(chosen, label="final").scores[0]
+        cached = self._decoded.get(int(chosen.ids[0]))
+        if cached is not None and torch.equal(cached[0], chosen.latents[0]):
+            video = cached[1]
+        else:
+            video = self.decode(chosen.latents)[0]
         self.trace.parents = list(self.lineage.parents)
         scores = scores.detach().float().cpu()
         return SearchResult(
             latents=chosen.latents[0].detach(),
-            video=video.detach().cpu() if video is not None else None,
+            video=video.detach().cpu(),
             scores=scores,
             reward=float(self.reward.aggregate(scores[None])[0]),
             dimensions=tuple(self.reward.dimensions),
             cost=self.meter.snapshot(),
             trace=self.trace,
-            strategy=strategy,
-            config=config or {},
+            strategy="",  # Strategy.run fills in the strategy, its config and the seed
+            config={},
             prompt=self.prompt,
-            seed=seed,
+            seed=None,
         )
 
     # -- checks -----------------------------------------------------------------------

@@ -103,6 +103,24 @@ class SolverState:
                 setattr(fresh, name, list(value))
         return SolverState(fresh, int(indices.numel()), self.rank)
 
+    def copy(self, *, drop_corrector_input: bool = False) -> SolverState:
+        """An independent state for the same particles (stepping it leaves this one unchanged).
+
+        diffusers' ``step`` reassigns history entries rather than writing into tensors, so
+        copying the attribute table and its lists is enough. ``drop_corrector_input=True``
+        forgets UniPC's ``last_sample``: after a perturbation the latents are no longer the
+        solver's own output, and the UniC corrector, which re-derives the current sample from
+        the previous one, would undo the perturbation; the next step then runs the predictor
+        alone (as UniPC's own first step does).
+        """
+        fresh = copy.copy(self.scheduler)
+        for name, value in self.scheduler.__dict__.items():
+            if isinstance(value, list):
+                setattr(fresh, name, list(value))
+        if drop_corrector_input and getattr(fresh, "last_sample", None) is not None:
+            fresh.last_sample = None
+        return SolverState(fresh, self.batch, self.rank)
+
     def step(
         self,
         model_output: torch.Tensor,

@@ -159,3 +159,65 @@ def test_best_of_n_first_candidate_is_the_baseline_sample(analytic, analytic_rew
     best = BestOfN(n=4).run(analytic, analytic_reward, prompt, seed=4)
     first = best.trace[0].scores[0]
     assert torch.allclose(first, base.scores, atol=1e-4)
+
+
+def test_advance_leaves_its_input_particles_intact(analytic, analytic_reward, prompt) -> None:
+    ctx = _ctx(analytic, analytic_reward, prompt)
+    particles = ctx.advance(ctx.start(2), to=10)
+    latents = particles.latents.clone()
+    first = ctx.advance(particles, to=20).latents
+    assert particles.step == 10 and torch.equal(particles.latents, latents)
+    again = ctx.advance(particles, to=20).latents  # the same state can be rolled out twice
+    assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("solver", ["unipc", "euler"])
+def test_a_perturbation_survives_the_next_solver_step(solver, prompt) -> None:
+    """UniPC's corrector re-derives the current sample from the previous one; after a
+    perturbation it must not, or the perturbation would be undone. One step later the
+    perturbed and unperturbed particles must still be about as far apart as right after
+    the perturbation (the step contracts distances by the factor sigma_next / sigma)."""
+    backend = AnalyticBackend(solver=solver)
+    ctx = _ctx(backend, AnalyticReward(backend), prompt)
+    particles = ctx.advance(ctx.start(2), to=20)
+    perturbed = ctx.perturb(particles, 0.5)
+    gap = (perturbed.latents - particles.latents).flatten(1).norm(dim=1)
+    later = (ctx.advance(perturbed, to=21).latents - ctx.advance(particles, to=21).latents)
+    ratio = later.flatten(1).norm(dim=1) / gap
+    sched = particles.solver.scheduler
+    contraction = float(sched.sigmas[21] / sched.sigmas[20])
+    assert torch.all(ratio > 0.5 * contraction), ratio
+
+
+def test_perturbation_at_step_zero_is_the_correlated_redraw(analytic, analytic_reward, prompt) -> None:
+    ctx = _ctx(analytic, analytic_reward, prompt, seed=3)
+    particles = ctx.start(1)
+    state = ctx.generator.get_state()
+    perturbed = ctx.perturb(particles, 0.3)
+    ctx.generator.set_state(state)
+    fresh = ctx.noise(1)
+    expected = (1 - 0.3**2) ** 0.5 * particles.latents + 0.3 * fresh
+    assert torch.allclose(perturbed.latents, expected, atol=1e-6)
+
+
+class _FrameMeanReward(AnalyticReward):
+    """A video reward: mean colour of the frames, in the analytic world's three dimensions."""
+
+    name = "frame-mean"
+    input = "video"
+
+    def __init__(self) -> None:
+        pass
+
+    def score(self, batch):
+        return batch.data.mean(dim=(1, 2, 3))
+
+
+def test_a_video_reward_decodes_each_output_once(analytic, prompt) -> None:
+    reward = _FrameMeanReward()
+    base = Baseline().run(analytic, reward, prompt, seed=0)
+    assert base.cost.decodes == 1 and base.cost.reward_calls == 1
+    best = BestOfN(n=4).run(analytic, reward, prompt, seed=0)
+    assert best.cost.decodes == 4 and best.cost.reward_calls == 4
+    assert torch.allclose(best.video, analytic.decode(best.latents[None])[0], atol=1e-6)
+    assert torch.allclose(reward.score(type("B", (), {"data": best.video[None]})()), best.scores[None])

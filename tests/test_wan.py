@@ -8,12 +8,13 @@ import json
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from searchkit.rewards.pixel import PixelReward, prompt_colour
 
-from searchkit import Baseline, SearchContext
+from searchkit import Baseline, Conditioning, SearchContext
 from searchkit.backends import WanBackend
 from searchkit.backends.wan import TINY_VOCABULARY, WanOptions, tiny_pipeline
 from searchkit.builders import build_backend, build_reward
-from searchkit.rewards.pixel import PixelReward
+from searchkit.reward import RewardBatch
 from tests.reference import fork, reference_loop
 
 PROMPT = "a red fox running through fresh snow"
@@ -53,15 +54,18 @@ def _backend(pipe, **options) -> WanBackend:
 def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
     backend = _backend(pipe, solver=solver, flow_shift=3.0, num_steps=4, guidance_scale=6.0,
                        cfg_batched=False)
+    original = pipe.scheduler
     if solver == "pipeline":
         pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)  # diffusers' test scheduler
     else:
         pipe.scheduler = backend.make_scheduler()  # the same solver inside the pipeline
     call = {**SIZE, "num_inference_steps": 4, "guidance_scale": 6.0, "max_sequence_length": SEQ}
-    latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **call).frames
-    frames = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **call).frames
-
-    result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=7)
+    try:
+        latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **call).frames
+        frames = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **call).frames
+        result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=7)
+    finally:
+        pipe.scheduler = original
 
     assert torch.equal(result.latents, latents[0])
     assert torch.equal(result.video, torch.from_numpy(frames[0]))
@@ -202,7 +206,7 @@ def test_latent_shape_and_decode(pipe) -> None:
 
 def test_config_dict_is_json(pipe) -> None:
     config = _backend(pipe, solver="pipeline").config_dict()
-    assert config["name"] == "wan" and config["scheduler"]["_class_name"]
+    assert config["name"] == "wan" and config["scheduler"]["class"] == type(pipe.scheduler).__name__
     json.dumps(config)
 
 
@@ -223,6 +227,13 @@ def test_config_dict_is_json(pipe) -> None:
 def test_bad_options_name_the_field_and_value(pipe, options, message) -> None:
     with pytest.raises(ValueError, match=message):
         WanBackend.from_pipeline(pipe, **options)
+
+
+def test_non_numbers_are_named(pipe) -> None:
+    with pytest.raises(TypeError, match="guidance_scale must be a number, got 'high'"):
+        WanBackend.from_pipeline(pipe, guidance_scale="high")
+    with pytest.raises(TypeError, match="cfg_batched must be true or false, got 1"):
+        WanBackend.from_pipeline(pipe, cfg_batched=1)
 
 
 def test_unknown_option_is_named(pipe) -> None:
@@ -291,6 +302,10 @@ def test_build_needs_a_path_or_tiny() -> None:
         build_backend("wan")
     with pytest.raises(ValueError, match="either model_path .* or tiny=true"):
         build_backend("wan", model_path="x", tiny=True)
+    with pytest.raises(ValueError, match="weights_seed applies to tiny=true only"):
+        build_backend("wan", model_path="x", weights_seed=3)
+    with pytest.raises(ValueError, match="dtype must be one of .*'float8'"):
+        build_backend("wan", tiny=True, dtype="float8")
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -317,8 +332,95 @@ def test_cli_generate_writes_an_mp4(tmp_path, capsys) -> None:
     assert report["strategy"] == "best-of-n"
 
 
+def test_cli_generate_from_a_checkpoint_folder(checkpoint, tmp_path, capsys) -> None:
+    from searchkit.cli import main
+
+    out = tmp_path / "run"
+    code = main([
+        "generate", "--backend", "wan", "--model-path", str(checkpoint),
+        "--backend-opt", "height=16", "--backend-opt", "width=16", "--backend-opt", "num_frames=5",
+        "--backend-opt", "num_steps=4", "--backend-opt", "max_sequence_length=16",
+        "--backend-opt", "dtype=float32", "--backend-opt", "device=cpu",
+        "--strategy", "rgrp", "--num-particles", "3", "--schedule", "1,2",
+        "--format", "frames", "--out", str(out),
+    ])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    # P = 2 N + K1 + 1 for S = (1, 2) of 4 steps, K1 in [1, N]
+    assert summary["strategy"] == "rgrp" and 8 <= summary["particle_steps"] <= 10
+    assert len(list((out / "frames").glob("frame_*.png"))) == 5
+
+
+def test_cli_reports_a_bad_model_path(tmp_path, capsys) -> None:
+    from searchkit.cli import main
+
+    code = main(["generate", "--backend", "wan", "--model-path", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_offloaded_text_encoder_encodes_the_same(pipe) -> None:
+    plain = _backend(pipe).encode(PROMPT).data
+    offloaded = _backend(pipe, offload_text_encoder=True)
+    data = offloaded.encode(PROMPT).data
+    assert pipe.text_encoder.device.type == "cpu"
+    assert torch.equal(plain.prompt_embeds, data.prompt_embeds)
+    assert torch.equal(plain.negative_embeds, data.negative_embeds)
+
+
+def test_vae_tiling_switches_tiling_on(pipe) -> None:
+    try:
+        _backend(pipe, vae_tiling=True)
+        assert pipe.vae.use_tiling
+    finally:
+        pipe.vae.disable_tiling()
+
+
 def test_default_reward_of_the_backend(pipe) -> None:
     backend = _backend(pipe)
     reward = build_reward(None, backend)
     assert isinstance(reward, PixelReward) and WanBackend.default_reward == "pixel"
     assert WanOptions().max_sequence_length == 512
+
+
+def test_gradients_flow_from_the_pixel_reward_to_the_noise(pipe) -> None:
+    backend = _backend(pipe, num_steps=2)
+    reward = PixelReward(backend)
+    assert backend.is_differentiable and reward.is_differentiable
+    ctx = SearchContext(backend, reward, PROMPT, generator=torch.Generator().manual_seed(0))
+    noise = ctx.noise(1).requires_grad_(True)
+    finished = ctx.advance(ctx.start(1, noise=noise), to=2, grad=True)
+    batch = RewardBatch(data=backend.decode(finished.latents), sigma=torch.zeros(1),
+                        conditioning=ctx.conditioning, step=2)
+    reward(batch).sum().backward()
+    assert noise.grad is not None and noise.grad.abs().sum() > 0
+
+
+# -- the pixel reward --------------------------------------------------------------------------
+def _pixel(video, prompt=PROMPT):
+    cond = Conditioning(prompt=prompt, data=None)
+    return PixelReward()(RewardBatch(data=video, sigma=torch.zeros(video.shape[0]), conditioning=cond, step=0))
+
+
+def test_pixel_reward_closed_forms() -> None:
+    target = prompt_colour(PROMPT)
+    flat = target.view(1, 1, 1, 1, 3).expand(1, 5, 8, 8, 3).clone()
+    vq, mq, ta = _pixel(flat)[0].tolist()
+    assert vq == pytest.approx(-1.0) and mq == pytest.approx(1.0) and ta == pytest.approx(1.0)
+    # a checkerboard has contrast and sharpness; flickering it costs motion quality
+    board = ((torch.arange(8)[:, None] + torch.arange(8)[None]) % 2).float()
+    still = board.view(1, 1, 8, 8, 1).expand(1, 5, 8, 8, 3).clone()
+    flicker = still.clone()
+    flicker[:, 1::2] = 1 - flicker[:, 1::2]
+    s_still, s_flicker = _pixel(still)[0], _pixel(flicker)[0]
+    assert s_still[0] > 3.0 and s_still[1] == pytest.approx(1.0)
+    assert s_flicker[1] == pytest.approx(1.0 - 10.0)
+    # text alignment depends on the prompt, deterministically
+    assert not torch.equal(prompt_colour("a cat"), prompt_colour("a dog"))
+    assert torch.equal(prompt_colour("a cat"), prompt_colour("a cat"))
+    assert _pixel(flat, "a completely different prompt")[0, 2] < 1.0 - 1e-3
+
+
+def test_pixel_reward_rejects_non_video() -> None:
+    with pytest.raises(ValueError, match=r"pixel reward needs video \[n, F, H, W, 3\], got \[2, 16, 3, 2, 2\]"):
+        _pixel(torch.zeros(2, 16, 3, 2, 2))
