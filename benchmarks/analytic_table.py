@@ -81,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from searchkit.rewards import AnalyticReward
-
     from searchkit.backends import AnalyticBackend
+    from searchkit.rewards import AnalyticReward
 
     backend = AnalyticBackend(num_steps=args.steps)
     reward = AnalyticReward(backend)

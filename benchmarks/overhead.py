@@ -58,10 +58,9 @@ def _line(label: str, figures: dict[str, float]) -> str:
 
 
 def analytic_overhead(args: argparse.Namespace) -> dict[str, float]:
-    from searchkit.rewards import AnalyticReward
-
     from searchkit import BestOfN
     from searchkit.backends import AnalyticBackend
+    from searchkit.rewards import AnalyticReward
 
     backend = AnalyticBackend(num_steps=args.steps)
     reward = AnalyticReward(backend)

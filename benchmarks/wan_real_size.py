@@ -93,9 +93,8 @@ def _sync(device: torch.device) -> None:
 
 
 def time_steps(backend, n: int, steps: int, warmup: int) -> dict[str, float]:
-    from searchkit.rewards.pixel import PixelReward
-
     from searchkit import SearchContext
+    from searchkit.rewards.pixel import PixelReward
 
     device = backend.device
     ctx = SearchContext(backend, PixelReward(backend), PROMPT, generator=torch.Generator().manual_seed(0))

@@ -164,9 +164,8 @@ def test_rows_record_cost_scores_oracle_and_versions(finished):
         if row["strategy"] == "best-of-n":
             assert row["size"] == row["budget_nfe"] // 16 and row["nfe"] <= row["budget_nfe"]
     row = outcome.rows[-1]
-    from searchkit.rewards import AnalyticReward
-
     from searchkit import get_strategy
+    from searchkit.rewards import AnalyticReward
 
     result = get_strategy(row["strategy"])(**row["config"]).run(
         backend, AnalyticReward(backend), row["prompt"], seed=row["seed"])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from searchkit.rewards import AnalyticReward
 
 from searchkit import Baseline, BestOfN, BudgetExceededError, RegistryError, SearchContext
 from searchkit.backends import AnalyticBackend
 from searchkit.registry import Registry, get_backend, get_strategy
+from searchkit.rewards import AnalyticReward
 from tests.reference import fork, reference_loop
 
 # Batched and single forwards differ only by float32 summation order inside the exact

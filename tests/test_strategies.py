@@ -7,12 +7,6 @@ import math
 
 import pytest
 import torch
-from searchkit.algorithms.evo_search import tournament
-from searchkit.algorithms.fk_steering import POTENTIALS, log_potential
-from searchkit.algorithms.free_init import butterworth_3d, frequency_mix
-from searchkit.algorithms.noise_optimization import prior_penalty
-from searchkit.algorithms.zero_order import sphere_neighbours
-from searchkit.rewards import AnalyticReward
 
 from searchkit import (
     Baseline,
@@ -24,9 +18,15 @@ from searchkit import (
     Reward,
     ZeroOrderSearch,
 )
+from searchkit.algorithms.evo_search import tournament
+from searchkit.algorithms.fk_steering import POTENTIALS, log_potential
+from searchkit.algorithms.free_init import butterworth_3d, frequency_mix
+from searchkit.algorithms.noise_optimization import prior_penalty
+from searchkit.algorithms.zero_order import sphere_neighbours
 from searchkit.backends import AnalyticBackend
 from searchkit.cost import Meter
 from searchkit.resampling import RESAMPLERS
+from searchkit.rewards import AnalyticReward
 from searchkit.testing import SpyBackend
 
 PROMPT = "a red fox running through fresh snow"

@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
-from searchkit.rewards.pixel import PixelReward, prompt_colour
 
 from searchkit import Baseline, Conditioning, SearchContext
 from searchkit.backends import WanBackend
 from searchkit.backends.wan import TINY_VOCABULARY, WanOptions, tiny_pipeline
 from searchkit.builders import build_backend, build_reward
 from searchkit.reward import RewardBatch
+from searchkit.rewards.pixel import PixelReward, prompt_colour
 from tests.reference import fork, reference_loop
 
 PROMPT = "a red fox running through fresh snow"

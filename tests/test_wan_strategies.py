@@ -12,13 +12,13 @@ import math
 
 import pytest
 import torch
-from searchkit.rewards.pixel import PixelReward
 
 import searchkit  # noqa: F401  (registers the built-in strategies)
 from searchkit.backends import WanBackend
 from searchkit.backends.wan import tiny_pipeline
 from searchkit.registry import STRATEGIES, get_strategy
 from searchkit.reward import RewardBatch
+from searchkit.rewards.pixel import PixelReward
 
 PROMPT = "a small boat on a lake at sunset"
 SMALL = 2

@@ -1,0 +1,191 @@
+"""``searchkit reward collect | train | eval``: the latent reward model's data, training, evaluation.
+
+    searchkit reward collect --out data/ --prompt-file prompts.json --seeds 200 300 --steps 10 15 20
+    searchkit reward train   --data data/ --out lrm/ --input latent --epochs 15
+    searchkit reward eval    --model lrm/best --data data/ --out eval/
+
+``collect`` runs the backend's trajectories and writes the paper's metadata schema (resumable:
+rerun the same command to continue). ``train`` resumes a run in ``--out`` with the same
+configuration. ``eval`` scores the validation prompts recorded with the model (``--all`` for
+every prompt) and writes ``eval.json`` and ``eval.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
+    parser.add_argument("--model-path", default=None, help="checkpoint folder for backends with weights")
+    parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="backend option")
+
+
+def _add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher", default=None, help="teacher reward name (default: the backend's own)")
+    parser.add_argument("--teacher-opt", action="append", metavar="KEY=VALUE", help="teacher option")
+
+
+def add_parser(subparsers, argv: list[str]) -> None:
+    parser = subparsers.add_parser(
+        "reward", help="collect data for, train and evaluate the latent reward model",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    collect = actions.add_parser("collect", help="run trajectories and store latents and final rewards")
+    _add_backend_arguments(collect)
+    _add_teacher_arguments(collect)
+    collect.add_argument("--out", required=True, help="dataset folder (metadata/ and seed_*/ inside)")
+    collect.add_argument("--prompt", action="append", default=None, help="a prompt (repeatable)")
+    collect.add_argument("--prompt-file", default=None,
+                         help="JSON list of prompts (strings or objects with 'prompt'/'text') or a text file, one per line")
+    collect.add_argument("--seeds", type=int, nargs="+", default=[200, 300, 400, 500, 600])
+    collect.add_argument("--steps", type=int, nargs="+", default=[10, 15, 20, 25, 30],
+                         help="step indices (0-based) after which latents are stored")
+    collect.add_argument("--save-video", action="store_true", help="also write each final video")
+    collect.add_argument("--limit", type=int, default=None, help="stop after this many new records")
+    collect.set_defaults(run=main_collect)
+
+    train = actions.add_parser("train", help="train a latent reward model on collected data")
+    _add_backend_arguments(train)
+    train.add_argument("--data", required=True, help="dataset folder or its metadata/ folder")
+    train.add_argument("--out", required=True, help="training folder (checkpoints/, best/)")
+    train.add_argument("--input", choices=("latent", "x0"), default="latent")
+    train.add_argument("--width", type=int, default=64)
+    train.add_argument("--depth", type=int, default=2)
+    train.add_argument("--patch-size", default="1,2,2", help="f,h,w (default: 1,2,2)")
+    train.add_argument("--epochs", type=int, default=15)
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--group-size", type=int, default=4)
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--mse-weight", type=float, default=1.0)
+    train.add_argument("--pairwise-weight", type=float, default=1.0)
+    train.add_argument("--val-fraction", type=float, default=0.2)
+    train.add_argument("--split-seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-cache", action="store_true", help="do not keep loaded latents in memory")
+    train.set_defaults(run=main_train)
+
+    evaluate = actions.add_parser("eval", help="per-step pairwise accuracy and Spearman, with a plot")
+    _add_backend_arguments(evaluate)
+    _add_teacher_arguments(evaluate)
+    evaluate.add_argument("--model", required=True, help="a saved model folder (e.g. TRAIN_OUT/best)")
+    evaluate.add_argument("--data", required=True, help="dataset folder or its metadata/ folder")
+    evaluate.add_argument("--out", required=True, help="folder for eval.json and eval.png")
+    evaluate.add_argument("--all", action="store_true", help="evaluate every prompt, not only the validation split")
+    evaluate.add_argument("--no-teacher", action="store_true", help="skip the teacher-on-x0 baseline")
+    evaluate.set_defaults(run=main_eval)
+
+
+def _backend(args: argparse.Namespace):
+    from searchkit.builders import build_backend
+    from searchkit.options import parse_key_values
+
+    options = parse_key_values(args.backend_opt, "--backend-opt")
+    if args.model_path is not None:
+        options["model_path"] = args.model_path
+    return build_backend(args.backend, **options)
+
+
+def _teacher(args: argparse.Namespace, backend):
+    from searchkit.builders import build_reward
+    from searchkit.options import parse_key_values
+
+    return build_reward(args.teacher, backend, **parse_key_values(args.teacher_opt, "--teacher-opt"))
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    prompts = list(args.prompt or [])
+    if args.prompt_file is not None:
+        path = Path(args.prompt_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"--prompt-file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            items = json.loads(text)
+            if not isinstance(items, list):
+                raise ValueError(f"--prompt-file {path} must hold a JSON list")
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    item = item.get("prompt", item.get("text"))
+                if not isinstance(item, str) or not item:
+                    raise ValueError(f"--prompt-file {path}: item {i} is not a prompt: {items[i]!r}")
+                prompts.append(item)
+        else:
+            prompts.extend(line.strip() for line in text.splitlines() if line.strip())
+    if not prompts:
+        raise ValueError("give prompts with --prompt or --prompt-file")
+    return prompts
+
+
+def main_collect(args: argparse.Namespace) -> int:
+    from searchkit.rewards.latent_data import CollectConfig, collect
+
+    config = CollectConfig(steps=tuple(args.steps), seeds=tuple(args.seeds), save_video=args.save_video)
+    prompts = read_prompts(args)
+    backend = _backend(args)
+    teacher = _teacher(args, backend)
+    summary = collect(backend, teacher, prompts, args.out, config, limit=args.limit, progress=True)
+    print(json.dumps({"written": summary.written, "already_present": summary.skipped,
+                      "folder": str(summary.folder)}, indent=2))
+    return 0
+
+
+def main_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from searchkit.rewards.latent_data import read_latent_dataset
+    from searchkit.rewards.latent_reward_model import LatentRewardModel
+    from searchkit.rewards.latent_train import TrainConfig, train
+
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, group_size=args.group_size, lr=args.lr,
+        weight_decay=args.weight_decay, mse_weight=args.mse_weight, pairwise_weight=args.pairwise_weight,
+        val_fraction=args.val_fraction, split_seed=args.split_seed, seed=args.seed,
+    )
+    try:
+        patch = tuple(int(p) for p in args.patch_size.split(","))
+    except ValueError:
+        raise ValueError(f"--patch-size must be three integers f,h,w, got {args.patch_size!r}") from None
+    backend = _backend(args)
+    model = LatentRewardModel.for_backend(
+        backend, input=args.input, width=args.width, depth=args.depth, patch_size=patch,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    dataset = read_latent_dataset(args.data, backend=backend, dimensions=model.dimensions,
+                                  cache=not args.no_cache)
+    result = train(model, dataset, backend, args.out, config, progress=True)
+    print(json.dumps({"best_epoch": result.best_epoch, "best_val_pairwise_accuracy": result.best_accuracy,
+                      "model": str(Path(args.out) / "best")}, indent=2))
+    return 0
+
+
+def main_eval(args: argparse.Namespace) -> int:
+    from searchkit.rewards.latent_data import read_latent_dataset
+    from searchkit.rewards.latent_eval import evaluate, plot_report
+    from searchkit.rewards.latent_reward_model import LatentRewardModel
+
+    backend = _backend(args)
+    model = LatentRewardModel.from_pretrained(args.model, backend)
+    dataset = read_latent_dataset(args.data, backend=backend, dimensions=model.dimensions)
+    if not args.all:
+        val = model.extra.get("training", {}).get("split", {}).get("val")
+        if not val:
+            raise ValueError(f"{args.model} records no validation split; pass --all")
+        dataset = dataset.subset(val)
+    teacher = None if args.no_teacher or not dataset.has_x0 else _teacher(args, backend)
+    report = evaluate(model, dataset, backend, teacher=teacher)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    plot_report(report, out / "eval.png")
+    print(report.table())
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:  # pragma: no cover - each action sets its own
+    return int(args.run(args) or 0)
