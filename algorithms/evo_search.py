@@ -44,12 +44,8 @@ from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
-from searchkit.smc import check_schedule, validate_schedule
+from searchkit.smc import as_tuple, check_schedule, validate_schedule
 from searchkit.strategy import Strategy
-
-
-def _tuple(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_population(instance: EvoSearch, attribute: attrs.Attribute, value: object) -> None:
@@ -91,10 +87,10 @@ class EvoSearch(Strategy):
     size_knob = "population"
 
     evolution_steps: tuple[int, ...] = attrs.field(
-        default=(5, 20, 30, 45), converter=_tuple, validator=validate_schedule
+        default=(5, 20, 30, 45), converter=as_tuple, validator=validate_schedule
     )
     initial_population: int = attrs.field(default=10, validator=[v.instance_of(int), v.ge(1)])
-    population: int | tuple[int, ...] = attrs.field(default=5, converter=_tuple, validator=_check_population)
+    population: int | tuple[int, ...] = attrs.field(default=5, converter=as_tuple, validator=_check_population)
     num_elites: int = attrs.field(default=2, validator=[v.instance_of(int), v.ge(0)])
     tournament_size: int = attrs.field(default=2, validator=[v.instance_of(int), v.ge(1)])
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])

@@ -48,15 +48,19 @@ from searchkit.registry import register_strategy
 from searchkit.resampling import RESAMPLERS, ess, get_resampler, normalize_log_weights
 from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
-from searchkit.smc import Selection, SelectionPolicy, check_schedule, run_smc, validate_schedule
+from searchkit.smc import (
+    Selection,
+    SelectionPolicy,
+    as_tuple,
+    check_schedule,
+    run_smc,
+    validate_schedule,
+)
 from searchkit.strategy import Strategy
 
 POTENTIALS: tuple[str, ...] = ("diff", "max", "sum", "rt")
 SELECTIONS: tuple[str, ...] = ("argmax", "sample")
 
-
-def _tuple(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def log_potential(
@@ -98,7 +102,7 @@ class FKSteering(Strategy, SelectionPolicy):
     lmbda: float = attrs.field(default=10.0, converter=float, validator=[v.ge(0.0), v.le(1e6)])
     potential: str = attrs.field(default="max", validator=v.in_(POTENTIALS))
     schedule: tuple[int, ...] = attrs.field(
-        default=(10, 15, 20, 25, 30, 35, 40), converter=_tuple, validator=validate_schedule
+        default=(10, 15, 20, 25, 30, 35, 40), converter=as_tuple, validator=validate_schedule
     )
     ess_threshold: float | None = attrs.field(
         default=0.5,

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from itertools import pairwise
 
 import attrs
 import torch
@@ -52,12 +53,15 @@ from searchkit.registry import register_strategy
 from searchkit.resampling import RESAMPLERS, get_resampler
 from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
-from searchkit.smc import Selection, SelectionPolicy, check_schedule, run_smc, validate_schedule
+from searchkit.smc import (
+    Selection,
+    SelectionPolicy,
+    as_tuple,
+    check_schedule,
+    run_smc,
+    validate_schedule,
+)
 from searchkit.strategy import Strategy
-
-
-def _tuple_of_ints(value: object) -> tuple:
-    return tuple(value) if isinstance(value, list | tuple) else value  # type: ignore[return-value]
 
 
 @register_strategy("rgrp")
@@ -72,7 +76,7 @@ class RGRP(Strategy, SelectionPolicy):
     beta: float = attrs.field(default=0.1, converter=float, validator=[v.ge(0.0), v.le(1.0)])
     temperature: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
     schedule: tuple[int, ...] = attrs.field(
-        default=(10, 15, 20), converter=_tuple_of_ints, validator=validate_schedule
+        default=(10, 15, 20), converter=as_tuple, validator=validate_schedule
     )
     resampler: str = attrs.field(default="multinomial", validator=v.in_(tuple(RESAMPLERS)))
     keep_duplicates: bool = attrs.field(default=False, validator=v.instance_of(bool))
@@ -116,7 +120,7 @@ class RGRP(Strategy, SelectionPolicy):
     def expected_particle_steps(self, num_steps: int) -> float:
         """Mean ``P`` under uniform weights (an upper bound: peaked weights keep fewer)."""
         n = self.num_particles
-        segments = [self.schedule[0] + 1] + [b - a for a, b in zip(self.schedule, self.schedule[1:], strict=False)]
+        segments = [self.schedule[0] + 1] + [b - a for a, b in pairwise(self.schedule)]
         total = float(segments[0] * n)
         alive = {n: 1.0}  # distribution of the alive count
         for length in segments[1:]:

@@ -19,21 +19,9 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-WAN_1_3B = dict(
-    patch_size=(1, 2, 2),
-    num_attention_heads=12,
-    attention_head_dim=128,
-    in_channels=16,
-    out_channels=16,
-    text_dim=4096,
-    freq_dim=256,
-    ffn_dim=8960,
-    num_layers=30,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    eps=1e-6,
-    rope_max_seq_len=1024,
-)
+from searchkit.backends.wan import WAN21_1_3B_TRANSFORMER
+
+WAN_1_3B = WAN21_1_3B_TRANSFORMER
 LATENT = (16, 9, 60, 104)  # 832x480, 33 frames -> (33 - 1) / 4 + 1 = 9 latent frames, /8 spatially
 TEXT_TOKENS = 512
 WAN_TEXT_DIM = 4096

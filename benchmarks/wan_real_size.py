@@ -30,24 +30,11 @@ import time
 
 import torch
 
+from searchkit.backends.wan import WAN21_1_3B_TRANSFORMER
+
 PROMPT = "a red fox running through fresh snow, cinematic, golden light"
 
-#: Wan2.1-T2V-1.3B transformer configuration (diffusers format).
-WAN_1_3B = {
-    "patch_size": (1, 2, 2),
-    "num_attention_heads": 12,
-    "attention_head_dim": 128,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "ffn_dim": 8960,
-    "num_layers": 30,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    "rope_max_seq_len": 1024,
-}
+WAN_1_3B = WAN21_1_3B_TRANSFORMER
 
 
 def build_pipeline(device: torch.device, dtype: torch.dtype, num_layers: int = 30):

@@ -91,6 +91,11 @@ def check_schedule(schedule: Sequence[int], num_steps: int, field: str = "schedu
         )
 
 
+def as_tuple(value: object) -> object:
+    """attrs converter: a list (from JSON or the command line) becomes a tuple."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 def validate_schedule(instance: object, attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
     """attrs validator: a non-empty, strictly increasing tuple of non-negative integers."""
     name = attribute.name

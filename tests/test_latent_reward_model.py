@@ -17,15 +17,6 @@ from searchkit.rewards.latent_reward_model import LatentRewardConfig
 PROMPT = "a red fox running through fresh snow"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run several times faster on one thread on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -23,15 +23,6 @@ from searchkit.rewards.latent_train import TrainConfig, pairwise_loss, split_pro
 WORLD = {"frames": 3, "height": 4, "width": 4, "num_steps": 12}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models train several times faster on one thread on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def world() -> AnalyticBackend:
     return AnalyticBackend(**WORLD)

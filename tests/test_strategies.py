@@ -33,14 +33,6 @@ PROMPT = "a red fox running through fresh snow"
 STEPS = 12
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small() -> AnalyticBackend:
     return AnalyticBackend(channels=2, frames=3, height=4, width=4, num_steps=STEPS)
@@ -366,7 +358,6 @@ def test_fk_steering_rt_samples_the_tilted_distribution() -> None:
     Without the final division by the earlier potentials the target would be tilted by
     exp(lambda sum_s r_s) and the mean would move by about 0.8.
     """
-    torch.set_num_threads(1)
     backend = AnalyticBackend(
         channels=1, frames=1, height=1, width=1, num_components=2, component_scale=1.5,
         component_std=0.4, guidance_scale=1.0, solver="sde-dpmsolver++", num_steps=50, world_seed=1,

@@ -24,14 +24,6 @@ PROMPT = "a small boat on a lake at sunset"
 SMALL = 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def backend() -> WanBackend:
     return WanBackend.from_pipeline(

@@ -66,6 +66,23 @@ WAN_SOLVERS: tuple[str, ...] = (*SOLVERS, PIPELINE_SOLVER)
 SIZE_MULTIPLE = 16
 #: Frames are ``4 k + 1`` (VAE temporal factor 4).
 FRAME_MULTIPLE = 4
+#: The Wan2.1-T2V-1.3B transformer configuration (diffusers format), for building
+#: random-weight models of the real size (benchmarks, FLOP counts) without a checkpoint.
+WAN21_1_3B_TRANSFORMER: dict[str, Any] = {
+    "patch_size": (1, 2, 2),
+    "num_attention_heads": 12,
+    "attention_head_dim": 128,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "ffn_dim": 8960,
+    "num_layers": 30,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+    "rope_max_seq_len": 1024,
+}
 #: Components a Wan2.1 text-to-video checkpoint folder must hold, with the file naming each.
 REQUIRED_COMPONENTS: dict[str, tuple[str, ...]] = {
     "transformer": ("config.json",),
