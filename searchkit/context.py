@@ -138,15 +138,7 @@ class SearchContext:
                     latents = solver.step(velocity, timestep, latents, self.generator)
         if to > start:
             self.trace.advances.append(AdvanceRecord(start, to, n))
-        return Particles(
-            latents=latents,
-            solver=solver,
-            ids=particles.ids,
-            lineage=particles.lineage,
-            log_weights=particles.log_weights,
-            x0=x0,
-            extras=particles.extras,
-        )
+        return attrs.evolve(particles, latents=latents, solver=solver, x0=x0)
 
     def perturb(self, particles: Particles, beta: float) -> Particles:
         """Re-draw a share ``beta`` of each particle's noise component; the branching primitive.
