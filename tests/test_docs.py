@@ -1,4 +1,5 @@
-"""Every ```python block of the docs runs: the blocks of one page in order, in one namespace.
+"""Every ```python block of the docs and the README runs: the blocks of one page in order, in
+one namespace.
 
 Each page runs in a fresh temporary working folder, with one torch thread (the examples
 use small models), and with the registries restored afterwards, so an example that
@@ -18,13 +19,14 @@ from searchkit.registry import BACKENDS, REWARDS, STRATEGIES
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 PAGES = sorted(DOCS.rglob("*.md"))
+README = DOCS.parent / "README.md"
 
 
 def python_blocks(page: Path) -> list[str]:
     return BLOCK.findall(page.read_text(encoding="utf-8"))
 
 
-PAGES_WITH_CODE = [p for p in PAGES if python_blocks(p)]
+PAGES_WITH_CODE = [p for p in [*PAGES, README] if python_blocks(p)]
 
 
 def test_docs_have_pages_with_examples():
@@ -38,7 +40,7 @@ def test_docs_have_pages_with_examples():
     assert sum(len(python_blocks(p)) for p in PAGES) >= 10
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: p.relative_to(DOCS).as_posix())
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: p.relative_to(DOCS.parent).as_posix())
 def test_docs_examples_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(page)
     monkeypatch.chdir(tmp_path)
