@@ -30,7 +30,8 @@ Where this implementation deviates: the paper's later-generation mutation adds
 the latent's variance; the perturbation used here keeps the marginal noise level, so it
 works with deterministic solvers too. Elites are rolled out again with the next
 generation (so they are counted as in the paper's ``P``); under a deterministic solver
-they reproduce their output.
+they reproduce their output, except that UniPC skips its corrector for the one step after
+a mutation (for the whole batch; see :meth:`~searchkit.context.SearchContext.perturb`).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class EvoSearch(Strategy):
             cached = None
             if generation < len(steps):
                 members = ctx.advance(members, to=steps[generation])
-                cached = members.select(torch.arange(len(members)))  # own solver state
+                cached = members  # advance leaves its input intact
             finished = ctx.advance(members, to=ctx.num_steps)
             record = ctx.score(finished, label=f"generation {generation}")
             fitness = record.total
@@ -148,11 +149,9 @@ class EvoSearch(Strategy):
             elites = torch.argsort(fitness, descending=True, stable=True)[: self.num_elites]
             winners = tournament(fitness, size - self.num_elites, self.tournament_size, ctx.generator)
             parents = torch.cat([elites, winners])
-            chosen = cached.select(parents)
-            mutated = ctx.perturb(chosen, self.beta)
-            keep = torch.arange(size, device=chosen.latents.device) < self.num_elites
-            latents = torch.where(keep.view(-1, *[1] * (chosen.latents.dim() - 1)), chosen.latents, mutated.latents)
-            members = chosen.with_latents(latents, x0=chosen.x0)
+            strength = torch.full((size,), self.beta)
+            strength[: self.num_elites] = 0.0  # elites carry over unmutated
+            members = ctx.perturb(cached.select(parents), strength)
             record.chosen = parents
             record.survivors = members.ids.clone()
         return ctx.finish(best, 0, scores=best_scores)

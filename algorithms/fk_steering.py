@@ -62,7 +62,6 @@ POTENTIALS: tuple[str, ...] = ("diff", "max", "sum", "rt")
 SELECTIONS: tuple[str, ...] = ("argmax", "sample")
 
 
-
 def log_potential(
     kind: str, lmbda: float, reward: torch.Tensor, extras: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -19,7 +19,6 @@ particle-step count of the paper's formulas.
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 
 import attrs
@@ -140,7 +139,7 @@ class SearchContext:
             self.trace.advances.append(AdvanceRecord(start, to, n))
         return attrs.evolve(particles, latents=latents, solver=solver, x0=x0)
 
-    def perturb(self, particles: Particles, beta: float) -> Particles:
+    def perturb(self, particles: Particles, beta: float | torch.Tensor) -> Particles:
         """Re-draw a share ``beta`` of each particle's noise component; the branching primitive.
 
         With ``x_t = (1 - sigma) x0 + sigma eps`` and ``x0`` the particles' latest
@@ -153,17 +152,27 @@ class SearchContext:
         step with noise share ``beta``; for multistep solvers it is close to it. A corrector
         that would re-derive the latents from the previous sample (UniPC) is skipped for the
         next step, so the perturbation is not undone.
+
+        ``beta`` is one value or one per particle (``[n]``; 0 leaves a particle's latent as it
+        is, e.g. an elite kept among mutated members).
         """
-        if not 0.0 <= beta <= 1.0 or math.isnan(beta):
-            raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
+        betas = torch.as_tensor(beta, dtype=torch.float64).reshape(-1)
+        if betas.numel() not in (1, len(particles)):
+            raise ValueError(f"beta must be one value or {len(particles)}, got {betas.numel()}")
+        if torch.isnan(betas).any() or (betas < 0).any() or (betas > 1).any():
+            raise ValueError(f"beta must lie in [0, 1], got {betas.tolist()}")
         sigma = particles.sigma
-        if sigma <= 0.0:
+        if sigma <= 0.0 or not betas.any():
             return particles
+        shape = (-1,) + (1,) * (particles.latents.dim() - 1)
+        keep = torch.sqrt(1.0 - betas**2).to(particles.latents).reshape(shape)
+        share = betas.to(particles.latents).reshape(shape)
         x0 = particles.x0 if particles.x0 is not None else torch.zeros_like(particles.latents)
         eps = (particles.latents - (1.0 - sigma) * x0) / sigma
-        fresh = self.noise(len(particles))
-        mixed = math.sqrt(1.0 - beta**2) * eps + beta * fresh
-        perturbed = particles.with_latents((1.0 - sigma) * x0 + sigma * mixed, x0=particles.x0)
+        # x_t' = (1 - sigma) x0 + sigma (keep eps + share xi), written as a change of x_t so
+        # that a particle with share 0 keeps its latent exactly
+        change = sigma * ((keep - 1.0) * eps + share * self.noise(len(particles)))
+        perturbed = particles.with_latents(particles.latents + change, x0=particles.x0)
         return attrs.evolve(perturbed, solver=particles.solver.copy(drop_corrector_input=True))
 
     # -- rewards and output -------------------------------------------------------------

@@ -221,3 +221,15 @@ def test_a_video_reward_decodes_each_output_once(analytic, prompt) -> None:
     assert best.cost.decodes == 4 and best.cost.reward_calls == 4
     assert torch.allclose(best.video, analytic.decode(best.latents[None])[0], atol=1e-6)
     assert torch.allclose(reward.score(type("B", (), {"data": best.video[None]})()), best.scores[None])
+
+
+def test_per_particle_perturbation_leaves_zero_share_particles_alone(analytic, analytic_reward, prompt) -> None:
+    ctx = _ctx(analytic, analytic_reward, prompt)
+    particles = ctx.advance(ctx.start(3), to=10)
+    perturbed = ctx.perturb(particles, torch.tensor([0.0, 0.5, 0.0]))
+    moved = (perturbed.latents - particles.latents).flatten(1).norm(dim=1)
+    assert moved[0] == 0 and moved[2] == 0 and moved[1] > 1.0
+    with pytest.raises(ValueError, match="beta must be one value or 3"):
+        ctx.perturb(particles, torch.tensor([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"beta must lie in \[0, 1\]"):
+        ctx.perturb(particles, 1.5)
