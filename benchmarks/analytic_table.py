@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from searchkit.bench.summary import mean_interval
+
 PROMPTS = (
     "a red fox running through fresh snow",
     "a lighthouse in a storm at night",
@@ -112,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for label, row in results.items():
         oracle = row["oracle"]
-        mean = float(oracle.mean())
-        low, high = stats.t.interval(0.95, len(oracle) - 1, loc=mean, scale=stats.sem(oracle))
+        mean, low, high = mean_interval(oracle)
         if label == "baseline":
             diff, p_text, verdict = "", "", ""
         else:

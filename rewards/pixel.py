@@ -24,7 +24,6 @@ import math
 import torch
 
 from searchkit.backend import Backend
-from searchkit.registry import register_reward
 from searchkit.reward import Reward, RewardBatch
 
 _LUMA = (0.299, 0.587, 0.114)
@@ -36,7 +35,6 @@ def prompt_colour(prompt: str) -> torch.Tensor:
     return torch.tensor([digest[0], digest[1], digest[2]], dtype=torch.float32) / 255.0
 
 
-@register_reward("pixel")
 class PixelReward(Reward):
     """Closed-form VQ, MQ and TA of decoded frames (a toy reward; see the module docstring)."""
 
