@@ -44,6 +44,7 @@ from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
+from searchkit.errors import LatentDataError  # noqa: F401  (re-exported)
 from searchkit.reward import Reward
 
 METADATA_DIR = "metadata"
@@ -292,10 +293,6 @@ def _collect_one(
 
 
 # -- reading ---------------------------------------------------------------------------------
-
-
-class LatentDataError(ValueError):
-    """A record of a latent dataset is malformed or points to a missing or bad tensor."""
 
 
 @attrs.frozen

@@ -25,6 +25,19 @@ import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 
+@attrs.frozen
+class ComputeProfile:
+    """What compute planning needs to know of a backend, known without loading any weights.
+
+    ``num_steps`` denoising steps per trajectory and ``forwards_per_step`` model forwards per
+    particle-step (2 under classifier-free guidance). A :class:`Backend` has both attributes
+    too, so anything that takes a profile also takes a built backend.
+    """
+
+    num_steps: int
+    forwards_per_step: int
+
+
 @attrs.frozen(eq=False)
 class Conditioning:
     """A prompt encoded by a backend; ``data`` is backend-specific (embeddings, weights)."""
@@ -103,3 +116,29 @@ class Backend(ABC):
     def config_dict(self) -> dict[str, Any]:
         """A JSON-able description, recorded in results."""
         return {"name": self.name}
+
+    @classmethod
+    def compute_profile(cls, **options: Any) -> ComputeProfile:
+        """Steps and forwards per step of the backend ``cls.build(**options)`` would make.
+
+        Benchmark planning sizes strategies with this, so it must not load weights. The
+        default builds the backend, which is right only for backends that are cheap to build;
+        backends that load checkpoints override it and read their options alone.
+        """
+        builder = getattr(cls, "build", None)
+        backend = builder(**options) if builder is not None else cls(**options)
+        return ComputeProfile(backend.num_steps, backend.forwards_per_step)
+
+    # -- an optional exact evaluator ---------------------------------------------------------
+    @property
+    def has_oracle(self) -> bool:
+        """Whether :meth:`oracle` knows the true reward of an output (synthetic worlds only)."""
+        return False
+
+    def oracle(self, latents: torch.Tensor, prompt: str) -> torch.Tensor:
+        """The exact reward ``[n]`` of clean latents ``[n, *latent_shape]`` for ``prompt``.
+
+        Only worlds whose data distribution is known (the analytic world) have one; real models
+        raise ``NotImplementedError``. Benchmarks use it as the held-out truth.
+        """
+        raise NotImplementedError(f"backend {self.name!r} has no oracle")

@@ -24,3 +24,19 @@ class RegistryError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
         return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(ValueError):
+    """A benchmark configuration that cannot run; the message names the field and the value."""
+
+
+class BudgetError(ValueError):
+    """A compute budget that a strategy cannot meet."""
+
+
+class OutputFolderError(ValueError):
+    """An output folder that holds results of another run, or cannot be written."""
+
+
+class LatentDataError(ValueError):
+    """A latent-reward dataset that is missing, malformed or inconsistent; names the file."""

@@ -195,6 +195,10 @@ class AnalyticBackend(Backend):
         ta = 3.0 * cosine - 1.0
         return torch.stack([vq, mq, ta], dim=1)
 
+    @property
+    def has_oracle(self) -> bool:
+        return True
+
     def oracle(self, latents: torch.Tensor, prompt: str) -> torch.Tensor:
         """The exact reward (sum of the three dimensions) of clean outputs ``[n]``."""
         return self.reward_dimensions(latents, prompt).sum(dim=1)

@@ -21,14 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from searchkit.backend import Backend
+from searchkit.errors import BudgetError  # noqa: F401  (re-exported)
 from searchkit.strategy import Strategy
 
 #: No knob is searched beyond this value.
 MAX_KNOB = 1 << 20
-
-
-class BudgetError(ValueError):
-    """A budget that a strategy cannot meet."""
 
 
 def _sized(

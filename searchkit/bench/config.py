@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 
 from searchkit.bench.prompts import Prompt, load_prompt_file
+from searchkit.errors import ConfigError  # noqa: F401  (re-exported)
 
 #: Configurations shipped with searchkit, by name (``searchkit bench --config wan2.1``).
 SHIPPED_CONFIGS: tuple[str, ...] = ("analytic", "wan2.1")
@@ -47,10 +48,6 @@ _TOP_LEVEL = {
     "name", "description", "backend", "reward", "num_steps", "strategies", "budgets_nfe",
     "prompts", "prompts_file", "dimension", "max_prompts", "seeds", "torch_threads",
 }
-
-
-class ConfigError(ValueError):
-    """A sweep configuration that cannot run; the message names the field and the value."""
 
 
 def _options_dict(value: Any, field: str = "options") -> dict[str, Any]:

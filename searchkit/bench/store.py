@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from searchkit.errors import OutputFolderError  # noqa: F401  (re-exported)
+
 try:  # advisory lock against two sweeps writing one folder (POSIX)
     import fcntl
 except ImportError:  # pragma: no cover
@@ -32,10 +34,6 @@ except ImportError:  # pragma: no cover
 RESULTS_FILE = "results.jsonl"
 SWEEP_FILE = "sweep.json"
 OUTPUT_FILES = ("summary.md", "summary.csv", "reward_vs_nfe.png")
-
-
-class OutputFolderError(ValueError):
-    """An output folder that cannot be used as asked (other results, another writer)."""
 
 
 def read_results(path: str | Path) -> tuple[list[dict[str, Any]], int, str | None]:

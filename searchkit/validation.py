@@ -1,0 +1,89 @@
+"""attrs validators and converters shared by every configuration class.
+
+Configuration in searchkit is frozen attrs classes; bad input fails on construction with a
+message that names the field and the value. The helpers here are the only ones: strategies,
+backends, rewards and benchmark configs all use them, so the same mistake reads the same
+everywhere.
+
+Validators take ``(instance, attribute, value)``; a list of them runs in order. Integers
+never accept booleans (``True`` is an ``int`` in Python, never a count in a config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+
+def is_int(value: object) -> bool:
+    """``value`` is an ``int`` and not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+    """An integer (booleans refused)."""
+    if not is_int(value):
+        raise TypeError(f"{attribute.name} must be an integer, got {value!r}")
+
+
+def int_at_least(minimum: int):
+    """An integer ``>= minimum`` (booleans refused)."""
+
+    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+        integer(_instance, attribute, value)
+        if value < minimum:
+            raise ValueError(f"{attribute.name} must be >= {minimum}, got {value!r}")
+
+    return check
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def optional_positive_int(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+    """``None`` or a positive integer."""
+    if value is not None:
+        positive_int(_instance, attribute, value)
+
+
+def boolean(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+    """``True`` or ``False`` exactly (no truthy strings or numbers)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be true or false, got {value!r}")
+
+
+def as_tuple(value: object) -> object:
+    """Converter: a list (from JSON or the command line) becomes a tuple; anything else is kept."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def lists_as_tuples(options: dict[str, Any]) -> dict[str, Any]:
+    """Every list value of ``options`` (parsed JSON) as a tuple, as configuration fields expect."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def step_schedule(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+    """A non-empty, strictly increasing tuple of non-negative integer step indices."""
+    name = attribute.name
+    if not isinstance(value, tuple) or not value:
+        raise ValueError(f"{name} must be a non-empty tuple of step indices, got {value!r}")
+    if not all(is_int(s) for s in value):
+        raise ValueError(f"{name} must hold integers, got {value!r}")
+    if min(value) < 0:
+        raise ValueError(f"{name} steps must be >= 0, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{name} must not repeat a step, got {value!r}")
+    if list(value) != sorted(value):
+        raise ValueError(f"{name} must be sorted in increasing order, got {value!r}")
+
+
+def check_steps_within(schedule: Sequence[int], num_steps: int, field: str = "schedule") -> None:
+    """Scheduled steps must lie in ``[0, num_steps)``; raises naming ``field`` otherwise."""
+    if schedule and (min(schedule) < 0 or max(schedule) >= num_steps):
+        raise ValueError(
+            f"{field} steps must lie in [0, {num_steps}) for a {num_steps}-step backend, "
+            f"got {tuple(schedule)}"
+        )
