@@ -41,6 +41,7 @@ from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
 from searchkit.strategy import Strategy
+from searchkit.validation import non_negative_int, positive_int
 
 
 @register_strategy("beam-search")
@@ -58,9 +59,9 @@ class BeamSearch(Strategy):
     name = "beam-search"
     size_knob = "beam_width"
 
-    beam_width: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
-    candidates: int = attrs.field(default=2, validator=[v.instance_of(int), v.ge(1)])
-    lookahead: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(0)])
+    beam_width: int = attrs.field(default=4, validator=positive_int)
+    candidates: int = attrs.field(default=2, validator=positive_int)
+    lookahead: int = attrs.field(default=0, validator=non_negative_int)
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
@@ -85,8 +86,7 @@ class BeamSearch(Strategy):
             if step == total - 1:
                 record = ctx.score(branches, label="final")
                 best = int(record.total.argmax())
-                record.chosen = record.ids.new_tensor([best])
-                record.survivors = record.ids[best : best + 1]
+                ctx.record_selection(record, branches.select([best]), chosen=[best])
                 return ctx.finish(branches, best, scores=record.scores[best])
             horizon = min(self.lookahead, total - 1 - step)
             if horizon:
@@ -95,9 +95,7 @@ class BeamSearch(Strategy):
             else:
                 record = ctx.score(branches, label="beam")
             keep = torch.topk(record.total, width, sorted=True).indices
-            record.chosen = keep
-            beams = branches.select(keep)
-            record.survivors = beams.ids.clone()
+            beams = ctx.record_selection(record, branches.select(keep), chosen=keep)
         raise AssertionError("unreachable: the last step returns")
 
     def expected_particle_steps(self, num_steps: int) -> float:

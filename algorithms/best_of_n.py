@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import attrs
-from attrs import validators as v
 
 from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.strategy import Strategy
+from searchkit.validation import positive_int
 
 
 @register_strategy("best-of-n")
@@ -25,15 +25,13 @@ class BestOfN(Strategy):
     name = "best-of-n"
     size_knob = "n"
 
-    n: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
+    n: int = attrs.field(default=4, validator=positive_int)
 
     def search(self, ctx: SearchContext) -> SearchResult:
         particles = ctx.advance(ctx.start(self.n), to=ctx.num_steps)
         record = ctx.score(particles, label="final")
         best = int(record.total.argmax())
-        record.weights = None
-        record.chosen = record.ids.new_tensor([best])
-        record.survivors = record.ids[best : best + 1]
+        ctx.record_selection(record, particles.select([best]), chosen=[best])
         return ctx.finish(particles, best, scores=record.scores[best])
 
     def expected_particle_steps(self, num_steps: int) -> float:

@@ -45,13 +45,20 @@ from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
-from searchkit.smc import as_tuple, check_schedule, validate_schedule
 from searchkit.strategy import Strategy
+from searchkit.validation import (
+    as_tuple,
+    check_steps_within,
+    is_int,
+    non_negative_int,
+    positive_int,
+    step_schedule,
+)
 
 
 def _check_population(instance: EvoSearch, attribute: attrs.Attribute, value: object) -> None:
     sizes = value if isinstance(value, tuple) else (value,)
-    if not sizes or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in sizes):
+    if not sizes or any(not is_int(p) or p < 1 for p in sizes):
         raise ValueError(f"population must be a positive integer or a tuple of them, got {value!r}")
     if isinstance(value, tuple) and len(value) != len(instance.evolution_steps):
         raise ValueError(
@@ -88,12 +95,12 @@ class EvoSearch(Strategy):
     size_knob = "population"
 
     evolution_steps: tuple[int, ...] = attrs.field(
-        default=(5, 20, 30, 45), converter=as_tuple, validator=validate_schedule
+        default=(5, 20, 30, 45), converter=as_tuple, validator=step_schedule
     )
-    initial_population: int = attrs.field(default=10, validator=[v.instance_of(int), v.ge(1)])
+    initial_population: int = attrs.field(default=10, validator=positive_int)
     population: int | tuple[int, ...] = attrs.field(default=5, converter=as_tuple, validator=_check_population)
-    num_elites: int = attrs.field(default=2, validator=[v.instance_of(int), v.ge(0)])
-    tournament_size: int = attrs.field(default=2, validator=[v.instance_of(int), v.ge(1)])
+    num_elites: int = attrs.field(default=2, validator=non_negative_int)
+    tournament_size: int = attrs.field(default=2, validator=positive_int)
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
 
     def __attrs_post_init__(self) -> None:
@@ -118,7 +125,7 @@ class EvoSearch(Strategy):
         return (self.population,) * len(self.evolution_steps)
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
-        check_schedule(self.evolution_steps, backend.num_steps, field="evolution_steps")
+        check_steps_within(self.evolution_steps, backend.num_steps, field="evolution_steps")
         if self.beta == 0.0 and not backend.is_stochastic:
             raise ValueError(
                 "beta=0.0 leaves mutated members identical to their parents with a deterministic "
@@ -142,8 +149,7 @@ class EvoSearch(Strategy):
             if float(fitness[top]) > best_total:
                 best, best_scores, best_total = finished.select([top]), record.scores[top], float(fitness[top])
             if cached is None:
-                record.chosen = record.ids.new_tensor([top])
-                record.survivors = best.ids.clone()
+                ctx.record_selection(record, best, chosen=[top])
                 break
             size = self.populations[generation]
             elites = torch.argsort(fitness, descending=True, stable=True)[: self.num_elites]
@@ -151,9 +157,7 @@ class EvoSearch(Strategy):
             parents = torch.cat([elites, winners])
             strength = torch.full((size,), self.beta)
             strength[: self.num_elites] = 0.0  # elites carry over unmutated
-            members = ctx.perturb(cached.select(parents), strength)
-            record.chosen = parents
-            record.survivors = members.ids.clone()
+            members = ctx.record_selection(record, ctx.perturb(cached.select(parents), strength), chosen=parents)
         return ctx.finish(best, 0, scores=best_scores)
 
     def expected_particle_steps(self, num_steps: int) -> float:

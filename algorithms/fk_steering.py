@@ -37,6 +37,8 @@ approximately preserves the model's marginal, so the tilted target is then appro
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 import torch
 from attrs import validators as v
@@ -48,15 +50,9 @@ from searchkit.registry import register_strategy
 from searchkit.resampling import RESAMPLERS, ess, get_resampler, normalize_log_weights
 from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
-from searchkit.smc import (
-    Selection,
-    SelectionPolicy,
-    as_tuple,
-    check_schedule,
-    run_smc,
-    validate_schedule,
-)
+from searchkit.smc import SMCPolicy, run_smc
 from searchkit.strategy import Strategy
+from searchkit.validation import as_tuple, check_steps_within, int_at_least, step_schedule
 
 POTENTIALS: tuple[str, ...] = ("diff", "max", "sum", "rt")
 SELECTIONS: tuple[str, ...] = ("argmax", "sample")
@@ -79,7 +75,7 @@ def log_potential(
 
 @register_strategy("fk-steering")
 @attrs.frozen
-class FKSteering(Strategy, SelectionPolicy):
+class FKSteering(Strategy, SMCPolicy):
     """SMC towards ``p(x0) exp(lambda r(x0))`` with reward potentials and resampling.
 
     Args:
@@ -96,12 +92,18 @@ class FKSteering(Strategy, SelectionPolicy):
 
     name = "fk-steering"
     size_knob = "num_particles"
+    presets: ClassVar[dict[str, dict]] = {
+        # Singhal et al. 2025's defaults: k = 4, lambda = 10 (schedule and potential are ours)
+        "fk": {},
+        # a sampler of the tilted distribution: the final particle drawn from its weights
+        "tilted-sample": {"selection": "sample", "potential": "diff"},
+    }
 
-    num_particles: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(2)])
+    num_particles: int = attrs.field(default=4, validator=int_at_least(2))
     lmbda: float = attrs.field(default=10.0, converter=float, validator=[v.ge(0.0), v.le(1e6)])
     potential: str = attrs.field(default="max", validator=v.in_(POTENTIALS))
     schedule: tuple[int, ...] = attrs.field(
-        default=(10, 15, 20, 25, 30, 35, 40), converter=as_tuple, validator=validate_schedule
+        default=(10, 15, 20, 25, 30, 35, 40), converter=as_tuple, validator=step_schedule
     )
     ess_threshold: float | None = attrs.field(
         default=0.5,
@@ -113,7 +115,7 @@ class FKSteering(Strategy, SelectionPolicy):
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
-        check_schedule(self.schedule, backend.num_steps)
+        check_steps_within(self.schedule, backend.num_steps)
         if self.beta == 0.0 and not backend.is_stochastic:
             raise ValueError(
                 "beta=0.0 leaves resampled duplicates identical with a deterministic solver; "
@@ -123,43 +125,39 @@ class FKSteering(Strategy, SelectionPolicy):
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="fk")
 
-    # -- SelectionPolicy ---------------------------------------------------------------
+    # -- SMC hooks -----------------------------------------------------------------------
     def begin(self, ctx: SearchContext, particles: Particles) -> Particles:
         zeros = torch.zeros(len(particles), dtype=torch.float64)
-        particles = particles.with_log_weights(zeros.clone())
         return particles.with_extras(
-            applied=zeros.clone(), reward_prev=zeros.clone(), reward_max=torch.full_like(zeros, -torch.inf),
+            applied=zeros.clone(),
+            reward_prev=zeros.clone(),
+            reward_max=torch.full_like(zeros, -torch.inf),
             reward_sum=zeros.clone(),
         )
 
-    def select(
-        self, ctx: SearchContext, particles: Particles, record: ScoreRecord, last: bool
-    ) -> Selection:
+    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+        """The chosen potential; ``applied`` keeps the product along each particle's ancestry."""
         log_g, history = log_potential(self.potential, self.lmbda, record.total.double(), particles.extras)
-        log_w = particles.log_weights.double() + log_g
-        particles = particles.with_extras(applied=particles.extras["applied"] + log_g, **history)
-        particles = particles.with_log_weights(log_w)
-        weights = normalize_log_weights(log_w)
-        n = len(particles)
-        if self.ess_threshold is not None and ess(log_w) >= self.ess_threshold * n:
-            return Selection(particles, weights=weights)
-        draw = get_resampler(self.resampler)(weights, n, ctx.generator)
-        particles = particles.select(draw).with_log_weights(torch.zeros(n, dtype=torch.float64))
-        if self.beta > 0.0:
-            particles = ctx.perturb(particles, self.beta)
-        return Selection(particles, weights=weights, chosen=draw)
+        return log_g, particles.with_extras(applied=particles.extras["applied"] + log_g, **history)
 
-    def output(self, ctx: SearchContext, particles: Particles) -> tuple[int, torch.Tensor | None]:
+    def should_resample(self, log_weights: torch.Tensor, last: bool) -> bool:
+        return self.ess_threshold is None or ess(log_weights) < self.ess_threshold * len(log_weights)
+
+    def move(self, ctx: SearchContext, particles: Particles) -> Particles:
+        return ctx.perturb(particles, self.beta) if self.beta > 0.0 else particles
+
+    def output(
+        self, ctx: SearchContext, particles: Particles, log_weights: torch.Tensor
+    ) -> tuple[int, torch.Tensor | None]:
+        """Score the outputs; final weight ``lambda r_0 - applied`` completes ``exp(lambda r_0)``."""
         record = ctx.score(particles, label="final")
         final = self.lmbda * record.total.double() - particles.extras["applied"]
-        weights = normalize_log_weights(particles.log_weights.double() + final)
+        weights = normalize_log_weights(log_weights + final)
         if self.selection == "sample":
             index = int(get_resampler("multinomial")(weights, 1, ctx.generator)[0])
         else:
             index = int(record.total.argmax())
-        record.weights = weights
-        record.chosen = record.ids.new_tensor([index])
-        record.survivors = record.ids[index : index + 1]
+        ctx.record_selection(record, particles.select([index]), chosen=[index], weights=weights)
         return index, record.scores[index]
 
     def expected_particle_steps(self, num_steps: int) -> float:

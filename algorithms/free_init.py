@@ -34,6 +34,7 @@ from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.strategy import Strategy
+from searchkit.validation import positive_int
 
 
 def butterworth_3d(shape: tuple[int, int, int], cutoff: float, order: int) -> torch.Tensor:
@@ -66,9 +67,9 @@ class FreeInit(Strategy):
     name = "free-init"
     size_knob = "num_passes"
 
-    num_passes: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
+    num_passes: int = attrs.field(default=5, validator=positive_int)
     cutoff: float = attrs.field(default=0.25, converter=float, validator=[v.gt(0.0), v.le(1.0)])
-    order: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
+    order: int = attrs.field(default=4, validator=positive_int)
 
     def search(self, ctx: SearchContext) -> SearchResult:
         particles = ctx.start(1)

@@ -41,11 +41,11 @@ from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
-from searchkit.cost import Meter
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
 from searchkit.strategy import Strategy
+from searchkit.validation import positive_int
 
 
 def prior_penalty(noise: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ class NoiseOptimization(Strategy):
     name = "noise-optimization"
     size_knob = "num_iterations"
 
-    num_iterations: int = attrs.field(default=10, validator=[v.instance_of(int), v.ge(1)])
+    num_iterations: int = attrs.field(default=10, validator=positive_int)
     learning_rate: float = attrs.field(default=1e-2, converter=float, validator=[v.gt(0.0), v.le(10.0)])
     max_grad_norm: float | None = attrs.field(
         default=1.0, converter=attrs.converters.optional(float), validator=v.optional(v.gt(0.0))
@@ -94,7 +94,6 @@ class NoiseOptimization(Strategy):
     def search(self, ctx: SearchContext) -> SearchResult:
         noise = ctx.start(1).latents.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([noise], lr=self.learning_rate)
-        forwards = ctx.num_steps * ctx.backend.forwards_per_step
         best = best_scores = None
         best_total = -math.inf
         for iteration in range(self.num_iterations + 1):
@@ -103,12 +102,12 @@ class NoiseOptimization(Strategy):
             if float(record.total[0]) > best_total:
                 best_total, best_scores = float(record.total[0]), record.scores[0]
                 best = finished.with_latents(finished.latents.detach(), x0=finished.x0.detach())
-                record.chosen = record.ids.new_tensor([0])
+                ctx.record_selection(record, None, chosen=[0])
             if iteration == self.num_iterations:
                 break
             loss = -total.sum() + self.regularization * prior_penalty(noise)
             optimizer.zero_grad()
-            ctx.backward(loss, forwards)
+            ctx.backward(loss)
             if self.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_([noise], self.max_grad_norm)
             optimizer.step()
@@ -117,7 +116,5 @@ class NoiseOptimization(Strategy):
     def expected_particle_steps(self, num_steps: int) -> float:
         return float((self.num_iterations + 1) * num_steps)
 
-    def expected_nfe(self, backend: Backend) -> float:
-        forwards = self.expected_particle_steps(backend.num_steps) * backend.forwards_per_step
-        backward = self.num_iterations * backend.num_steps * backend.forwards_per_step
-        return forwards + Meter.BACKWARD_FACTOR * backward
+    def expected_backward_particle_steps(self, num_steps: int) -> float:
+        return float(self.num_iterations * num_steps)

@@ -41,49 +41,62 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from itertools import pairwise
+from typing import ClassVar
 
 import attrs
+import numpy as np
 import torch
 from attrs import validators as v
+from scipy.special import gammaln
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
 from searchkit.particles import Particles
 from searchkit.registry import register_strategy
-from searchkit.resampling import RESAMPLERS, get_resampler
+from searchkit.resampling import RESAMPLERS
 from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
-from searchkit.smc import (
-    Selection,
-    SelectionPolicy,
-    as_tuple,
-    check_schedule,
-    run_smc,
-    validate_schedule,
-)
+from searchkit.smc import SMCPolicy, run_smc
 from searchkit.strategy import Strategy
+from searchkit.validation import as_tuple, check_steps_within, int_at_least, step_schedule
 
 
 @register_strategy("rgrp")
 @attrs.frozen
-class RGRP(Strategy, SelectionPolicy):
-    """Reward-Guided Resampling and Pruning: correlated candidates pruned by reward along the way."""
+class RGRP(Strategy, SMCPolicy):
+    """Reward-Guided Resampling and Pruning: correlated candidates pruned by reward along the way.
+
+    Args:
+        num_particles: ``N``, candidates at step 0.
+        beta: correlation of the candidates' noise with the first one's (0: all equal,
+            1: independent).
+        temperature: ``tau`` of ``softmax(r / tau)``.
+        schedule: steps (0-based) after which the candidates are scored and resampled.
+        resampler: any of :data:`searchkit.resampling.RESAMPLERS`.
+        keep_duplicates: keep every draw instead of pruning duplicates.
+        score_input: show a latent-space reward ``x_t`` (``"latent"``) or the predicted clean
+            latent (``"x0"``) instead of its own declaration.
+    """
 
     name = "rgrp"
     size_knob = "num_particles"
+    presets: ClassVar[dict[str, dict]] = {
+        # the paper's setting (LatSearch, Sec. 4): N = 6, beta = 0.1, tau = 1, S = (10, 15, 20)
+        "latsearch": {},
+        # independent candidates: the setting that scales with N on the analytic world
+        "independent": {"beta": 1.0},
+    }
 
-    num_particles: int = attrs.field(default=6, validator=[v.instance_of(int), v.ge(2)])
+    num_particles: int = attrs.field(default=6, validator=int_at_least(2))
     beta: float = attrs.field(default=0.1, converter=float, validator=[v.ge(0.0), v.le(1.0)])
     temperature: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
-    schedule: tuple[int, ...] = attrs.field(
-        default=(10, 15, 20), converter=as_tuple, validator=validate_schedule
-    )
+    schedule: tuple[int, ...] = attrs.field(default=(10, 15, 20), converter=as_tuple, validator=step_schedule)
     resampler: str = attrs.field(default="multinomial", validator=v.in_(tuple(RESAMPLERS)))
     keep_duplicates: bool = attrs.field(default=False, validator=v.instance_of(bool))
     score_input: str | None = attrs.field(default=None, validator=v.optional(v.in_(("latent", "x0"))))
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
-        check_schedule(self.schedule, backend.num_steps)
+        check_steps_within(self.schedule, backend.num_steps)
         if self.score_input is not None and reward.input == "video":
             raise ValueError(
                 f"score_input={self.score_input!r} needs a latent-space reward; "
@@ -91,61 +104,69 @@ class RGRP(Strategy, SelectionPolicy):
             )
 
     def search(self, ctx: SearchContext) -> SearchResult:
-        z = ctx.given_noise[:1] if ctx.given_noise is not None else ctx.noise(1)
+        z = ctx.initial_noise(1)
         eps = ctx.noise(self.num_particles - 1)
         candidates = torch.cat([z, math.sqrt(1.0 - self.beta**2) * z + self.beta * eps])
         particles = ctx.start(self.num_particles, noise=candidates)
         return run_smc(ctx, particles, self.schedule, self, label="rgrp")
 
-    # -- SelectionPolicy ---------------------------------------------------------------
+    # -- SMC hooks -----------------------------------------------------------------------
     def begin(self, ctx: SearchContext, particles: Particles) -> Particles:
         return particles.with_extras(cumulative_weight=torch.zeros(len(particles), dtype=torch.float64))
 
-    def select(
-        self, ctx: SearchContext, particles: Particles, record: ScoreRecord, last: bool
-    ) -> Selection:
-        weights = torch.softmax(record.total.double() / self.temperature, dim=0)
+    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+        """``log G = r / tau``: RGRP resamples at every event, so its weights are ``softmax(r / tau)``."""
+        return record.total.double() / self.temperature, particles
+
+    def survivors(
+        self, particles: Particles, drawn: torch.Tensor, weights: torch.Tensor, last: bool
+    ) -> Particles:
+        """Accumulate ``C += w``; keep the distinct draws (sorted); at the last event, ``argmax C``."""
         particles = particles.with_extras(
             cumulative_weight=particles.extras["cumulative_weight"] + weights
         )
-        draw = get_resampler(self.resampler)(weights, len(particles), ctx.generator)
-        keep = draw if self.keep_duplicates else torch.unique(draw)  # unique() sorts
+        keep = drawn if self.keep_duplicates else torch.unique(drawn)  # unique() sorts
         particles = particles.select(keep)
         if last:
             best = int(torch.argmax(particles.extras["cumulative_weight"]))  # first max wins ties
             particles = particles.select([best])
-        return Selection(particles, weights=weights, chosen=draw)
+        return particles
 
     # -- compute -------------------------------------------------------------------------
     def expected_particle_steps(self, num_steps: int) -> float:
-        """Mean ``P`` under uniform weights (an upper bound: peaked weights keep fewer)."""
+        """Mean ``P`` under uniform weights (an upper bound: peaked weights keep fewer).
+
+        The alive count after each resample follows the occupancy law (distinct values among
+        ``m`` uniform draws from ``m``), applied along the schedule from ``N`` alive.
+        """
         n = self.num_particles
         segments = [self.schedule[0] + 1] + [b - a for a, b in pairwise(self.schedule)]
         total = float(segments[0] * n)
-        alive = {n: 1.0}  # distribution of the alive count
+        alive = np.zeros(n)  # alive[m - 1] = P(m particles alive)
+        alive[n - 1] = 1.0
+        counts = np.arange(1, n + 1)
         for length in segments[1:]:
-            alive = _after_resample(alive, self.keep_duplicates)
-            total += length * sum(k * p for k, p in alive.items())
+            if not self.keep_duplicates:
+                alive = alive @ _occupancy(n)
+            total += length * float(alive @ counts)
         return total + (num_steps - 1 - self.schedule[-1])
 
 
-def _after_resample(alive: dict[int, float], keep_duplicates: bool) -> dict[int, float]:
-    if keep_duplicates:
-        return alive
-    out: dict[int, float] = {}
-    for n, p in alive.items():
-        for k, q in enumerate(_distinct_counts(n), start=1):
-            out[k] = out.get(k, 0.0) + p * q
-    return out
+@lru_cache(maxsize=16)
+def _occupancy(n: int) -> np.ndarray:
+    """``T[m - 1, k - 1] = P(k distinct values among m uniform draws from m)``, ``m, k <= n``.
 
-
-@lru_cache(maxsize=64)
-def _distinct_counts(n: int) -> tuple[float, ...]:
-    """P(k distinct values) for ``n`` uniform draws from ``n``, ``k = 1..n`` (occupancy law)."""
-    # stirling[j][k]: ways to partition j labelled draws into k non-empty groups
-    stirling = [[0] * (n + 1) for _ in range(n + 1)]
-    stirling[0][0] = 1
+    ``P = m! S(m, k) / ((m - k)! m^m)`` with ``S`` the Stirling numbers of the second kind,
+    computed by their recurrence ``S(j, k) = k S(j - 1, k) + S(j - 1, k - 1)`` in log space
+    (float64), so one ``O(n^2)`` table serves every ``m``.
+    """
+    log_s = np.full((n + 1, n + 1), -np.inf)
+    log_s[0, 0] = 0.0
+    log_k = np.log(np.arange(1, n + 1))
     for j in range(1, n + 1):
-        for k in range(1, j + 1):
-            stirling[j][k] = k * stirling[j - 1][k] + stirling[j - 1][k - 1]
-    return tuple(math.perm(n, k) * stirling[n][k] / n**n for k in range(1, n + 1))
+        log_s[j, 1:] = np.logaddexp(log_k + log_s[j - 1, 1:], log_s[j - 1, :-1])
+    m = np.arange(1, n + 1)[:, None]
+    k = np.arange(1, n + 1)[None, :]
+    with np.errstate(invalid="ignore"):
+        log_p = gammaln(m + 1) - gammaln(np.maximum(m - k, 0) + 1) + log_s[1:, 1:] - m * np.log(m)
+    return np.where(k <= m, np.exp(log_p), 0.0)

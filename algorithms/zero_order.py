@@ -33,6 +33,7 @@ from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.strategy import Strategy
+from searchkit.validation import positive_int
 
 
 def sphere_neighbours(pivot: torch.Tensor, fresh: torch.Tensor, similarity: float) -> torch.Tensor:
@@ -65,8 +66,8 @@ class ZeroOrderSearch(Strategy):
     name = "zero-order"
     size_knob = "num_rounds"
 
-    num_neighbors: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
-    num_rounds: int = attrs.field(default=2, validator=[v.instance_of(int), v.ge(1)])
+    num_neighbors: int = attrs.field(default=4, validator=positive_int)
+    num_rounds: int = attrs.field(default=2, validator=positive_int)
     similarity: float = attrs.field(default=0.95, converter=float, validator=[v.gt(0.0), v.lt(1.0)])
 
     def search(self, ctx: SearchContext) -> SearchResult:
@@ -83,12 +84,12 @@ class ZeroOrderSearch(Strategy):
                 best, best_scores, best_total = finished.select([0]), record.scores[0], float(record.total[0])
             offset = 1 if first else 0
             candidate = offset + int(record.total[offset:].argmax())
-            if float(record.total[candidate]) > best_total:
+            moved = float(record.total[candidate]) > best_total
+            if moved:
                 best, best_scores = finished.select([candidate]), record.scores[candidate]
                 best_total = float(record.total[candidate])
                 pivot = noise[candidate : candidate + 1]
-                record.chosen = record.ids.new_tensor([candidate])
-            record.survivors = best.ids.clone()
+            ctx.record_selection(record, best, chosen=[candidate] if moved else None)
         return ctx.finish(best, 0, scores=best_scores)
 
     def expected_particle_steps(self, num_steps: int) -> float:

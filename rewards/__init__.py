@@ -1,5 +1,12 @@
 """Reward plugins (installed as ``searchkit.rewards``)."""
 
+if __name__ != "searchkit.rewards":  # the folder is installed as a subpackage of searchkit only
+    raise ImportError(
+        f"the rewards/ folder installs as searchkit.rewards: import searchkit.rewards, "
+        f"not {__name__} (one module must not have two identities)"
+    )
+
+
 from searchkit.registry import register_reward
 from searchkit.rewards.analytic import AnalyticReward
 from searchkit.rewards.latent_reward_model import LatentRewardModel

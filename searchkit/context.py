@@ -6,8 +6,15 @@ reward, which is what makes "equal compute" comparisons honest::
     particles = ctx.start(n)                  # initial noise, fresh solver state
     particles = ctx.advance(particles, to=j)  # denoise to step j: batched forwards, metered
     record    = ctx.score(particles)          # reward on x_t / predicted x0 / video, metered
-    particles = particles.select(idx)         # resample, prune or duplicate
+    particles = ctx.record_selection(record, particles.select(idx), chosen=idx)
+                                              # resample, prune or duplicate; into the trace
     return ctx.finish(particles, index)       # decode the chosen output, report
+
+The context is the only writer of the trace: :meth:`SearchContext.score` appends a frozen
+:class:`~searchkit.result.ScoreRecord`, and :meth:`SearchContext.record_selection` replaces
+it, once, with the same record carrying the decision. Gradients are metered here too: the
+context counts the forwards it ran with the graph kept, and :meth:`SearchContext.backward`
+charges their backward pass.
 
 Predicted clean latents come for free: the step from ``x_{t_k}`` evaluates the velocity
 ``v`` there, and ``x0 = x_{t_k} - sigma_k v`` is kept on the particles. A reward that
@@ -19,6 +26,7 @@ particle-step count of the paper's formulas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import attrs
@@ -59,16 +67,22 @@ class SearchContext:
             raise TypeError(f"reward must be a searchkit Reward, got {type(reward).__name__}")
         if budget_nfe is not None and (not isinstance(budget_nfe, int) or budget_nfe <= 0):
             raise ValueError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
-        self.backend = backend
+        self._backend = backend
         if noise is not None:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
-        self.reward = reward
+        self._reward = reward
         self.prompt = prompt
         self.generator = generator
-        self.given_noise = noise
+        self._given_noise = noise
         self.meter = Meter(budget_nfe=budget_nfe)
         self.trace = Trace()
-        self.lineage = Lineage()
+        self._lineage = Lineage()
+        # the scoring records as score() returned them, parallel to trace.scored, and the
+        # positions whose decision has been recorded
+        self._issued: list[ScoreRecord] = []
+        self._decided: set[int] = set()
+        # model forwards run with the autograd graph kept since the last backward pass
+        self._graph_forwards = 0
         # frames of finished outputs decoded for a video reward, by particle id, with the
         # latents they came from, so that finish() never decodes the same output twice
         self._decoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -78,17 +92,30 @@ class SearchContext:
     # -- the trajectory ---------------------------------------------------------------
     @property
     def num_steps(self) -> int:
-        return self.backend.num_steps
+        return self._backend.num_steps
+
+    @property
+    def reward_dimensions(self) -> tuple[str, ...]:
+        """The search reward's dimension names, in column order of every score."""
+        return tuple(self._reward.dimensions)
 
     def noise(self, n: int) -> torch.Tensor:
         """``n`` fresh ``N(0, I)`` latents from the search's generator."""
-        return self.backend.initial_noise(n, self.generator)
+        return self._backend.initial_noise(n, self.generator)
+
+    def initial_noise(self, n: int) -> torch.Tensor:
+        """The run's starting noise for ``n`` particles: the noise the caller gave fills the
+        first rows, fresh draws from the generator the rest (what :meth:`start` uses)."""
+        if self._given_noise is None:
+            return self.noise(n)
+        given = self._given_noise[:n]
+        return torch.cat([given, self.noise(n - given.shape[0])]) if given.shape[0] < n else given
 
     def start(self, n: int, noise: torch.Tensor | None = None) -> Particles:
         """``n`` particles at step 0.
 
-        The noise is ``noise`` when given (``[n, *latent_shape]``); otherwise the run's given
-        noise fills the first rows and fresh draws from the generator the rest.
+        The noise is ``noise`` when given (``[n, *latent_shape]``); otherwise
+        :meth:`initial_noise`.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"number of particles must be a positive integer, got {n!r}")
@@ -96,27 +123,19 @@ class SearchContext:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
             if noise.shape[0] != n:
                 raise ValueError(f"noise must hold {n} latents, got {noise.shape[0]}")
-        elif self.given_noise is not None:
-            given = self.given_noise[:n]
-            noise = torch.cat([given, self.noise(n - given.shape[0])]) if given.shape[0] < n else given
         else:
-            noise = self.noise(n)
-        noise = noise.to(device=self.backend.device, dtype=self.backend.dtype).clone()
-        solver = SolverState(self.backend.make_scheduler(), batch=n, rank=noise.dim())
-        return Particles(
-            latents=noise,
-            solver=solver,
-            ids=self.lineage.new_roots(n),
-            lineage=self.lineage,
-            log_weights=torch.zeros(n),
-        )
+            noise = self.initial_noise(n)
+        noise = noise.to(device=self._backend.device, dtype=self._backend.dtype).clone()
+        solver = SolverState(self._backend.make_scheduler(), batch=n, rank=noise.dim())
+        return Particles(latents=noise, solver=solver, ids=self._lineage.new_roots(n), lineage=self._lineage)
 
     def advance(self, particles: Particles, to: int, *, grad: bool = False) -> Particles:
         """Denoise every particle from its current step to step ``to`` (exclusive of ``to``).
 
         All particles go through the model as one batch per step; each step is metered
         (``len(particles)`` particle-steps, ``forwards_per_step`` forwards each) before it
-        runs. ``grad=True`` keeps the autograd graph (for noise optimisation).
+        runs. ``grad=True`` keeps the autograd graph (for noise optimisation); the forwards
+        run so are counted for the next :meth:`backward`.
         """
         start = particles.step
         if not isinstance(to, int) or not start <= to <= self.num_steps:
@@ -127,12 +146,15 @@ class SearchContext:
         grad_mode = nullcontext() if grad else torch.no_grad()
         with grad_mode:
             for k in range(start, to):
-                self.meter.charge_model(n, self.backend.forwards_per_step)
+                forwards = self._backend.forwards_per_step
+                self.meter.charge_model(n, forwards)
+                if grad:
+                    self._graph_forwards += n * forwards
                 scheduler = solver.scheduler
                 timestep = scheduler.timesteps[k]
                 sigma = float(scheduler.sigmas[k])
                 with self.meter.timed("model"):
-                    velocity = self.backend.velocity(latents, timestep, sigma, self.conditioning)
+                    velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)
                     x0 = latents - sigma * velocity
                     latents = solver.step(velocity, timestep, latents, self.generator)
         if to > start:
@@ -182,12 +204,12 @@ class SearchContext:
         ``input`` overrides what a latent-space reward is shown (``"latent"`` for ``x_t``,
         ``"x0"`` for the predicted clean latent); video rewards always see video.
         """
-        if input is not None and (input not in ("latent", "x0") or self.reward.input == "video"):
+        if input is not None and (input not in ("latent", "x0") or self._reward.input == "video"):
             raise ValueError(
-                f"input must be 'latent' or 'x0' for reward {self.reward.name!r} "
-                f"(declared input {self.reward.input!r}), got {input!r}"
+                f"input must be 'latent' or 'x0' for reward {self._reward.name!r} "
+                f"(declared input {self._reward.input!r}), got {input!r}"
             )
-        return self._score(particles, label, input or self.reward.input, keep_graph=False)[0]
+        return self._score(particles, label, input or self._reward.input, keep_graph=False)[0]
 
     def score_with_grad(self, particles: Particles, label: str = "") -> tuple[ScoreRecord, torch.Tensor]:
         """Score fully denoised ``particles`` keeping the autograd graph (gradient-based search).
@@ -201,8 +223,8 @@ class SearchContext:
                 f"score_with_grad needs fully denoised particles (step {self.num_steps}), "
                 f"got step {particles.step}"
             )
-        record, scores = self._score(particles, label, self.reward.input, keep_graph=True)
-        return record, self.reward.aggregate(scores)
+        record, scores = self._score(particles, label, self._reward.input, keep_graph=True)
+        return record, self._reward.aggregate(scores)
 
     def _score(
         self, particles: Particles, label: str, kind: str, *, keep_graph: bool
@@ -213,7 +235,7 @@ class SearchContext:
         else:
             if step == 0:
                 raise ValueError(
-                    f"reward {self.reward.name!r} needs input {kind!r}, which exists only after the "
+                    f"reward {self._reward.name!r} needs input {kind!r}, which exists only after the "
                     "first denoising step; score after advancing"
                 )
             data = particles.latents if step == self.num_steps else particles.x0
@@ -232,7 +254,7 @@ class SearchContext:
         )
         grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
         with grad_mode, self.meter.timed("reward"):
-            scores = self.reward(batch)
+            scores = self._reward(batch)
         self.meter.reward_calls += n
         detached = scores.detach().float().cpu()
         self._check_scores(detached, particles, step)
@@ -241,19 +263,68 @@ class SearchContext:
             sigma=sigma,
             ids=particles.ids.clone(),
             scores=detached,
-            total=self.reward.aggregate(detached),
+            total=self._reward.aggregate(detached),
             input=kind,
             label=label,
         )
         self.trace.scored.append(record)
+        self._issued.append(record)
         return record, scores
 
-    def backward(self, loss: torch.Tensor, forwards: int) -> None:
-        """Backpropagate ``loss`` through ``forwards`` model forwards, metered as forward-equivalents.
+    def record_selection(
+        self,
+        record: ScoreRecord,
+        survivors: Particles | None,
+        *,
+        chosen: torch.Tensor | Sequence[int] | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> Particles | None:
+        """Record the decision taken on a scoring event and hand back the ``survivors``.
 
-        The meter charges ``forwards * Meter.BACKWARD_FACTOR`` NFE (and checks the budget)
-        before the backward pass runs.
+        ``record`` is what :meth:`score` returned in this search; ``chosen`` the indices into
+        its particles that the decision picked (as drawn, repeats included); ``weights`` the
+        normalised weights the draw used; ``survivors`` the particles the search carries on
+        (``None`` if none). The trace's record is replaced by a copy carrying the decision;
+        a record takes one decision. See :class:`~searchkit.result.ScoreRecord` for the
+        meaning of each field.
         """
+        position = next((i for i, r in enumerate(self._issued) if r is record), None)
+        if position is None:
+            raise ValueError("record must be a ScoreRecord returned by this search's score()")
+        if position in self._decided:
+            raise ValueError(f"scoring event {position} (step {record.step}) already has a decision")
+        if chosen is not None:
+            chosen = torch.as_tensor(chosen, dtype=torch.long)
+            if chosen.dim() != 1 or (chosen.numel() and not 0 <= int(chosen.min()) <= int(chosen.max()) < len(record.ids)):
+                raise ValueError(
+                    f"chosen must be indices into the {len(record.ids)} scored particles, "
+                    f"got {chosen.tolist()}"
+                )
+        if weights is not None:
+            weights = weights.detach().cpu()
+            if weights.shape != (len(record.ids),):
+                raise ValueError(
+                    f"weights must have shape [{len(record.ids)}], got {list(weights.shape)}"
+                )
+        self.trace.scored[position] = attrs.evolve(
+            record,
+            weights=weights,
+            chosen=chosen,
+            survivors=None if survivors is None else survivors.ids.clone(),
+        )
+        self._decided.add(position)
+        return survivors
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate ``loss`` through the model forwards run with ``grad=True``, metered.
+
+        The context counts the forwards that :meth:`advance` ran keeping the graph since the
+        last backward pass; the meter charges ``Meter.BACKWARD_FACTOR`` forward-equivalents
+        for each (and checks the budget) before the backward pass runs. Forwards run with the
+        graph kept count towards the next backward pass, so run them only for a loss you
+        backpropagate.
+        """
+        forwards, self._graph_forwards = self._graph_forwards, 0
         self.meter.charge_backward(forwards)
         with self.meter.timed("model"):
             loss.backward()
@@ -262,7 +333,7 @@ class SearchContext:
         """Decode clean latents to video frames, metered (one decode per latent)."""
         grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
         with grad_mode, self.meter.timed("decode"):
-            video = self.backend.decode(latents)
+            video = self._backend.decode(latents)
         self.meter.decodes += int(latents.shape[0])
         return video
 
@@ -287,14 +358,14 @@ class SearchContext:
             video = cached[1]
         else:
             video = self.decode(chosen.latents)[0]
-        self.trace.parents = list(self.lineage.parents)
+        self.trace.parents = list(self._lineage.parents)
         scores = scores.detach().float().cpu()
         return SearchResult(
             latents=chosen.latents[0].detach(),
             video=video.detach().cpu(),
             scores=scores,
-            reward=float(self.reward.aggregate(scores[None])[0]),
-            dimensions=tuple(self.reward.dimensions),
+            reward=float(self._reward.aggregate(scores[None])[0]),
+            dimensions=tuple(self._reward.dimensions),
             cost=self.meter.snapshot(),
             trace=self.trace,
             strategy="",  # Strategy.run fills in the strategy, its config and the seed
@@ -307,7 +378,7 @@ class SearchContext:
     def _check_latents(self, field: str, value: object, *, allow_unbatched: bool) -> torch.Tensor:
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{field} must be a torch.Tensor, got {type(value).__name__}")
-        shape = tuple(self.backend.latent_shape)
+        shape = tuple(self._backend.latent_shape)
         if allow_unbatched and tuple(value.shape) == shape:
             value = value[None]
         if value.dim() != len(shape) + 1 or tuple(value.shape[1:]) != shape:
@@ -317,17 +388,17 @@ class SearchContext:
         return value
 
     def _check_scores(self, scores: torch.Tensor, particles: Particles, step: int) -> None:
-        dims = len(self.reward.dimensions)
+        dims = len(self._reward.dimensions)
         if scores.dim() != 2 or scores.shape != (len(particles), dims):
             raise ValueError(
-                f"reward {self.reward.name!r} must return [{len(particles)}, {dims}] scores, "
+                f"reward {self._reward.name!r} must return [{len(particles)}, {dims}] scores, "
                 f"got {list(scores.shape)}"
             )
         bad = ~torch.isfinite(scores)
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
             raise NonFiniteRewardError(
-                f"reward {self.reward.name!r} returned {float(scores[row, col])} at step {step} "
+                f"reward {self._reward.name!r} returned {float(scores[row, col])} at step {step} "
                 f"for particle {int(particles.ids[row])} (batch index {row}), "
-                f"dimension {self.reward.dimensions[col]!r}"
+                f"dimension {self._reward.dimensions[col]!r}"
             )

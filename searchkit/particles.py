@@ -2,7 +2,7 @@
 
 A :class:`Particles` holds, for ``n`` trajectories at the same denoising step, the latents
 ``x_t``, the solver history (inside a :class:`~searchkit.solver.SolverState`), the latest
-predicted clean latent ``x0``, log-weights and ids. :meth:`Particles.select` is the one way
+predicted clean latent ``x0``, per-particle strategy state and ids. :meth:`Particles.select` is the one way
 to resample, prune or duplicate: every per-particle field is indexed by the same indices,
 so a particle never continues with another's history.
 
@@ -42,7 +42,6 @@ class Particles:
     solver: SolverState
     ids: torch.Tensor
     lineage: Lineage
-    log_weights: torch.Tensor
     x0: torch.Tensor | None = None
     #: Per-particle strategy state (``[n, ...]`` tensors: cumulative weights, reward
     #: history), selected together with everything else.
@@ -91,7 +90,6 @@ class Particles:
             solver=self.solver.select(device_index),
             ids=new_ids,
             lineage=self.lineage,
-            log_weights=self.log_weights[index],
             x0=None if self.x0 is None else self.x0.index_select(0, device_index),
             extras={k: v[index.to(v.device)] for k, v in self.extras.items()},
         )
@@ -103,9 +101,6 @@ class Particles:
                 f"latents must keep shape {tuple(self.latents.shape)}, got {tuple(latents.shape)}"
             )
         return attrs.evolve(self, latents=latents, x0=x0)
-
-    def with_log_weights(self, log_weights: torch.Tensor) -> Particles:
-        return attrs.evolve(self, log_weights=log_weights)
 
     def with_extras(self, **extras: torch.Tensor) -> Particles:
         """The same particles with per-particle state ``extras`` added or replaced."""

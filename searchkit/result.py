@@ -15,7 +15,7 @@ def _list(value: torch.Tensor | None) -> Any:
     return None if value is None else value.detach().cpu().tolist()
 
 
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class AdvanceRecord:
     """``particles`` trajectories advanced from step ``start`` to step ``stop``."""
 
@@ -31,14 +31,30 @@ class AdvanceRecord:
         return {"start": self.start, "stop": self.stop, "particles": self.particles}
 
 
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class ScoreRecord:
-    """One scoring event: who was alive, their scores, and what the strategy did next.
+    """One scoring event and the decision the search took on it; written once, by the context.
 
-    ``step`` counts the denoising steps taken (a score "after step j" has ``step = j + 1``);
-    ``ids`` are the alive particle ids; ``scores`` is ``[n, dims]`` and ``total`` the
-    aggregate. A strategy that selects fills ``weights`` (normalised), ``chosen`` (indices
-    into the alive particles, as drawn) and ``survivors`` (ids after the selection).
+    What was scored:
+
+    * ``step``: denoising steps taken (a score "after step j" has ``step = j + 1``);
+    * ``sigma``: the noise level the reward was told; ``input``: what it saw (``"latent"``,
+      ``"x0"`` or ``"video"``); ``label``: the strategy's name for the event;
+    * ``ids``: the ids of the scored particles, ``[n]``; ``scores``: ``[n, dims]``;
+      ``total``: their aggregate, ``[n]``.
+
+    What the strategy decided (:meth:`~searchkit.context.SearchContext.record_selection`;
+    all three are ``None`` until then, and stay ``None`` where they do not apply):
+
+    * ``weights``: the normalised weights ``[n]`` the decision was drawn from (SMC
+      resampling); ``None`` for decisions that use no weights (top-k, argmax);
+    * ``chosen``: indices into ``ids`` of the particles the decision picked, in the order
+      picked, repeats included: a resampler's draw, the top ``B`` of a beam, the best of a
+      best-of-N, the parents of the next generation; ``None`` when it picked none of them (a
+      zero-order round that found no better neighbour);
+    * ``survivors``: ids of the particles the search carries on after the decision (after
+      pruning, duplicating and perturbing; they can include particles of earlier events,
+      such as the best output seen so far); ``None`` when none is carried on.
     """
 
     step: int
@@ -47,10 +63,10 @@ class ScoreRecord:
     scores: torch.Tensor
     total: torch.Tensor
     input: str
+    label: str = ""
     weights: torch.Tensor | None = None
     chosen: torch.Tensor | None = None
     survivors: torch.Tensor | None = None
-    label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +85,11 @@ class ScoreRecord:
 
 @attrs.define(eq=False)
 class Trace:
-    """The scoring events of a search (iterable) and every advance it made."""
+    """The scoring events of a search (iterable) and every advance it made.
+
+    Only the :class:`~searchkit.context.SearchContext` of the search appends to it; its
+    records are frozen.
+    """
 
     scored: list[ScoreRecord] = attrs.Factory(list)
     advances: list[AdvanceRecord] = attrs.Factory(list)

@@ -1,62 +1,80 @@
 """The shared sequential Monte Carlo driver.
 
-Search along the denoising trajectory is a Feynman-Kac model (Del Moral 2004; the
-``particles`` library's ``FeynmanKac``/``SMC`` split): ``M_0`` draws initial noise,
-``M_t`` is one denoising step, and at scheduled steps a potential ``G_t`` built from the
-reward reweights the particles, which are then resampled and possibly pruned. Strategies
-that follow this pattern (RGRP, FK steering) differ only in a :class:`SelectionPolicy`:
-the potential, when and how to resample, whether duplicates are kept, and which particle
-becomes the output. The driver below is the one loop they share::
+Search along the denoising trajectory is a Feynman-Kac model (Del Moral 2004; the split
+of the ``particles`` library into a ``FeynmanKac`` model and an ``SMC`` algorithm, and
+blackjax's ``(state) -> (state, info)`` steps): ``M_0`` draws initial noise, ``M_t`` is
+one denoising step, and at scheduled steps a potential ``G_t`` built from the reward
+reweights the particles, which may then be resampled and pruned. The driver owns the
+log-weights and the resampling; a :class:`SMCPolicy` supplies only hooks::
 
-    particles = policy.begin(ctx, particles)
-    for j in schedule:                                  # scored AFTER step j (0-based)
+    particles = policy.begin(ctx, particles);  log w = 0
+    for each scheduled step j (scored AFTER step j):
         particles = ctx.advance(particles, to=j + 1)
         record = ctx.score(particles)
-        particles, weights, chosen = policy.select(ctx, particles, record, last)
+        log G, particles = policy.log_potential(particles, record)    # the potential
+        log w += log G;  w = normalise(log w)
+        if policy.should_resample(log w, last):                       # when to resample
+            drawn = resampler(w, n, generator)                        # searchkit.resampling
+            particles = policy.survivors(particles, drawn, w, last)   # what to keep or prune
+            particles = policy.move(ctx, particles);  log w = 0       # e.g. a perturbation
+        ctx.record_selection(record, particles, chosen=drawn, weights=w)
     particles = ctx.advance(particles, to=T)
-    return ctx.finish(particles, *policy.output(ctx, particles))
+    return ctx.finish(particles, *policy.output(ctx, particles, log w))   # which is the output
+
+RGRP, FK steering and the bootstrap particle filter differ only in these hooks.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-import attrs
 import torch
 
 from searchkit.context import SearchContext
 from searchkit.particles import Particles
+from searchkit.resampling import get_resampler, normalize_log_weights
 from searchkit.result import ScoreRecord, SearchResult
 
 
-@attrs.frozen(eq=False)
-class Selection:
-    """A policy's decision: the new particles, the normalised weights used, the raw draw."""
+class SMCPolicy:
+    """The hooks of an SMC-style search; the driver (:func:`run_smc`) does the rest.
 
-    particles: Particles
-    weights: torch.Tensor | None = None
-    chosen: torch.Tensor | None = None
+    Strategies mix this in and define the attributes ``resampler`` (a name of
+    :data:`searchkit.resampling.RESAMPLERS`) and ``score_input`` (``None``: the reward's own
+    declaration, or ``"latent"`` / ``"x0"``), usually as attrs fields.
+    """
 
-
-class SelectionPolicy(ABC):
-    """Potential and resampling policy of an SMC-style search."""
-
-    #: The reward input to score on (``None``: the reward's own declaration).
+    resampler: str = "multinomial"
     score_input: str | None = None
 
     def begin(self, ctx: SearchContext, particles: Particles) -> Particles:
-        """Attach per-particle state before the first step (default: none)."""
+        """Attach per-particle state (``particles.extras``) before the first step (default: none)."""
         return particles
 
-    @abstractmethod
-    def select(
-        self, ctx: SearchContext, particles: Particles, record: ScoreRecord, last: bool
-    ) -> Selection:
-        """Reweight scored ``particles`` and resample/prune them; ``last`` marks the final event."""
+    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+        """``log G`` ``[n]`` (float64) of one scoring event, and the particles with updated state."""
+        raise NotImplementedError(f"{type(self).__name__} must define log_potential")
 
-    def output(self, ctx: SearchContext, particles: Particles) -> tuple[int, torch.Tensor | None]:
-        """Index of the returned particle and its scores if known (default: the first, unscored)."""
+    def should_resample(self, log_weights: torch.Tensor, last: bool) -> bool:
+        """Whether to resample after this event (default: always)."""
+        return True
+
+    def survivors(
+        self, particles: Particles, drawn: torch.Tensor, weights: torch.Tensor, last: bool
+    ) -> Particles:
+        """The particles kept after a resampling draw (default: every draw, duplicates kept)."""
+        return particles.select(drawn)
+
+    def move(self, ctx: SearchContext, particles: Particles) -> Particles:
+        """A move applied to resampled particles, e.g. a perturbation so that duplicates
+        diverge (default: none)."""
+        return particles
+
+    def output(
+        self, ctx: SearchContext, particles: Particles, log_weights: torch.Tensor
+    ) -> tuple[int, torch.Tensor | None]:
+        """Index of the returned particle among the finished ``particles`` and its scores if
+        known (default: the first, scored by ``ctx.finish``)."""
         return 0, None
 
 
@@ -64,48 +82,32 @@ def run_smc(
     ctx: SearchContext,
     particles: Particles,
     schedule: Sequence[int],
-    policy: SelectionPolicy,
+    policy: SMCPolicy,
     label: str = "smc",
 ) -> SearchResult:
-    """Drive ``particles`` through the scheduled scoring events and on to a finished output."""
+    """Drive ``particles`` through the scheduled scoring events and on to a finished output.
+
+    Log-weights are float64 and start at zero; they are normalised with logsumexp
+    (:func:`~searchkit.resampling.normalize_log_weights`), resampled with the policy's
+    resampler and the search's generator, and reset to zero after each resampling. The
+    trace records, per event, the normalised weights (float32), the draw and the survivors.
+    """
     particles = policy.begin(ctx, particles)
+    log_weights = torch.zeros(len(particles), dtype=torch.float64)
+    resample = get_resampler(policy.resampler)
     for event, step in enumerate(schedule):
+        last = event == len(schedule) - 1
         particles = ctx.advance(particles, to=step + 1)
         record = ctx.score(particles, label=label, input=policy.score_input)
-        selection = policy.select(ctx, particles, record, last=event == len(schedule) - 1)
-        record.weights = None if selection.weights is None else selection.weights.detach().float()
-        record.chosen = selection.chosen
-        record.survivors = selection.particles.ids.clone()
-        particles = selection.particles
+        log_g, particles = policy.log_potential(particles, record)
+        log_weights = log_weights + log_g
+        weights = normalize_log_weights(log_weights)
+        drawn = None
+        if policy.should_resample(log_weights, last):
+            drawn = resample(weights, len(particles), ctx.generator)
+            particles = policy.move(ctx, policy.survivors(particles, drawn, weights, last))
+            log_weights = torch.zeros(len(particles), dtype=torch.float64)
+        ctx.record_selection(record, particles, chosen=drawn, weights=weights.float())
     particles = ctx.advance(particles, to=ctx.num_steps)
-    index, scores = policy.output(ctx, particles)
+    index, scores = policy.output(ctx, particles, log_weights)
     return ctx.finish(particles, index, scores=scores)
-
-
-def check_schedule(schedule: Sequence[int], num_steps: int, field: str = "schedule") -> None:
-    """Scheduled steps must lie in ``[0, num_steps)``; raises naming ``field`` otherwise."""
-    if schedule and (min(schedule) < 0 or max(schedule) >= num_steps):
-        raise ValueError(
-            f"{field} steps must lie in [0, {num_steps}) for a {num_steps}-step backend, "
-            f"got {tuple(schedule)}"
-        )
-
-
-def as_tuple(value: object) -> object:
-    """attrs converter: a list (from JSON or the command line) becomes a tuple."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def validate_schedule(instance: object, attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
-    """attrs validator: a non-empty, strictly increasing tuple of non-negative integers."""
-    name = attribute.name
-    if not isinstance(value, tuple) or not value:
-        raise ValueError(f"{name} must be a non-empty tuple of step indices, got {value!r}")
-    if any(isinstance(s, bool) or not isinstance(s, int) for s in value):
-        raise ValueError(f"{name} must hold integers, got {value!r}")
-    if min(value) < 0:
-        raise ValueError(f"{name} steps must be >= 0, got {value!r}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"{name} must not repeat a step, got {value!r}")
-    if list(value) != sorted(value):
-        raise ValueError(f"{name} must be sorted in increasing order, got {value!r}")

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 import attrs
 import torch
 
-from searchkit.backend import Backend
+from searchkit.backend import Backend, ComputeProfile
 from searchkit.context import SearchContext, check_prompt
+from searchkit.cost import Meter
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
 
@@ -31,6 +32,17 @@ class Strategy(ABC):
     #: best-of-N, ``"num_particles"`` for RGRP); ``None`` when it has none. Benchmarks
     #: scale it to match an NFE budget.
     size_knob: ClassVar[str | None] = None
+    #: Named configurations (a paper's setting, a known-good variant): option dicts that
+    #: :meth:`from_preset` applies over the defaults. Presets are settings, not subclasses.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> Strategy:
+        """The strategy configured as the named preset, with ``overrides`` on top."""
+        if preset not in cls.presets:
+            known = ", ".join(sorted(cls.presets)) or "(none)"
+            raise ValueError(f"preset must be one of {cls.name}'s presets: {known} (got {preset!r})")
+        return cls(**{**cls.presets[preset], **overrides})
 
     def run(
         self,
@@ -60,10 +72,7 @@ class Strategy(ABC):
             backend, reward, prompt, generator=generator, budget_nfe=budget_nfe, noise=noise
         )
         result = self.search(ctx)
-        result.strategy = self.name
-        result.config = self.config_dict()
-        result.seed = seed
-        return result
+        return attrs.evolve(result, strategy=self.name, config=self.config_dict(), seed=seed)
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         """Raise before compute when this strategy cannot run on ``backend`` with ``reward``."""
@@ -81,9 +90,19 @@ class Strategy(ABC):
         """Mean particle-steps of one run with ``num_steps`` denoising steps (for budgets)."""
         raise NotImplementedError(f"{type(self).__name__} does not state its expected compute")
 
-    def expected_nfe(self, backend: Backend) -> float:
-        """Mean NFE of one run on ``backend``; strategies with backward passes add them."""
-        return self.expected_particle_steps(backend.num_steps) * backend.forwards_per_step
+    def expected_backward_particle_steps(self, num_steps: int) -> float:
+        """Mean particle-steps backpropagated through in one run (default: none)."""
+        return 0.0
+
+    def expected_nfe(self, world: ComputeProfile | Backend) -> float:
+        """Mean NFE of one run on a backend (or its :class:`~searchkit.backend.ComputeProfile`).
+
+        Forwards of the denoising steps plus ``Meter.BACKWARD_FACTOR`` forward-equivalents per
+        forward backpropagated through: the rule the context meters by.
+        """
+        forwards = self.expected_particle_steps(world.num_steps)
+        backward = self.expected_backward_particle_steps(world.num_steps)
+        return (forwards + Meter.BACKWARD_FACTOR * backward) * world.forwards_per_step
 
 
 def _jsonable(_inst: object, _field: object, value: Any) -> Any:

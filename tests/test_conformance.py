@@ -20,6 +20,7 @@ SMALL: dict[str, dict] = {
     "free-init": {"num_passes": 2},
     "fk-steering": {"num_particles": 3, "schedule": (2, 4, 6), "ess_threshold": None},
     "evo-search": {"evolution_steps": (2, 5), "initial_population": 4, "population": 3, "num_elites": 1},
+    "smc": {"num_particles": 3, "schedule": (2, 5)},
 }
 
 
@@ -42,7 +43,7 @@ class _Unmetered(Strategy):
 
     def search(self, ctx):
         particles = ctx.advance(ctx.start(1), to=ctx.num_steps)
-        ctx.backend.decode(particles.latents)
+        ctx._backend.decode(particles.latents)  # deliberately behind the context's back
         return ctx.finish(particles)
 
 
@@ -52,7 +53,7 @@ class _GloballySeeded(Strategy):
     name = "globally-seeded"
 
     def search(self, ctx):
-        noise = torch.randn(1, *ctx.backend.latent_shape)
+        noise = torch.randn(1, *ctx.noise(1).shape[1:])
         return ctx.finish(ctx.advance(ctx.start(1, noise=noise), to=ctx.num_steps))
 
 

@@ -133,7 +133,7 @@ def test_registry_collision_is_an_error() -> None:
 
 @pytest.mark.parametrize("n", [0, -1])
 def test_non_positive_n_is_rejected(n: int) -> None:
-    with pytest.raises(ValueError, match="'n'"):
+    with pytest.raises(ValueError, match="^n must be >= 1"):
         BestOfN(n=n)
 
 

@@ -233,3 +233,31 @@ class _CountingReward(Reward):
     def score(self, batch):
         self.calls += 1
         return self.inner.score(batch)
+
+
+def test_expected_particle_steps_equal_the_exact_occupancy_law() -> None:
+    """The float64 log-space table equals the exact law, ``P(k | m) = m!/(m-k)! S(m, k) / m^m``,
+    computed with Python's integers, to rounding (1e-9 relative)."""
+    from itertools import pairwise
+
+    def exact_distinct(m: int) -> list[float]:
+        stirling = [[0] * (m + 1) for _ in range(m + 1)]
+        stirling[0][0] = 1
+        for j in range(1, m + 1):
+            for k in range(1, j + 1):
+                stirling[j][k] = k * stirling[j - 1][k] + stirling[j - 1][k - 1]
+        return [math.perm(m, k) * stirling[m][k] / m**m for k in range(1, m + 1)]
+
+    for n, schedule in ((2, (3,)), (6, (10, 15, 20)), (9, (5, 10, 20, 30, 40)), (17, (1, 2))):
+        segments = [schedule[0] + 1] + [b - a for a, b in pairwise(schedule)]
+        alive, want = {n: 1.0}, float(segments[0] * n)
+        for length in segments[1:]:
+            after: dict[int, float] = {}
+            for m, p in alive.items():
+                for k, q in enumerate(exact_distinct(m), start=1):
+                    after[k] = after.get(k, 0.0) + p * q
+            alive = after
+            want += length * sum(k * p for k, p in alive.items())
+        want += 50 - 1 - schedule[-1]
+        got = RGRP(num_particles=n, schedule=schedule).expected_particle_steps(50)
+        assert math.isclose(got, want, rel_tol=1e-9), (n, schedule, got, want)

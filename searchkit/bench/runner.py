@@ -60,8 +60,7 @@ def execute(run: Run, backend: Backend, reward: Reward) -> dict[str, Any]:
     """Run one search and return its results row (JSON-able)."""
     started = time.perf_counter()
     result = run.strategy.run(backend, reward, run.prompt, seed=run.seed)
-    oracle = getattr(backend, "oracle", None)
-    oracle_value = float(oracle(result.latents[None], run.prompt)[0]) if callable(oracle) else None
+    oracle_value = float(backend.oracle(result.latents[None], run.prompt)[0]) if backend.has_oracle else None
     cost = result.cost
     return {
         "key": run.key,

@@ -40,6 +40,8 @@ CASES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("fk-steering-sample-always", "fk-steering",
      {"selection": "sample", "ess_threshold": None, "potential": "diff", "resampler": "residual"}),
     ("evo-search", "evo-search", {"initial_population": 4, "population": 3, "num_elites": 1}),
+    ("smc", "smc", {}),
+    ("smc-always", "smc", {"num_particles": 4, "ess_threshold": 1.0, "resampler": "stratified"}),
 )
 
 
