@@ -10,6 +10,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from searchkit import Baseline, Conditioning, SearchContext
+from searchkit.backend import ComputeProfile
 from searchkit.backends import WanBackend
 from searchkit.backends.wan import TINY_VOCABULARY, WanOptions, tiny_pipeline
 from searchkit.builders import build_backend, build_reward
@@ -211,7 +212,7 @@ def test_config_dict_is_json(pipe) -> None:
         ({"num_frames": 0}, r"num_frames must be 4k\+1 .*got 0"),
         ({"solver": "ddim"}, "solver must be one of .*'ddim'"),
         ({"guidance_scale": 0.5}, "guidance_scale must be .*0.5"),
-        ({"num_steps": 0}, "num_steps must be a positive integer, got 0"),
+        ({"num_steps": 0}, "num_steps must be >= 1, got 0"),
         ({"max_batch": 1, "cfg_batched": True}, "max_batch must be at least 2 when cfg_batched"),
     ],
 )
@@ -297,6 +298,58 @@ def test_build_needs_a_path_or_tiny() -> None:
         build_backend("wan", model_path="x", weights_seed=3)
     with pytest.raises(ValueError, match="dtype must be one of .*'float8'"):
         build_backend("wan", tiny=True, dtype="float8")
+
+
+# -- compute planning without weights --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, (50, 2)),
+        ({"guidance_scale": 1.0, "num_steps": 7}, (7, 1)),
+        ({"num_steps": 3, "cfg_batched": False, "max_batch": 1}, (3, 2)),
+        ({"guidance_scale": 2, "max_batch": 2, "solver": "sde-dpmsolver++", "num_steps": 12}, (12, 2)),
+    ],
+)
+def test_compute_profile_matches_the_built_backend(options, expected) -> None:
+    settings = {"tiny": True, "height": 16, "width": 16, "num_frames": 5, **options}
+    built = WanBackend.build(**settings)
+    assert WanBackend.compute_profile(**settings) == ComputeProfile(*expected)
+    assert ComputeProfile(built.num_steps, built.forwards_per_step) == ComputeProfile(*expected)
+
+
+def test_compute_profile_reads_no_checkpoint(tmp_path) -> None:
+    absent = tmp_path / "not-downloaded-yet"
+    profile = WanBackend.compute_profile(model_path=str(absent), dtype="bf16", num_steps=20,
+                                         guidance_scale=1.0)
+    assert profile == ComputeProfile(20, 1)
+    assert not absent.exists()
+    # bad settings are still named, as building would name them
+    with pytest.raises(ValueError, match="num_steps must be >= 1, got 0"):
+        WanBackend.compute_profile(model_path=str(absent), num_steps=0)
+    with pytest.raises(ValueError, match="dtype must be one of .*'float8'"):
+        WanBackend.compute_profile(model_path=str(absent), dtype="float8")
+    with pytest.raises(ValueError, match="either model_path .* or tiny=true"):
+        WanBackend.compute_profile(model_path=str(absent), tiny=True)
+    with pytest.raises(ValueError, match="needs --model-path PATH"):
+        WanBackend.compute_profile()
+    with pytest.raises(TypeError, match="unknown Wan backend option.*'frames'"):
+        WanBackend.compute_profile(tiny=True, frames=9)
+
+
+def test_steps_read_the_transformer_placement_only_when_built(pipe, monkeypatch) -> None:
+    # diffusers' ModelMixin.dtype/.device walk every submodule: the backend reads them once
+    reads: list[str] = []
+    model = type(pipe.transformer)
+    for name in ("dtype", "device"):
+        read = getattr(model, name).fget
+        monkeypatch.setattr(model, name, property(lambda self, n=name, f=read: reads.append(n) or f(self)))
+    backend = _backend(pipe, num_steps=3)
+    assert sorted(reads) == ["device", "dtype"]
+    reads.clear()
+    result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=0)
+    assert result.cost.particle_steps == 3 and reads == []
+    backend.refresh_placement()
+    assert sorted(reads) == ["device", "dtype"]
 
 
 # -- the command line ----------------------------------------------------------------------------
