@@ -39,6 +39,7 @@ from attrs import validators as v
 
 from searchkit.backend import Backend, Conditioning
 from searchkit.solver import SOLVERS, STOCHASTIC_SOLVERS, make_scheduler
+from searchkit.validation import int_at_least, integer, positive_int
 
 DIMENSIONS: tuple[str, ...] = ("VQ", "MQ", "TA")
 
@@ -46,10 +47,6 @@ DIMENSIONS: tuple[str, ...] = ("VQ", "MQ", "TA")
 def prompt_seed(prompt: str) -> int:
     """A stable 63-bit seed from the text (not Python's salted ``hash``)."""
     return int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "little") >> 1
-
-
-def _positive_int():
-    return [v.instance_of(int), v.gt(0)]
 
 
 @attrs.define(eq=False)
@@ -73,21 +70,21 @@ class AnalyticBackend(Backend):
     name = "analytic"
     default_reward = "analytic"
 
-    channels: int = attrs.field(default=4, validator=_positive_int())
-    frames: int = attrs.field(default=5, validator=_positive_int())
-    height: int = attrs.field(default=8, validator=_positive_int())
-    width: int = attrs.field(default=8, validator=_positive_int())
-    num_components: int = attrs.field(default=8, validator=[v.instance_of(int), v.ge(2)])
+    channels: int = attrs.field(default=4, validator=positive_int)
+    frames: int = attrs.field(default=5, validator=positive_int)
+    height: int = attrs.field(default=8, validator=positive_int)
+    width: int = attrs.field(default=8, validator=positive_int)
+    num_components: int = attrs.field(default=8, validator=int_at_least(2))
     component_scale: float = attrs.field(default=0.8, converter=float, validator=v.gt(0.0))
     component_std: float = attrs.field(default=0.6, converter=float, validator=v.gt(0.0))
     prompt_sharpness: float = attrs.field(default=1.5, converter=float, validator=v.ge(0.0))
-    num_steps: int = attrs.field(default=50, validator=[v.instance_of(int), v.ge(1), v.le(1000)])
+    num_steps: int = attrs.field(default=50, validator=[positive_int, v.le(1000)])
     guidance_scale: float = attrs.field(
         default=5.0, converter=float, validator=[v.ge(1.0), v.le(50.0)]
     )
     solver: str = attrs.field(default="unipc", validator=v.in_(SOLVERS))
     flow_shift: float = attrs.field(default=3.0, converter=float, validator=v.gt(0.0))
-    world_seed: int = attrs.field(default=0, validator=v.instance_of(int))
+    world_seed: int = attrs.field(default=0, validator=integer)
 
     means: torch.Tensor = attrs.field(init=False, repr=False)
     rho: torch.Tensor = attrs.field(init=False, repr=False)
