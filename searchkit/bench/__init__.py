@@ -5,7 +5,7 @@
     outcome = run_sweep(load_config("analytic"), "bench-results/analytic")
     print(format_table(outcome.cells))
 
-Modules: :mod:`~searchkit.bench.config` (the validated sweep), :mod:`~searchkit.bench.files`
+Modules: :mod:`~searchkit.bench.config` (the validated sweep), :mod:`~searchkit.bench.load`
 (shipped sweep files, reading one), :mod:`~searchkit.bench.prompts` (VBench-style prompt
 files), :mod:`~searchkit.bench.budget` (size knob for an NFE budget, from the backend's
 compute profile), :mod:`~searchkit.bench.plan` (the runs and their keys, planned without
@@ -23,7 +23,7 @@ from searchkit.bench.config import (
     SweepConfig,
 )
 from searchkit.bench.executors import Failure
-from searchkit.bench.files import load_config, resolve_config_path, shipped_configs
+from searchkit.bench.load import load_config, resolve_config_path, shipped_configs
 from searchkit.bench.plan import Run, plan_sweep
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.bench.store import OutputFolderError, ResultsStore, read_results

@@ -25,7 +25,7 @@ from the config file's folder) with an optional ``dimension`` filter and ``max_p
 
 Every field is checked when the configuration is built, and an error names the field and
 the value, before any compute. Reading a file (a path or a shipped name) with command-line
-overrides is :mod:`searchkit.bench.files`.
+overrides is :mod:`searchkit.bench.load`.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _strategy_options(instance: StrategySpec, _attribute: Any, options: dict[str
     from searchkit.registry import get_strategy
 
     cls = get_strategy(instance.name)
-    knob = getattr(cls, "size_knob", None)
+    knob = cls.size_knob
     if knob is not None and knob in options:
         raise ConfigError(
             f"options sets {knob!r}, the size knob of {cls.name!r}: the budgets set it; "

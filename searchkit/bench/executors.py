@@ -19,10 +19,12 @@ from typing import Any
 
 import attrs
 
+from searchkit.backend import Backend
 from searchkit.bench.config import SweepConfig, digest
 from searchkit.bench.plan import Run
 from searchkit.bench.runner import build_world, check_runs, execute, torch_threads
 from searchkit.errors import ConfigError
+from searchkit.reward import Reward
 
 log = logging.getLogger("searchkit.bench")
 
@@ -76,10 +78,10 @@ def run_local(config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress:
 
 
 # -- Ray --------------------------------------------------------------------------------------
-_WORLDS: dict[str, Any] = {}
+_WORLDS: dict[str, tuple[Backend, Reward]] = {}
 
 
-def _world(config: SweepConfig) -> Any:
+def _world(config: SweepConfig) -> tuple[Backend, Reward]:
     """The sweep's world, built once per worker process."""
     key = digest(config.world_dict())
     if key not in _WORLDS:
