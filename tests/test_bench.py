@@ -22,7 +22,9 @@ from searchkit.bench import (
     load_config,
     match_budget,
     read_results,
+    resolve_config_path,
     run_sweep,
+    shipped_configs,
     summarize,
 )
 from searchkit.bench.store import RESULTS_FILE
@@ -130,15 +132,31 @@ def test_prompt_file_is_filtered_by_dimension(tmp_path):
 
 # -- the default sweeps ---------------------------------------------------------------------------
 def test_default_config_is_shipped_and_covers_every_strategy():
-    for name in ("analytic.json", "wan2.1.json"):
-        shipped = REPO / "searchkit" / "bench" / "configs" / name
-        assert shipped.read_text() == (REPO / "benchmarks" / "configs" / name).read_text()
     config = load_config()  # no argument: the shipped analytic sweep
     assert config.name == "analytic"
     assert {s.name for s in config.strategies} == set(STRATEGIES.names())
     for spec in config.strategies:
         if STRATEGIES.get(spec.name).size_knob is not None:
             assert len(spec.budgets_nfe or config.budgets_nfe) >= 3, spec.name
+
+
+def test_shipped_configs_load_by_name_from_one_folder(tmp_path, capsys):
+    folder = REPO / "searchkit" / "bench" / "configs"
+    assert shipped_configs() == ("analytic", "rgrp_beta", "wan2.1")
+    assert sorted(p.stem for p in folder.glob("*.json")) == list(shipped_configs())
+    assert not (REPO / "benchmarks" / "configs").exists()  # no second copy to drift
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"prompt_en": "a cat", "dimension": ["Human_Anatomy"]}]))
+    for name in shipped_configs():
+        assert resolve_config_path(name) == resolve_config_path(f"{name}.json") == folder / f"{name}.json"
+        config = load_config(name, prompts_file=prompts)  # wan2.1 names a prompts file of the user's
+        assert config.name == json.loads((folder / f"{name}.json").read_text())["name"]
+    with pytest.raises(FileNotFoundError, match="analytic, rgrp_beta, wan2.1"):
+        resolve_config_path("no-such-sweep")
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    help_text = capsys.readouterr().out
+    assert all(name in help_text for name in shipped_configs())
 
 
 # -- results, resume, output folder ---------------------------------------------------------------

@@ -13,9 +13,10 @@ import ray  # the [test] extra installs it
 from bench_helpers import tiny_sweep, without_timing
 
 from searchkit import Baseline
-from searchkit.bench import SweepConfig, run_sweep
+from searchkit.bench import ConfigError, SweepConfig, executors, read_results, run_sweep, runner
 from searchkit.bench.executors import run_ray
 from searchkit.bench.plan import Run
+from searchkit.bench.store import RESULTS_FILE
 from searchkit.context import SearchContext
 
 
@@ -29,9 +30,16 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_gives_the_rows_of_the_local_executor(local_ray, tmp_path):
+def _no_world_in_the_driver(config):
+    raise AssertionError("the Ray driver built the world")
+
+
+def test_ray_gives_the_rows_of_the_local_executor(local_ray, tmp_path, monkeypatch):
     config = SweepConfig.from_dict(tiny_sweep(seeds=2))
     local = run_sweep(config, tmp_path / "local", progress=False)
+    # the driver plans and dispatches only; the workers (other processes) build the world
+    monkeypatch.setattr(executors, "build_world", _no_world_in_the_driver)
+    monkeypatch.setattr(runner, "build_world", _no_world_in_the_driver)
     distributed = run_sweep(config, tmp_path / "ray", executor="ray", progress=False)
     assert distributed.complete and len(distributed.rows) == local.planned == 12
     assert {r["key"]: without_timing(r) for r in distributed.rows} == {
@@ -84,3 +92,11 @@ def test_failed_tasks_are_retried_and_reported(local_ray, tmp_path, caplog):
     assert "this search always fails" in failures[0].error
     assert "flaky" in caplog.text and "retrying" in caplog.text
     assert "broken" in caplog.text and "after 3 attempts" in caplog.text
+
+
+def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(local_ray, tmp_path):
+    sweep = tiny_sweep(strategies=["baseline", {"name": "rgrp", "options": {"schedule": [2, 9]}}],
+                       budgets_nfe=[64])
+    with pytest.raises(ConfigError, match=r"strategy 'rgrp' cannot run on backend 'analytic'.*\[0, 8\)"):
+        run_sweep(SweepConfig.from_dict(sweep), tmp_path / "out", executor="ray", progress=False)
+    assert read_results(tmp_path / "out" / RESULTS_FILE)[0] == []  # not even the baseline ran

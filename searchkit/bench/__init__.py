@@ -5,10 +5,13 @@
     outcome = run_sweep(load_config("analytic"), "bench-results/analytic")
     print(format_table(outcome.cells))
 
-Modules: :mod:`~searchkit.bench.config` (the validated sweep), :mod:`~searchkit.bench.prompts`
-(VBench-style prompt files), :mod:`~searchkit.bench.budget` (size knob for an NFE budget),
-:mod:`~searchkit.bench.plan` (the runs and their keys), :mod:`~searchkit.bench.store`
-(append-only, resumable results), :mod:`~searchkit.bench.executors` (local and Ray),
+Modules: :mod:`~searchkit.bench.config` (the validated sweep), :mod:`~searchkit.bench.load`
+(shipped sweep files, reading one), :mod:`~searchkit.bench.prompts` (VBench-style prompt
+files), :mod:`~searchkit.bench.budget` (size knob for an NFE budget, from the backend's
+compute profile), :mod:`~searchkit.bench.plan` (the runs and their keys, planned without
+building the world), :mod:`~searchkit.bench.runner` (building the world, checking the
+strategies against it, one run), :mod:`~searchkit.bench.store` (append-only, resumable
+results), :mod:`~searchkit.bench.executors` (local and Ray),
 :mod:`~searchkit.bench.summary` (table, markdown, CSV) and :mod:`~searchkit.bench.plot`.
 """
 
@@ -18,10 +21,9 @@ from searchkit.bench.config import (
     ConfigError,
     StrategySpec,
     SweepConfig,
-    load_config,
-    resolve_config_path,
 )
 from searchkit.bench.executors import Failure
+from searchkit.bench.load import load_config, resolve_config_path, shipped_configs
 from searchkit.bench.plan import Run, plan_sweep
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.bench.store import OutputFolderError, ResultsStore, read_results
@@ -49,5 +51,6 @@ __all__ = [
     "read_results",
     "resolve_config_path",
     "run_sweep",
+    "shipped_configs",
     "summarize",
 ]

@@ -1,8 +1,10 @@
 """Budget matching: the size knob that makes a strategy's mean NFE meet a budget.
 
 Every strategy names its size knob (``Strategy.size_knob``: ``n`` for best-of-N,
-``num_particles`` for RGRP, ...) and states its expected NFE on a backend
-(``Strategy.expected_nfe``). For a budget ``B`` the benchmark picks
+``num_particles`` for RGRP, ...) and states its expected NFE (``Strategy.expected_nfe``),
+which reads only the step count and the forwards per step: a backend's
+:class:`~searchkit.backend.ComputeProfile`, known without loading any weights. For a
+budget ``B`` the benchmark picks
 
     k* = max { k : expected_nfe(strategy with knob k) <= B }
 
@@ -11,50 +13,139 @@ above it), assuming cost grows with the knob. The actual NFE of each run is reco
 strategies with random cost (RGRP prunes a random number of particles) scatter around
 their mean, and the curves use the measured mean on their compute axis.
 
-A budget below the cost of the smallest valid knob is an error naming the strategy and
-the budget. A strategy without a size knob (the baseline) is not matched: it runs once
-per prompt and seed at its own cost.
+The knob's valid range is ``[k_min, inf)``. ``k_min`` is read from the knob field's own
+attrs validator, run with the other fields as the options set them (so a validator that
+compares fields sees them): the least value from 1 up that it accepts (a size knob counts
+something). A check that runs after construction (``__attrs_post_init__``; EvoSearch's
+later populations must hold its elites) can raise the minimum above the field's own: the
+values from the field's minimum up to the knob's default, which configuration validation
+has built, are then built in turn and the first that builds is ``k_min``. Above ``k_min``
+every value must build: any error there is a :class:`~searchkit.errors.BudgetError` naming
+the strategy, the knob and its value, never a silent "does not fit". Options that do not
+build even at the knob's default are a :class:`~searchkit.errors.ConfigError`.
+
+A budget below the cost of ``k_min`` is an error naming the strategy and the budget. A
+strategy without a size knob (the baseline) is not matched: it runs once per prompt and
+seed at its own cost.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from searchkit.backend import Backend
-from searchkit.errors import BudgetError  # noqa: F401  (re-exported)
+import attrs
+
+from searchkit.backend import Backend, ComputeProfile
+from searchkit.errors import BudgetError, ConfigError
 from searchkit.strategy import Strategy
+from searchkit.validation import is_int
 
 #: No knob is searched beyond this value.
 MAX_KNOB = 1 << 20
+#: The field validator is asked about the values ``1 .. MAX_MINIMUM`` for the least valid one.
+MAX_MINIMUM = 64
+
+
+def _knob_field(cls: type[Strategy], knob: str, label: str) -> attrs.Attribute:
+    if not attrs.has(cls):
+        raise BudgetError(
+            f"strategy {label!r} is not an attrs class: its size knob {knob!r} has no field "
+            "validator to read the valid range from"
+        )
+    field = attrs.fields_dict(cls).get(knob)
+    if field is None or not field.init:
+        raise BudgetError(f"strategy {label!r}: size knob {knob!r} is not one of its fields")
+    return field
+
+
+def _field_accepts(field: attrs.Attribute, instance: Strategy, value: int) -> bool:
+    """Whether the knob field's own validator accepts ``value`` next to ``instance``'s fields."""
+    if field.validator is None:
+        return True
+    converted = field.converter(value) if field.converter is not None else value
+    try:
+        field.validator(instance, field, converted)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _build(cls: type[Strategy], options: dict[str, Any], knob: str, k: int) -> Strategy:
+    return cls(**options, **{knob: k})
+
+
+def knob_minimum(cls: type[Strategy], options: dict[str, Any], label: str = "") -> int:
+    """The least valid value of ``cls``'s size knob with ``options`` fixed (see the module).
+
+    Raises :class:`ConfigError` when ``options`` do not build at the knob's default, and
+    :class:`BudgetError` when no knob value from 1 to :data:`MAX_MINIMUM` is valid.
+    """
+    knob, label = cls.size_knob, label or cls.name
+    if knob is None:
+        raise BudgetError(f"strategy {label!r} has no size knob")
+    field = _knob_field(cls, knob, label)
+    try:
+        instance = cls(**options)  # the knob at its default: what configuration validation builds
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"strategy {label!r}: options {options!r} are not valid: {error}") from None
+    field_minimum = next(
+        (k for k in range(1, MAX_MINIMUM + 1) if _field_accepts(field, instance, k)), None
+    )
+    if field_minimum is None:
+        raise BudgetError(
+            f"strategy {label!r}: its validator accepts no value of {knob!r} from 1 to {MAX_MINIMUM}"
+        )
+    default = getattr(instance, knob)
+    if not is_int(default) or default <= field_minimum:
+        return field_minimum
+    for k in range(field_minimum, default):  # post-construction checks may raise the minimum
+        try:
+            _build(cls, options, knob, k)
+        except (TypeError, ValueError):
+            continue
+        return k
+    return default
 
 
 def _sized(
-    cls: type[Strategy], options: dict[str, Any], knob: str, k: int, backend: Backend
-) -> tuple[Strategy, float] | None:
-    """The strategy with knob ``k`` and its expected NFE; ``None`` if ``k`` is not valid."""
+    cls: type[Strategy],
+    options: dict[str, Any],
+    knob: str,
+    k: int,
+    profile: ComputeProfile | Backend,
+    label: str,
+) -> tuple[Strategy, float]:
+    """The strategy with knob ``k`` (at or above its minimum) and its expected NFE."""
     try:
-        strategy = cls(**options, **{knob: k})
-    except (ValueError, TypeError):
-        return None  # outside the knob's valid range (e.g. RGRP needs two particles)
-    return strategy, float(strategy.expected_nfe(backend))
+        strategy = _build(cls, options, knob, k)
+    except (TypeError, ValueError) as error:
+        raise BudgetError(
+            f"strategy {label!r} with options {options!r} does not build at {knob}={k}, a value "
+            f"its validator accepts: {error}"
+        ) from None
+    return strategy, float(strategy.expected_nfe(profile))
 
 
 def match_budget(
-    cls: type[Strategy], options: dict[str, Any], budget_nfe: int, backend: Backend, label: str = ""
+    cls: type[Strategy],
+    options: dict[str, Any],
+    budget_nfe: int,
+    profile: ComputeProfile | Backend,
+    label: str = "",
 ) -> tuple[Strategy, float]:
     """The strategy with the largest size knob whose expected NFE is at most ``budget_nfe``.
 
+    ``profile`` gives the steps and forwards per step (a built backend has both too).
     Returns the strategy and its expected NFE. Raises :class:`BudgetError` when even the
-    smallest valid knob costs more than the budget.
+    smallest valid knob costs more than the budget, or when a valid knob value does not
+    build; :class:`ConfigError` when ``options`` are not valid.
     """
     knob = cls.size_knob
     label = label or cls.name
     if knob is None:
         raise BudgetError(f"strategy {label!r} has no size knob to match budget {budget_nfe}")
-    low = next((k for k in range(65) if _sized(cls, options, knob, k, backend)), None)
-    if low is None:
-        raise BudgetError(f"strategy {label!r}: no value of {knob!r} up to 64 is valid")
-    best = _sized(cls, options, knob, low, backend)
+    low = knob_minimum(cls, options, label)
+    best = _sized(cls, options, knob, low, profile, label)
     if best[1] > budget_nfe:
         raise BudgetError(
             f"budget {budget_nfe} NFE is below one run of strategy {label!r}: its smallest "
@@ -64,8 +155,8 @@ def match_budget(
 
     def fits(k: int) -> bool:
         nonlocal best
-        candidate = _sized(cls, options, knob, k, backend)
-        if candidate is None or candidate[1] > budget_nfe:
+        candidate = _sized(cls, options, knob, k, profile, label)
+        if candidate[1] > budget_nfe:
             return False
         best = candidate
         return True

@@ -24,14 +24,14 @@ from the config file's folder) with an optional ``dimension`` filter and ``max_p
 ``seeds`` is a count (seeds ``0 .. n-1``) or a list.
 
 Every field is checked when the configuration is built, and an error names the field and
-the value, before any compute.
+the value, before any compute. Reading a file (a path or a shipped name) with command-line
+overrides is :mod:`searchkit.bench.load`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,7 @@ import attrs
 
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.errors import ConfigError  # noqa: F401  (re-exported)
-
-#: Configurations shipped with searchkit, by name (``searchkit bench --config wan2.1``).
-SHIPPED_CONFIGS: tuple[str, ...] = ("analytic", "wan2.1")
-DEFAULT_CONFIG = "analytic"
+from searchkit.validation import is_int, lists_as_tuples, optional_positive_int
 
 _TOP_LEVEL = {
     "name", "description", "backend", "reward", "num_steps", "strategies", "budgets_nfe",
@@ -66,16 +63,11 @@ def _non_empty_string(field: str):
     return check
 
 
-def _optional_positive_int(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{attribute.name} must be a positive integer or null, got {value!r}")
-
-
 def _check_budgets(value: Any, field: str = "budgets_nfe") -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise ConfigError(f"{field} must be a non-empty list of positive integers (NFE), got {value!r}")
     for b in value:
-        if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
+        if not is_int(b) or b <= 0:
             raise ConfigError(f"{field} must hold positive integers (NFE), got {b!r} in {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{field} has a repeated budget: {value!r}")
@@ -92,7 +84,7 @@ def _seeds(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise ConfigError(f"seeds must be a count or a non-empty list of integers, got {value!r}")
     for s in value:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+        if not is_int(s) or s < 0:
             raise ConfigError(f"seeds must hold non-negative integers, got {s!r} in {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"seeds has a repeated seed: {value!r}")
@@ -123,7 +115,7 @@ def _strategy_options(instance: StrategySpec, _attribute: Any, options: dict[str
     from searchkit.registry import get_strategy
 
     cls = get_strategy(instance.name)
-    knob = getattr(cls, "size_knob", None)
+    knob = cls.size_knob
     if knob is not None and knob in options:
         raise ConfigError(
             f"options sets {knob!r}, the size knob of {cls.name!r}: the budgets set it; "
@@ -138,7 +130,7 @@ def _strategy_options(instance: StrategySpec, _attribute: Any, options: dict[str
                 f"known: {', '.join(sorted(names)) or '(none)'}"
             )
     try:
-        cls(**_as_tuples(options))
+        cls(**lists_as_tuples(options))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"options: {error}") from None
 
@@ -215,11 +207,11 @@ class SweepConfig:
     budgets_nfe: tuple[int, ...] = attrs.field(converter=_check_budgets)
     prompts: tuple[Prompt, ...] = attrs.field(converter=tuple, validator=_check_prompts)
     seeds: tuple[int, ...] = attrs.field(converter=_seeds)
-    num_steps: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    num_steps: int | None = attrs.field(default=None, validator=optional_positive_int)
     description: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
     #: Intra-op threads of torch while the sweep runs (``None``: torch's default). Small
     #: CPU models run fastest with 1, the more so on a busy machine.
-    torch_threads: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    torch_threads: int | None = attrs.field(default=None, validator=optional_positive_int)
     #: Where the prompts came from (for the record): a file and a dimension, or ``None``.
     prompts_source: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
@@ -235,7 +227,7 @@ class SweepConfig:
         """Validate a parsed JSON configuration; ``base_dir`` anchors a relative prompts file."""
         try:
             return cls._from_dict(data, Path(base_dir))
-        except ConfigError as error:
+        except (TypeError, ValueError) as error:  # ConfigError, or a shared field validator's
             raise ConfigError(f"{source}: {error}") from None
 
     @classmethod
@@ -350,17 +342,12 @@ def _strategies(value: Any) -> tuple[StrategySpec, ...]:
     return tuple(specs)
 
 
-def _as_tuples(options: dict[str, Any]) -> dict[str, Any]:
-    """JSON lists become tuples, as strategies' sequence options expect."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-
-
 def _prompts(data: dict, base_dir: Path) -> tuple[tuple[Prompt, ...], dict | None]:
     inline, path = data.get("prompts"), data.get("prompts_file")
     dimension, limit = data.get("dimension"), data.get("max_prompts")
     if dimension is not None and not isinstance(dimension, str):
         raise ConfigError(f"dimension must be a string, got {dimension!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+    if limit is not None and (not is_int(limit) or limit < 1):
         raise ConfigError(f"max_prompts must be a positive integer, got {limit!r}")
     if (inline is None) == (path is None):
         raise ConfigError("give exactly one of 'prompts' (a list) and 'prompts_file' (a path)")
@@ -384,60 +371,3 @@ def _prompts(data: dict, base_dir: Path) -> tuple[tuple[Prompt, ...], dict | Non
         raise ConfigError("prompts has a repeated prompt")
     prompts = tuple(Prompt(p) for p in inline)
     return (prompts[:limit] if limit is not None else prompts), None
-
-
-def resolve_config_path(name_or_path: str | Path | None) -> Path:
-    """A config file path: an existing file, or the name of a shipped configuration."""
-    if name_or_path is None:
-        name_or_path = DEFAULT_CONFIG
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    stem = path.name[:-5] if path.name.endswith(".json") else path.name
-    if str(path) in (stem, f"{stem}.json") and stem in SHIPPED_CONFIGS:
-        shipped = resources.files("searchkit.bench") / "configs" / f"{stem}.json"
-        with resources.as_file(shipped) as file:
-            return Path(file)
-    raise FileNotFoundError(
-        f"config {str(name_or_path)!r} is neither a file nor a shipped configuration "
-        f"({', '.join(SHIPPED_CONFIGS)})"
-    )
-
-
-def load_config(
-    name_or_path: str | Path | None = None,
-    *,
-    seeds: int | None = None,
-    prompts_file: str | Path | None = None,
-    dimension: str | None = None,
-    max_prompts: int | None = None,
-    backend_options: dict[str, Any] | None = None,
-) -> SweepConfig:
-    """Read and validate a sweep configuration file (default: the analytic sweep).
-
-    The keyword arguments override the file (as the command line does): ``seeds`` a count,
-    ``prompts_file`` (relative to the working folder) replaces the prompts, ``dimension``
-    and ``max_prompts`` filter the prompts file, ``backend_options`` update the backend's.
-    """
-    path = resolve_config_path(name_or_path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"config {str(path)!r} is not valid JSON: {error}") from None
-    if isinstance(data, dict):
-        data = dict(data)
-        if seeds is not None:
-            data["seeds"] = seeds
-        if prompts_file is not None:
-            data.pop("prompts", None)
-            data["prompts_file"] = str(Path(prompts_file).resolve())
-        if dimension is not None:
-            data["dimension"] = dimension
-        if max_prompts is not None:
-            data["max_prompts"] = max_prompts
-        if backend_options:
-            backend = data.get("backend", {"name": "analytic"})
-            backend = {"name": backend} if isinstance(backend, str) else dict(backend)
-            backend["options"] = {**(backend.get("options") or {}), **backend_options}
-            data["backend"] = backend
-    return SweepConfig.from_dict(data, base_dir=path.parent, source=f"config {str(path)!r}")

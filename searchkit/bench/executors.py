@@ -1,6 +1,9 @@
 """Executors: run the planned searches here (``local``) or as Ray tasks (``ray``).
 
-Both hand every finished row to one callback in the driver, which is the only writer of
+Both build the world (the sweep's backend and reward) where the searches run, never in a
+driver that only dispatches, and check every planned strategy against it before the first
+search: the local executor in this process, the Ray executor in one preflight task. Both
+hand every finished row to one callback in the driver, which is the only writer of
 the results file. A run that raises is recorded as a :class:`Failure` and the sweep goes
 on; the Ray executor first retries it (a worker or a node can die), reporting each retry.
 Failures are returned, never dropped: the sweep ends with an error listing them, and
@@ -16,9 +19,12 @@ from typing import Any
 
 import attrs
 
+from searchkit.backend import Backend
 from searchkit.bench.config import SweepConfig, digest
 from searchkit.bench.plan import Run
-from searchkit.bench.runner import build_world, execute, torch_threads
+from searchkit.bench.runner import build_world, check_runs, execute, torch_threads
+from searchkit.errors import ConfigError
+from searchkit.reward import Reward
 
 log = logging.getLogger("searchkit.bench")
 
@@ -47,13 +53,16 @@ def _last_line(error: BaseException) -> str:
         text or type(error).__name__)
 
 
-def run_local(
-    config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress: Any, world=None
-) -> list[Failure]:
-    """Run every search in this process, one after another."""
+def run_local(config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress: Any) -> list[Failure]:
+    """Build the world, check the strategies, then run every search here, one after another.
+
+    Raises :class:`ConfigError` before the first search when a strategy cannot run on
+    the world.
+    """
     if not runs:
         return []
-    backend, reward = world if world is not None else build_world(config)
+    backend, reward = build_world(config)
+    check_runs(runs, backend, reward)
     failures = []
     for run in runs:
         try:
@@ -69,17 +78,33 @@ def run_local(
 
 
 # -- Ray --------------------------------------------------------------------------------------
-_WORLDS: dict[str, Any] = {}
+_WORLDS: dict[str, tuple[Backend, Reward]] = {}
 
 
-def _remote_execute(config: SweepConfig, run: Run) -> dict[str, Any]:
-    """The Ray task: build (once per worker process) the world, run one search."""
+def _world(config: SweepConfig) -> tuple[Backend, Reward]:
+    """The sweep's world, built once per worker process."""
     key = digest(config.world_dict())
     if key not in _WORLDS:
         _WORLDS.clear()
         _WORLDS[key] = build_world(config)
+    return _WORLDS[key]
+
+
+def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
+    """The Ray preflight task: build the world, check the strategies; the error, if any."""
+    try:
+        check_runs(runs, *_world(config))
+    except ConfigError as error:
+        return str(error)
+    except (TypeError, ValueError, FileNotFoundError) as error:
+        return f"building backend {config.backend.name!r} on a Ray worker failed: {error}"
+    return None
+
+
+def _remote_execute(config: SweepConfig, run: Run) -> dict[str, Any]:
+    """The Ray task: build (once per worker process) the world, run one search."""
     with torch_threads(config.torch_threads):
-        return execute(run, *_WORLDS[key])
+        return execute(run, *_world(config))
 
 
 def run_ray(
@@ -94,8 +119,9 @@ def run_ray(
     """Run every search as a Ray task (one GPU each where the cluster has GPUs).
 
     Joins the running Ray instance if this process has one, else ``ray.init(address)``
-    (``None``: a new local instance, or the cluster in ``RAY_ADDRESS``). A failed task is
-    submitted again up to ``retries`` times; the driver writes every row.
+    (``None``: a new local instance, or the cluster in ``RAY_ADDRESS``). One task first
+    builds the world and checks every strategy (:class:`ConfigError` before any search); a
+    failed search is submitted again up to ``retries`` times; the driver writes every row.
     """
     try:
         import ray
@@ -110,10 +136,14 @@ def run_ray(
         ray.init(address=address)
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
-        task = ray.remote(_remote_execute).options(
-            num_cpus=1, num_gpus=1 if gpus >= 1 else 0, max_retries=0
-        )
+        resources = {"num_cpus": 1, "num_gpus": 1 if gpus >= 1 else 0}
         config_ref = ray.put(config)
+        distinct = list({(run.label, run.budget_nfe): run for run in runs}.values())
+        check = ray.remote(_remote_check).options(**resources, max_retries=retries)
+        problem = ray.get(check.remote(config_ref, distinct))
+        if problem is not None:
+            raise ConfigError(problem)
+        task = ray.remote(_remote_execute).options(**resources, max_retries=0)
         pending: dict[Any, tuple[Run, int]] = {}
         for run in runs:
             pending[task.remote(config_ref, run)] = (run, 1)

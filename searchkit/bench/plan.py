@@ -1,5 +1,12 @@
 """The runs of a sweep: every (strategy, budget, prompt, seed), each with a stable key.
 
+Planning never builds the world: strategies are sized against the backend's
+:class:`~searchkit.backend.ComputeProfile` (``Backend.compute_profile``, which loads no
+weights), so a driver that only plans and dispatches (the Ray executor) never loads a
+model. Whether a sized strategy can run on the built backend and reward
+(``Strategy.check_compatible``) is checked where the world is built, before the first
+search (:func:`searchkit.bench.runner.check_runs`).
+
 The key hashes what makes a run: the world (backend, reward, steps), the strategy's name,
 label and fixed options, the budget, the prompt and the seed. Results are matched to
 planned runs by key, so resuming never repeats a finished run and a changed world never
@@ -12,12 +19,13 @@ from typing import Any
 
 import attrs
 
-from searchkit.backend import Backend
+from searchkit.backend import ComputeProfile
 from searchkit.bench.budget import knob_value, match_budget
-from searchkit.bench.config import SweepConfig, _as_tuples, digest
-from searchkit.registry import get_strategy
-from searchkit.reward import Reward
+from searchkit.bench.config import SweepConfig, digest
+from searchkit.errors import ConfigError
+from searchkit.registry import get_backend, get_strategy
 from searchkit.strategy import Strategy
+from searchkit.validation import lists_as_tuples
 
 
 @attrs.frozen
@@ -51,40 +59,46 @@ def run_key(world: dict[str, Any], name: str, label: str, options: dict[str, Any
     })
 
 
+def compute_profile(config: SweepConfig) -> ComputeProfile:
+    """The sweep backend's steps and forwards per step, from its options alone (no weights)."""
+    options = config.backend_options()
+    try:
+        return get_backend(config.backend.name).compute_profile(**options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"backend {config.backend.name!r} with options {options!r}: {error}"
+        ) from None
+
+
 def sized_strategies(
-    config: SweepConfig, backend: Backend, reward: Reward
+    config: SweepConfig, profile: ComputeProfile
 ) -> list[tuple[str, Strategy, int | None, float]]:
     """``(label, strategy, budget, expected NFE)`` for every strategy and budget of the sweep.
 
     Strategies without a size knob appear once with budget ``None``. Raises
-    :class:`~searchkit.bench.budget.BudgetError` for a budget a strategy cannot meet, and
-    ``ValueError`` naming the strategy when it cannot run on this backend and reward.
+    :class:`~searchkit.errors.BudgetError` for a budget a strategy cannot meet.
     """
     sized = []
     for spec in config.strategies:
         cls = get_strategy(spec.name)
-        options = _as_tuples(spec.options)
+        options = lists_as_tuples(spec.options)
         if cls.size_knob is None:
             strategy = cls(**options)
-            sized.append((spec.label, strategy, None, float(strategy.expected_nfe(backend))))
+            sized.append((spec.label, strategy, None, float(strategy.expected_nfe(profile))))
         else:
             for budget in spec.budgets_nfe or config.budgets_nfe:
-                strategy, expected = match_budget(cls, options, budget, backend, spec.label)
+                strategy, expected = match_budget(cls, options, budget, profile, spec.label)
                 sized.append((spec.label, strategy, budget, expected))
-        try:
-            strategy.check_compatible(backend, reward)
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                f"strategy {spec.label!r} cannot run on backend {backend.name!r} with reward "
-                f"{reward.name!r}: {error}"
-            ) from None
     return sized
 
 
-def plan_sweep(config: SweepConfig, backend: Backend, reward: Reward) -> list[Run]:
-    """Every run of the sweep, seeds outermost (a partial sweep covers every cell evenly)."""
+def plan_sweep(config: SweepConfig, profile: ComputeProfile | None = None) -> list[Run]:
+    """Every run of the sweep, seeds outermost (a partial sweep covers every cell evenly).
+
+    ``profile`` defaults to the sweep backend's :func:`compute_profile`.
+    """
     world = config.world_dict()
-    sized = sized_strategies(config, backend, reward)
+    sized = sized_strategies(config, compute_profile(config) if profile is None else profile)
     options = {spec.label: spec.options for spec in config.strategies}
     runs = []
     for seed in config.seeds:

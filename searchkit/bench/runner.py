@@ -1,10 +1,17 @@
-"""Running one planned search and turning its result into a results row."""
+"""Where the world is built: the sweep's backend and reward, their check against the planned
+strategies, and one planned search turned into a results row.
+
+Executors call :func:`build_world` once per process and :func:`check_runs` before the
+first search, so a strategy that cannot run on this backend and reward (an SMC schedule
+past the last step, a gradient method on a model without gradients) fails before any
+compute, naming the strategy.
+"""
 
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -13,6 +20,7 @@ from searchkit.backend import Backend
 from searchkit.bench.config import SweepConfig
 from searchkit.bench.plan import Run
 from searchkit.builders import build_backend, build_reward
+from searchkit.errors import ConfigError
 from searchkit.reward import Reward
 
 
@@ -40,6 +48,26 @@ def build_world(config: SweepConfig) -> tuple[Backend, Reward]:
     return backend, build_reward(reward_name, backend, **reward_options)
 
 
+def check_runs(runs: Iterable[Run], backend: Backend, reward: Reward) -> None:
+    """Raise :class:`ConfigError` naming the first planned strategy that cannot run here.
+
+    Each distinct sized strategy (a label at one budget) is checked once with
+    ``Strategy.check_compatible``, which reads the built backend and reward.
+    """
+    checked: set[tuple[str, int | None]] = set()
+    for run in runs:
+        if (run.label, run.budget_nfe) in checked:
+            continue
+        checked.add((run.label, run.budget_nfe))
+        try:
+            run.strategy.check_compatible(backend, reward)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"strategy {run.label!r} cannot run on backend {backend.name!r} with reward "
+                f"{reward.name!r}: {error}"
+            ) from None
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     """Versions that can change a result, recorded in every row."""
@@ -60,7 +88,9 @@ def execute(run: Run, backend: Backend, reward: Reward) -> dict[str, Any]:
     """Run one search and return its results row (JSON-able)."""
     started = time.perf_counter()
     result = run.strategy.run(backend, reward, run.prompt, seed=run.seed)
-    oracle_value = float(backend.oracle(result.latents[None], run.prompt)[0]) if backend.has_oracle else None
+    oracle = None
+    if backend.has_oracle:
+        oracle = float(backend.oracle(result.latents[None], run.prompt)[0])
     cost = result.cost
     return {
         "key": run.key,
@@ -83,6 +113,6 @@ def execute(run: Run, backend: Backend, reward: Reward) -> dict[str, Any]:
         "seconds": dict(cost.seconds, run=time.perf_counter() - started),
         "scores": dict(zip(result.dimensions, result.scores.tolist(), strict=True)),
         "reward": result.reward,
-        "oracle": oracle_value,
+        "oracle": oracle,
         "versions": versions(),
     }

@@ -2,7 +2,8 @@
 
 An output folder holds
 
-* ``sweep.json``: the effective sweep configuration and its fingerprint;
+* ``sweep.json``: the effective sweep configuration and its fingerprint, replaced
+  atomically (:func:`searchkit.files.atomic_write_json`);
 * ``results.jsonl``: one line per finished run, written in one ``write`` call, flushed and
   synced before the next run starts, so a killed sweep loses at most the runs in flight;
 * the summary (``summary.md``, ``summary.csv``) and the figure (``reward_vs_nfe.png``).
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from searchkit.errors import OutputFolderError  # noqa: F401  (re-exported)
+from searchkit.files import atomic_write_json
 
 try:  # advisory lock against two sweeps writing one folder (POSIX)
     import fcntl
@@ -193,11 +195,9 @@ def _read_sweep(folder: Path) -> dict[str, Any] | None:
 def _write_sweep(folder: Path, config: dict[str, Any], fingerprint: str) -> None:
     from searchkit import __version__
 
-    tmp = folder / (SWEEP_FILE + ".tmp")
-    tmp.write_text(json.dumps(
-        {"fingerprint": fingerprint, "searchkit": __version__, "config": config}, indent=2
-    ) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / SWEEP_FILE)
+    atomic_write_json(
+        folder / SWEEP_FILE, {"fingerprint": fingerprint, "searchkit": __version__, "config": config}
+    )
 
 
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

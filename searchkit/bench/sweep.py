@@ -15,7 +15,6 @@ from searchkit.bench.config import SweepConfig
 from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.plot import plot_reward_vs_nfe
-from searchkit.bench.runner import build_world
 from searchkit.bench.store import ResultsStore
 from searchkit.bench.summary import Cell, summarize, write_summary
 
@@ -55,8 +54,10 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run the runs of ``config`` that ``out`` does not hold yet, then summarise all of them.
 
-    Checks the output folder and plans every run (matching budgets) before any compute;
-    bad input raises ``ValueError`` naming the field. Rows are written by this process
+    Checks the output folder and plans every run (matching budgets against the backend's
+    compute profile, without building it) before any compute; the executor builds the world
+    and checks every strategy against it before the first search. Bad input raises
+    ``ValueError`` naming the field. Rows are written by this process
     only, one line per finished run. Failed runs are returned in the outcome (and left for
     a later ``resume``), never dropped.
     """
@@ -66,8 +67,7 @@ def run_sweep(
     folder = Path(out)
     config_dict, fingerprint = config.to_dict(), config.fingerprint()
     ResultsStore.check(folder, config_dict, fingerprint, resume=resume, force=force)
-    world = build_world(config)  # the driver needs the backend's steps and CFG for budgets
-    runs = plan_sweep(config, *world)
+    runs = plan_sweep(config)
     with ResultsStore.open(folder, config_dict, fingerprint, resume=resume, force=force) as store:
         if store.discarded is not None:
             log.warning("discarded a cut-short last line of %s (a run in flight when the last "
@@ -78,7 +78,7 @@ def run_sweep(
                    disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
         try:
             if executor == "local":
-                failures = run_local(config, todo, store.append, bar, world=world)
+                failures = run_local(config, todo, store.append, bar)
             else:
                 failures = run_ray(config, todo, store.append, bar, address=address,
                                    retries=retries)

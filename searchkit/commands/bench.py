@@ -8,6 +8,7 @@ arguments it runs the analytic default sweep, which needs no weights.
 
 Examples:
   searchkit bench                                   # the analytic default sweep
+  searchkit bench --config rgrp_beta                # a shipped sweep, by name
   searchkit bench --resume                          # finish a sweep that was interrupted
   searchkit bench --config wan2.1 --prompts-file vbench2.json --dimension Human_Anatomy
   searchkit bench --executor ray --address auto     # one Ray task per run, on a cluster
@@ -26,8 +27,9 @@ def add_parser(subparsers, argv: list[str]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default=None, metavar="FILE",
-                        help="sweep configuration: a JSON file or a shipped name "
-                             "(analytic, wan2.1; default: analytic)")
+                        help="sweep configuration: a JSON file or, when no such file exists, "
+                             "the name of a shipped one (analytic, rgrp_beta, wan2.1; "
+                             "default: analytic)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default: bench-results/<config name>)")
     again = parser.add_mutually_exclusive_group()
@@ -59,7 +61,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
-    from searchkit.bench.config import ConfigError
+    from searchkit.errors import ConfigError
     from searchkit.options import parse_key_values
 
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")

@@ -1,0 +1,92 @@
+"""Sweep files: the configurations shipped with searchkit, and reading one with overrides.
+
+``searchkit bench --config X`` (and :func:`load_config`) takes ``X`` as a path first; if no
+such file exists, a bare name (``rgrp_beta``, or ``rgrp_beta.json``) names a configuration
+shipped inside the package, ``searchkit/bench/configs/<name>.json``, the one copy of each.
+Without ``--config`` the default ``analytic`` sweep runs. A relative ``prompts_file`` in a
+sweep file is read from that file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from searchkit.bench.config import SweepConfig
+from searchkit.errors import ConfigError
+
+#: The sweep run by ``searchkit bench`` without ``--config``.
+DEFAULT_CONFIG = "analytic"
+
+
+def _shipped_folder():
+    return resources.files("searchkit.bench") / "configs"
+
+
+def shipped_configs() -> tuple[str, ...]:
+    """Names of the sweep configurations shipped inside the package (``searchkit/bench/configs``)."""
+    return tuple(sorted(f.name[:-5] for f in _shipped_folder().iterdir() if f.name.endswith(".json")))
+
+
+def resolve_config_path(name_or_path: str | Path | None) -> Path:
+    """A config file path: an existing file, else the name of a shipped configuration.
+
+    ``name_or_path`` is first taken as a path; if no such file exists, a bare name such as
+    ``rgrp_beta`` (or ``rgrp_beta.json``) names ``searchkit/bench/configs/rgrp_beta.json``.
+    ``None`` is the default sweep, ``analytic``.
+    """
+    if name_or_path is None:
+        name_or_path = DEFAULT_CONFIG
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    stem = path.name[:-5] if path.name.endswith(".json") else path.name
+    shipped = shipped_configs()
+    if str(path) in (stem, f"{stem}.json") and stem in shipped:
+        with resources.as_file(_shipped_folder() / f"{stem}.json") as file:
+            return Path(file)
+    raise FileNotFoundError(
+        f"config {str(name_or_path)!r} is neither a file nor a shipped configuration "
+        f"({', '.join(shipped)})"
+    )
+
+
+def load_config(
+    name_or_path: str | Path | None = None,
+    *,
+    seeds: int | None = None,
+    prompts_file: str | Path | None = None,
+    dimension: str | None = None,
+    max_prompts: int | None = None,
+    backend_options: dict[str, Any] | None = None,
+) -> SweepConfig:
+    """Read and validate a sweep configuration file (default: the analytic sweep).
+
+    The keyword arguments override the file (as the command line does): ``seeds`` a count,
+    ``prompts_file`` (relative to the working folder) replaces the prompts, ``dimension``
+    and ``max_prompts`` filter the prompts file, ``backend_options`` update the backend's.
+    """
+    path = resolve_config_path(name_or_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config {str(path)!r} is not valid JSON: {error}") from None
+    if isinstance(data, dict):
+        data = dict(data)
+        if seeds is not None:
+            data["seeds"] = seeds
+        if prompts_file is not None:
+            data.pop("prompts", None)
+            data["prompts_file"] = str(Path(prompts_file).resolve())
+        if dimension is not None:
+            data["dimension"] = dimension
+        if max_prompts is not None:
+            data["max_prompts"] = max_prompts
+        if backend_options:
+            backend = data.get("backend", {"name": "analytic"})
+            backend = {"name": backend} if isinstance(backend, str) else dict(backend)
+            backend["options"] = {**(backend.get("options") or {}), **backend_options}
+            data["backend"] = backend
+    return SweepConfig.from_dict(data, base_dir=path.parent, source=f"config {str(path)!r}")
