@@ -57,13 +57,25 @@ from searchkit.validation import (
 
 
 def _check_population(instance: EvoSearch, attribute: attrs.Attribute, value: object) -> None:
+    """Population sizes, and the bounds they set on elites and tournaments (attrs runs every
+    validator once all fields are set, so the other fields are known here)."""
     sizes = value if isinstance(value, tuple) else (value,)
     if not sizes or any(not is_int(p) or p < 1 for p in sizes):
         raise ValueError(f"population must be a positive integer or a tuple of them, got {value!r}")
-    if isinstance(value, tuple) and len(value) != len(instance.evolution_steps):
+    steps = len(instance.evolution_steps)
+    if isinstance(value, tuple) and len(value) != steps:
+        raise ValueError(f"population must hold one size per evolution step ({steps}), got {value!r}")
+    sizes = sizes if isinstance(value, tuple) else sizes * steps
+    if instance.num_elites > min(sizes):
         raise ValueError(
-            f"population must hold one size per evolution step ({len(instance.evolution_steps)}), "
-            f"got {value!r}"
+            f"num_elites must not exceed the smallest later population {min(sizes)}, "
+            f"got {instance.num_elites}"
+        )
+    pools = (instance.initial_population, *sizes[:-1])
+    if instance.tournament_size > min(pools):
+        raise ValueError(
+            f"tournament_size must not exceed the smallest generation it draws from "
+            f"({min(pools)}), got {instance.tournament_size}"
         )
 
 
@@ -102,20 +114,6 @@ class EvoSearch(Strategy):
     num_elites: int = attrs.field(default=2, validator=non_negative_int)
     tournament_size: int = attrs.field(default=2, validator=positive_int)
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
-
-    def __attrs_post_init__(self) -> None:
-        sizes = self.populations
-        if self.num_elites > min(sizes):
-            raise ValueError(
-                f"num_elites must not exceed the smallest later population {min(sizes)}, "
-                f"got {self.num_elites}"
-            )
-        pools = (self.initial_population, *sizes[:-1])
-        if self.tournament_size > min(pools):
-            raise ValueError(
-                f"tournament_size must not exceed the smallest generation it draws from "
-                f"({min(pools)}), got {self.tournament_size}"
-            )
 
     @property
     def populations(self) -> tuple[int, ...]:

@@ -16,10 +16,8 @@ their mean, and the curves use the measured mean on their compute axis.
 The knob's valid range is ``[k_min, inf)``. ``k_min`` is read from the knob field's own
 attrs validator, run with the other fields as the options set them (so a validator that
 compares fields sees them): the least value from 1 up that it accepts (a size knob counts
-something). A check that runs after construction (``__attrs_post_init__``; EvoSearch's
-later populations must hold its elites) can raise the minimum above the field's own: the
-values from the field's minimum up to the knob's default, which configuration validation
-has built, are then built in turn and the first that builds is ``k_min``. Above ``k_min``
+something). Every bound on the knob therefore belongs in its validator (EvoSearch's
+``population`` validator checks that later populations hold its elites). Above ``k_min``
 every value must build: any error there is a :class:`~searchkit.errors.BudgetError` naming
 the strategy, the knob and its value, never a silent "does not fit". Options that do not
 build even at the knob's default are a :class:`~searchkit.errors.ConfigError`.
@@ -38,7 +36,6 @@ import attrs
 from searchkit.backend import Backend, ComputeProfile
 from searchkit.errors import BudgetError, ConfigError
 from searchkit.strategy import Strategy
-from searchkit.validation import is_int
 
 #: No knob is searched beyond this value.
 MAX_KNOB = 1 << 20
@@ -95,16 +92,7 @@ def knob_minimum(cls: type[Strategy], options: dict[str, Any], label: str = "") 
         raise BudgetError(
             f"strategy {label!r}: its validator accepts no value of {knob!r} from 1 to {MAX_MINIMUM}"
         )
-    default = getattr(instance, knob)
-    if not is_int(default) or default <= field_minimum:
-        return field_minimum
-    for k in range(field_minimum, default):  # post-construction checks may raise the minimum
-        try:
-            _build(cls, options, knob, k)
-        except (TypeError, ValueError):
-            continue
-        return k
-    return default
+    return field_minimum
 
 
 def _sized(
