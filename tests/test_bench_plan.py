@@ -15,6 +15,7 @@ from searchkit.bench import (
     BudgetError,
     ConfigError,
     SweepConfig,
+    load_config,
     match_budget,
     read_results,
     run_sweep,
@@ -178,3 +179,20 @@ def test_an_incompatible_strategy_fails_before_the_first_search(tmp_path, capsys
     assert main(["bench", "--config", str(path), "--out", str(tmp_path / "cli"),
                  "--no-progress"]) == 2
     assert "cannot run on backend 'analytic'" in capsys.readouterr().err
+
+
+def test_the_shipped_wan_sweep_plans_without_weights(tmp_path) -> None:
+    """Sizing the paper-sized Wan sweep reads only options: a checkpoint path that does not
+    exist is never opened, and the plan matches budgets at 2 forwards a step (CFG 5)."""
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text('[{"prompt_en": "a cat surfing", "dimension": ["Human_Anatomy"]}]')
+    config = load_config(
+        "wan2.1", prompts_file=prompts, backend_options={"model_path": str(tmp_path / "absent")}
+    )
+    runs = plan_sweep(config)
+    assert not (tmp_path / "absent").exists()
+    by_label = {(r.label, r.budget_nfe): r for r in runs}
+    assert by_label[("baseline", None)].expected_nfe == 50 * 2
+    for (label, budget), run in by_label.items():
+        if budget is not None:
+            assert run.expected_nfe <= budget, (label, budget)
