@@ -23,13 +23,8 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from searchkit.rewards.clip_score import (
-    CLIP_MEAN,
-    CLIP_STD,
-    CLIPPreprocessing,
-    CLIPScore,
-    CLIPScoreOptions,
-)
+from searchkit.rewards.clip_checkpoint import CLIP_MEAN, CLIP_STD, CLIPPreprocessing
+from searchkit.rewards.clip_score import CLIPScore, CLIPScoreOptions
 
 WAN_1_3B_FORWARD_FLOPS = 72.9e12  # benchmarks/latent_reward_cost.py, 832x480x33
 # openai/clip-vit-large-patch14's config.json, architecture fields only.

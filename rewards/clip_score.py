@@ -21,49 +21,37 @@ Frames: ``num_frames=None`` scores every frame; ``num_frames=k < F`` takes ``k``
 spaced frames, indices ``floor(i (F - 1) / (k - 1))`` for ``i = 0 .. k-1`` (the first and
 the last frame included; ``k = 1`` takes the first).
 
-Preprocessing, our own (torchvision is not used) and following the checkpoint's
-``preprocessor_config.json`` (CLIP's defaults when absent): frames in ``[0, 1]`` are resized
-with ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)`` so that the shorter
-side is ``size.shortest_edge`` (the longer one ``int(shortest_edge * long / short)``, as
-transformers' CLIP image processor computes it), clamped to ``[0, 1]``, centre-cropped to
-``crop_size`` (offsets ``(H - h) // 2`` and ``(W - w) // 2``) and normalised with
-``image_mean`` and ``image_std``. Deviation from transformers' PIL processor: we never
-round to 8 bits, so on natural images our pixel values are within about one 8-bit level
-(1/255) of it; PIL also clips between its horizontal and vertical passes, so on pixel noise,
-where bicubic filters overshoot, the two differ more.
+Frames are resized, centre-cropped and normalised as the checkpoint's
+``preprocessor_config.json`` says, in floating point (see :mod:`searchkit.rewards.clip_checkpoint`;
+within about one 8-bit level of transformers' PIL processor on natural images).
 
 Text: the prompt is tokenised once per prompt (cached) and truncated to the text model's
 ``max_position_embeddings`` (77 tokens for OpenAI's CLIP).
 
-A checkpoint is a transformers CLIP folder (``config.json`` with ``model_type: clip``, the
-weights, the tokenizer files and optionally ``preprocessor_config.json``), or a Hugging Face
-Hub id such as ``openai/clip-vit-large-patch14``, downloaded through ``huggingface_hub`` when
-the Hub is reachable. transformers is imported only when a checkpoint is loaded.
+A checkpoint is a transformers CLIP folder or a Hugging Face Hub id such as
+``openai/clip-vit-large-patch14`` (:func:`~searchkit.rewards.clip_checkpoint.resolve_checkpoint`);
+transformers is imported only when one is loaded.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 import attrs
 import torch
-import torch.nn.functional as F
 
 from searchkit.backend import Backend
-from searchkit.errors import CheckpointError
 from searchkit.reward import Reward, RewardBatch
+from searchkit.rewards.clip_checkpoint import (
+    CLIPPreprocessing,
+    check_clip_folder,
+    load_clip_model,
+    resolve_checkpoint,
+)
 from searchkit.validation import boolean, optional_positive_int, positive_int
 
-# OpenAI CLIP's normalisation (transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @attrs.frozen
@@ -79,71 +67,6 @@ class CLIPScoreOptions:
     num_frames: int | None = attrs.field(default=None, validator=optional_positive_int)
     max_batch: int = attrs.field(default=32, validator=positive_int)
     clamp_at_zero: bool = attrs.field(default=False, validator=boolean)
-
-
-@attrs.frozen
-class CLIPPreprocessing:
-    """Resize (shorter side, or an exact ``(h, w)``), centre crop and normalisation of frames."""
-
-    resize: int | tuple[int, int]
-    crop: tuple[int, int] | None
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @classmethod
-    def from_folder(cls, folder: Path, image_size: int) -> CLIPPreprocessing:
-        """Read ``preprocessor_config.json`` (CLIP's defaults when absent) and check it fits."""
-        file = folder / "preprocessor_config.json"
-        data = _read_json(file) if file.is_file() else {}
-        size = data.get("size", {"shortest_edge": image_size})
-        if isinstance(size, int):
-            size = {"shortest_edge": size}
-        if isinstance(size, dict) and isinstance(size.get("shortest_edge"), int):
-            resize: int | tuple[int, int] = size["shortest_edge"]
-        elif isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):
-            resize = (size["height"], size["width"])
-        else:
-            raise CheckpointError(f"{file}: size must be {{'shortest_edge': N}} or {{'height', 'width'}}, got {size!r}")
-        crop_size = data.get("crop_size", {"height": image_size, "width": image_size})
-        if isinstance(crop_size, int):
-            crop_size = {"height": crop_size, "width": crop_size}
-        crop = (crop_size.get("height"), crop_size.get("width")) if isinstance(crop_size, dict) else None
-        if data.get("do_center_crop", True) is False:
-            crop = None
-        final = crop if crop is not None else resize
-        if final != (image_size, image_size):
-            raise CheckpointError(
-                f"{file}: frames must come out {image_size}x{image_size} (vision_config.image_size "
-                f"in config.json), got resize {resize!r} and crop {crop!r}"
-            )
-        mean, std = data.get("image_mean", CLIP_MEAN), data.get("image_std", CLIP_STD)
-        for name, value in (("image_mean", mean), ("image_std", std)):
-            if not (isinstance(value, list | tuple) and len(value) == 3
-                    and all(isinstance(x, int | float) for x in value)):
-                raise CheckpointError(f"{file}: {name} must be three numbers, got {value!r}")
-        if min(std) <= 0:
-            raise CheckpointError(f"{file}: image_std must be positive, got {std!r}")
-        return cls(resize, crop, tuple(float(x) for x in mean), tuple(float(x) for x in std))
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames ``[m, H, W, 3]`` in ``[0, 1]`` to CLIP pixel values ``[m, 3, h, w]`` (float32)."""
-        x = frames.permute(0, 3, 1, 2).float()
-        height, width = x.shape[-2:]
-        if isinstance(self.resize, int):
-            short, long = min(height, width), max(height, width)
-            other = int(self.resize * long / short)
-            size = (self.resize, other) if height <= width else (other, self.resize)
-        else:
-            size = self.resize
-        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
-        x = x.clamp(0.0, 1.0)  # bicubic overshoots; an 8-bit processor clips there too
-        if self.crop is not None:
-            h, w = self.crop
-            top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
-            x = x[..., top : top + h, left : left + w]
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
 
 
 class CLIPScore(Reward):
@@ -178,13 +101,11 @@ class CLIPScore(Reward):
         device = torch.device(device)
         folder = resolve_checkpoint(path)
         config = check_clip_folder(folder)
-        image_size = config.get("vision_config", {}).get("image_size", 224)
-        preprocessing = CLIPPreprocessing.from_folder(folder, image_size)
+        preprocessing = CLIPPreprocessing.from_folder(folder, config["vision_config"]["image_size"])
+        model = load_clip_model(folder, device, torch_dtype)
 
-        from transformers import AutoTokenizer, CLIPModel
+        from transformers import AutoTokenizer
 
-        model = CLIPModel.from_pretrained(folder)
-        model = model.to(device=device, dtype=torch_dtype).eval().requires_grad_(False)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         return cls(model, tokenizer, preprocessing, options, source=str(path))
 
@@ -254,7 +175,7 @@ class CLIPScore(Reward):
                 "preprocessing": attrs.asdict(self.preprocessing)}
 
 
-# -- checks and loading helpers ---------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------
 def check_video(video: object) -> torch.Tensor:
     """``video`` as float32 frames ``[n, F, H, W, 3]`` in ``[0, 1]``, or a one-line error naming it."""
     if not isinstance(video, torch.Tensor):
@@ -268,60 +189,6 @@ def check_video(video: object) -> torch.Tensor:
     if not (low >= 0.0 and high <= 1.0):  # also refuses NaN
         raise ValueError(f"clip-score: video values must lie in [0, 1], got min {low:.4g} and max {high:.4g}")
     return video
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A local folder as is; a Hub id (``owner/name``) downloaded, or an error saying how to get it."""
-    folder = Path(path).expanduser()
-    if folder.is_dir():
-        return folder
-    text = str(path)
-    if folder.exists():
-        raise CheckpointError(f"clip-score path {text!r}: is a file; pass the CLIP checkpoint folder")
-    if not _HUB_ID.match(text):
-        raise CheckpointError(f"clip-score path {text!r}: no such folder, and not a Hugging Face Hub id")
-    import huggingface_hub
-
-    try:
-        local = Path(huggingface_hub.snapshot_download(text, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
-        if not any((local / name).is_file() for name in WEIGHT_FILES):
-            local = Path(huggingface_hub.snapshot_download(text, allow_patterns=["*.json", "*.txt", "pytorch_model*.bin"]))
-    except Exception as error:  # offline, unknown repository, no permission: one actionable message
-        name = text.rsplit("/", 1)[-1]
-        reason = (str(error).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(
-            f"clip-score path {text!r}: not a local folder, and the Hub download failed "
-            f"({type(error).__name__}: {reason}); download it where the Hub is reachable with "
-            f"`hf download {text} --local-dir checkpoints/{name}` and pass path=checkpoints/{name}"
-        ) from None
-    return local
-
-
-def check_clip_folder(folder: Path) -> dict[str, Any]:
-    """The parsed ``config.json`` of a transformers CLIP folder; a one-line error naming what is wrong."""
-    file = folder / "config.json"
-    if not file.is_file():
-        raise CheckpointError(f"{file}: not found; {folder} is not a CLIP checkpoint folder "
-                              "(config.json, model.safetensors and the tokenizer files)")
-    config = _read_json(file)
-    if config.get("model_type") != "clip":
-        raise CheckpointError(f"{file}: model_type is {config.get('model_type')!r}, a CLIP checkpoint has 'clip'")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise CheckpointError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES[::2])}) in the CLIP folder")
-    if not ((folder / "tokenizer.json").is_file()
-            or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())):
-        raise CheckpointError(f"{folder}: no tokenizer (tokenizer.json, or vocab.json and merges.txt) in the CLIP folder")
-    return config
-
-
-def _read_json(file: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{file}: not readable JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{file}: must hold a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _dtype(dtype: str | torch.dtype) -> torch.dtype:

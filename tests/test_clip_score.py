@@ -22,13 +22,8 @@ from searchkit.backend import Conditioning
 from searchkit.builders import build_reward
 from searchkit.errors import CheckpointError
 from searchkit.reward import RewardBatch
-from searchkit.rewards.clip_score import (
-    CLIP_MEAN,
-    CLIP_STD,
-    CLIPPreprocessing,
-    CLIPScore,
-    CLIPScoreOptions,
-)
+from searchkit.rewards.clip_checkpoint import CLIP_MEAN, CLIP_STD, CLIPPreprocessing
+from searchkit.rewards.clip_score import CLIPScore, CLIPScoreOptions
 
 PROMPT = "a red fox running through fresh snow"
 IMAGE_SIZE = 32
@@ -223,14 +218,35 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
     return message
 
 
+def _edit_config(folder: Path, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+def _drop_tensor(folder: Path, name: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    del tensors[name]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: (f / "config.json").unlink(), r"config\.json: not found"),
     (lambda f: (f / "config.json").write_text("{not json"), r"config\.json: not readable JSON"),
     (lambda f: (f / "config.json").write_text('{"model_type": "wan"}'), r"config\.json: model_type is 'wan'"),
     (lambda f: (f / "model.safetensors").unlink(), r"no weights \(model\.safetensors"),
     (lambda f: (f / "tokenizer.json").unlink(), r"no tokenizer \(tokenizer\.json"),
-    (lambda f: (f / "preprocessor_config.json").write_text('{"crop_size": 48}'),
+    (lambda f: _edit_config(f, vision_config={"image_size": "big"}),
+     r"config\.json: vision_config\.image_size must be a positive integer, got 'big'"),
+    (lambda f: _edit_config(f, projection_dim=8),
+     r"the weights do not load into the CLIP of config\.json"),
+    (lambda f: _drop_tensor(f, "visual_projection.weight"),
+     r"the weights do not fit config\.json: 1 tensors missing, 0 of another shape \(visual_projection\.weight\)"),
+    (lambda f: (f / "preprocessor_config.json").write_text('{"size": 24, "crop_size": 24}'),
      r"preprocessor_config\.json: frames must come out 32x32 \(vision_config\.image_size"),
+    (lambda f: (f / "preprocessor_config.json").write_text('{"crop_size": 48}'),
+     r"preprocessor_config\.json: crop_size \(48, 48\) exceeds the resized shorter side 32"),
     (lambda f: (f / "preprocessor_config.json").write_text('{"image_std": [0.5, 0.5]}'),
      r"preprocessor_config\.json: image_std must be three numbers"),
 ])
