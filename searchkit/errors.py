@@ -40,3 +40,7 @@ class OutputFolderError(ValueError):
 
 class LatentDataError(ValueError):
     """A latent-reward dataset that is missing, malformed or inconsistent; names the file."""
+
+
+class CheckpointError(ValueError):
+    """A model checkpoint that is missing, malformed or cannot be fetched; names the file."""
