@@ -47,3 +47,14 @@ def test_strategy_result_equals_golden(key):
     assert len(got["trace"]["scored"]) == len(want["trace"]["scored"]), f"{key}: scoring events"
     for i, (g, w) in enumerate(zip(got["trace"]["scored"], want["trace"]["scored"], strict=True)):
         assert g == w, f"{key}: scoring event {i} changed"
+
+
+def test_benchmark_rows_with_the_exact_reward_keep_their_values(tmp_path):
+    """Every field a golden sweep row had keeps its value (new fields may be added)."""
+    from tests.golden.make_golden import sweep_rows
+
+    want = json.loads((GOLDEN / "sweep_rows.json").read_text())
+    got = json.loads(json.dumps(sweep_rows(tmp_path)))
+    assert [r["key"] for r in got] == [r["key"] for r in want]
+    for new, old in zip(got, want, strict=True):
+        assert {k: new.get(k) for k in old} == old, old["key"]

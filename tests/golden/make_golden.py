@@ -5,13 +5,16 @@ Regenerate (only when a change of numbers is intended, and say so in the commit)
     python tests/golden/make_golden.py
 
 It writes ``strategies.safetensors`` (the output latents) and ``strategies.json`` (reward,
-scores, trace and cost counters of every case) beside this file.
+scores, trace and cost counters of every case) beside this file, and ``sweep_rows.json``: the
+rows of a small benchmark sweep of every strategy with the analytic world's exact reward,
+which later changes to the benchmark must keep (wall times and versions left out).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,41 @@ def all_cases():
                     yield case_key(solver, case, p, seed), (solver, name, options, prompt, seed)
 
 
+#: A small sweep of every strategy on the analytic world with its exact ("perfect") reward.
+SWEEP: dict[str, Any] = {
+    "name": "golden",
+    "backend": {"name": "analytic", "options": {"frames": 3, "height": 4, "width": 4}},
+    "reward": {"name": "analytic"},
+    "num_steps": 8,
+    "strategies": [
+        {"name": "baseline"},
+        {"name": "best-of-n"},
+        {"name": "rgrp", "options": {"schedule": [2, 4, 6]}},
+        {"name": "beam-search", "options": {"candidates": 2}},
+        {"name": "zero-order", "options": {"num_neighbors": 2}},
+        {"name": "noise-optimization"},
+        {"name": "free-init"},
+        {"name": "fk-steering", "options": {"schedule": [2, 4, 6]}},
+        {"name": "evo-search",
+         "options": {"evolution_steps": [2, 5], "initial_population": 4, "num_elites": 1},
+         "budgets_nfe": [160]},
+        {"name": "smc", "options": {"schedule": [2, 4, 6]}},
+    ],
+    "budgets_nfe": [64],
+    "prompts": list(PROMPTS),
+    "seeds": 2,
+    "torch_threads": 1,
+}
+
+
+def sweep_rows(folder: Path) -> list[dict[str, Any]]:
+    """The rows of :data:`SWEEP` run into ``folder``, without wall times and versions."""
+    from searchkit.bench import SweepConfig, run_sweep
+
+    outcome = run_sweep(SweepConfig.from_dict(SWEEP), folder, progress=False)
+    return [{k: v for k, v in row.items() if k not in ("seconds", "versions")} for row in outcome.rows]
+
+
 def main() -> int:
     torch.set_num_threads(1)
     latents, summaries = {}, {}
@@ -87,6 +125,9 @@ def main() -> int:
         summaries[key] = summary(result)
     save_file(latents, str(HERE / "strategies.safetensors"))
     (HERE / "strategies.json").write_text(json.dumps(summaries, sort_keys=True, separators=(",", ":")) + "\n")
+    with tempfile.TemporaryDirectory() as folder:
+        rows = sweep_rows(Path(folder))
+    (HERE / "sweep_rows.json").write_text(json.dumps(rows, sort_keys=True, indent=0) + "\n")
     print(f"wrote {len(summaries)} golden results to {HERE}")
     return 0
 
