@@ -8,14 +8,15 @@ if __name__ != "searchkit.rewards":  # the folder is installed as a subpackage o
 
 
 from searchkit.registry import register_reward
-from searchkit.rewards.analytic import AnalyticReward
+from searchkit.rewards.analytic import AnalyticReward, ProxyVerifier
 from searchkit.rewards.clip_score import CLIPScore
 from searchkit.rewards.latent_reward_model import LatentRewardModel
 from searchkit.rewards.pixel import PixelReward
 
 register_reward("analytic", AnalyticReward)
+register_reward("analytic-proxy", ProxyVerifier)
 register_reward("clip-score", CLIPScore)
 register_reward("latent-reward-model", LatentRewardModel)
 register_reward("pixel", PixelReward)
 
-__all__ = ["AnalyticReward", "CLIPScore", "LatentRewardModel", "PixelReward"]
+__all__ = ["AnalyticReward", "ProxyVerifier", "CLIPScore", "LatentRewardModel", "PixelReward"]
