@@ -10,13 +10,13 @@ from pathlib import Path
 import attrs
 import pytest
 import ray  # the [test] extra installs it
-from bench_helpers import tiny_sweep, without_timing
 
 from searchkit import Baseline
 from searchkit.bench import SweepConfig, run_sweep
 from searchkit.bench.executors import run_ray
 from searchkit.bench.plan import Run
 from searchkit.context import SearchContext
+from tests.bench_helpers import tiny_sweep, without_timing
 
 
 @pytest.fixture(scope="module")
