@@ -10,7 +10,6 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from bench_helpers import PROMPTS, tiny_sweep, write_config
 from scipy import stats
 
 from searchkit.backends import AnalyticBackend
@@ -30,6 +29,7 @@ from searchkit.bench import (
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.cli import main
 from searchkit.registry import STRATEGIES
+from tests.bench_helpers import PROMPTS, tiny_sweep, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,15 +7,12 @@ import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
-
-from bench_helpers import write_config
 
 from searchkit.bench import read_results
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.registry import Registry
-
-PLUGIN = Path(__file__).parent / "plugin_example"
+from tests.bench_helpers import write_config
+from tests.plugins import PLUGIN
 
 
 def test_entry_points_of_the_example_package_are_discovered(monkeypatch):

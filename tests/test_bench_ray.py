@@ -10,7 +10,6 @@ from pathlib import Path
 import attrs
 import pytest
 import ray  # the [test] extra installs it
-from bench_helpers import tiny_sweep, without_timing
 
 from searchkit import Baseline
 from searchkit.bench import ConfigError, SweepConfig, executors, read_results, run_sweep, runner
@@ -18,6 +17,7 @@ from searchkit.bench.executors import run_ray
 from searchkit.bench.plan import Run
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.context import SearchContext
+from tests.bench_helpers import tiny_sweep, without_timing
 
 
 @pytest.fixture(scope="module")

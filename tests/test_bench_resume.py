@@ -8,11 +8,10 @@ import subprocess
 import sys
 import time
 
-from bench_helpers import cells_without_timing, tiny_sweep, without_timing, write_config
-
 from searchkit.bench import SweepConfig, read_results, run_sweep, summarize
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.cli import main
+from tests.bench_helpers import cells_without_timing, tiny_sweep, without_timing, write_config
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path):

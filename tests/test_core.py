@@ -9,7 +9,7 @@ from searchkit import Baseline, BestOfN, BudgetExceededError, RegistryError, Sea
 from searchkit.backends import AnalyticBackend
 from searchkit.registry import Registry, get_backend, get_strategy
 from searchkit.rewards import AnalyticReward
-from tests.reference import fork, reference_loop
+from searchkit.testing.reference import fork, reference_loop
 
 # Batched and single forwards differ only by float32 summation order inside the exact
 # velocity (an einsum over components); observed differences are ~1e-7, so 1e-5 is a safe

@@ -9,7 +9,7 @@ import torch
 
 from searchkit import RGRP, Baseline, NonFiniteRewardError, Reward
 from searchkit.resampling import multinomial
-from tests.reference import fork, reference_loop
+from searchkit.testing.reference import fork, reference_loop
 from tests.test_core import BATCH_TOL
 
 

@@ -16,7 +16,7 @@ from searchkit.backends.wan import TINY_VOCABULARY, WanOptions, tiny_pipeline
 from searchkit.builders import build_backend, build_reward
 from searchkit.reward import RewardBatch
 from searchkit.rewards.pixel import PixelReward, prompt_colour
-from tests.reference import fork, reference_loop
+from searchkit.testing.reference import fork, reference_loop
 
 PROMPT = "a red fox running through fresh snow"
 # Small pipeline-call settings, as in diffusers' own Wan tests.

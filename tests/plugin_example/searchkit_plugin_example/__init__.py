@@ -2,7 +2,8 @@
 
 Its ``*.dist-info/entry_points.txt`` names the three classes in searchkit's groups; once
 this folder is on ``sys.path`` (here, as an installed distribution would be),
-``searchkit list`` shows them and configurations can use their names.
+``searchkit list`` shows them and configurations can use their names. The three pass
+searchkit's conformance suites (``searchkit.testing``), as a plugin's own tests would check.
 """
 
 from __future__ import annotations
@@ -108,3 +109,7 @@ class GaussianBackend(Backend):
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(latents[:, :3]).permute(0, 2, 3, 4, 1)
+
+    def config_dict(self) -> dict:
+        return {"name": self.name, "num_steps": self.num_steps,
+                "guidance_scale": self.guidance_scale, "std": self.std}
