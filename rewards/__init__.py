@@ -2,11 +2,11 @@
 
 from searchkit.registry import register_reward
 from searchkit.rewards.analytic import AnalyticReward
-from searchkit.rewards.latent_reward_model import LatentRewardModel
+from searchkit.rewards.latent import LatentRewardConfig, LatentRewardModel
 from searchkit.rewards.pixel import PixelReward
 
 register_reward("analytic", AnalyticReward)
 register_reward("latent-reward-model", LatentRewardModel)
 register_reward("pixel", PixelReward)
 
-__all__ = ["AnalyticReward", "LatentRewardModel", "PixelReward"]
+__all__ = ["AnalyticReward", "LatentRewardConfig", "LatentRewardModel", "PixelReward"]
