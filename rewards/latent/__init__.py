@@ -7,10 +7,10 @@ Installed as ``searchkit.rewards.latent``; one module per job:
   (registered as ``latent-reward-model``; also importable from ``searchkit.rewards``);
 * :mod:`.checkpoint`: the saved folder (``config.json`` + ``model.safetensors``) and its checks;
 * :mod:`.schema`: the dataset layout (the LatSearch paper's metadata schema);
-* :mod:`.collect`: running trajectories and labelling them with a teacher reward;
+* :mod:`.collection`: running trajectories and labelling them with a teacher reward;
 * :mod:`.records` and :mod:`.dataset`: reading and checking a dataset;
-* :mod:`.train` and :mod:`.resume`: the training recipe, its checkpoints and resumption;
-* :mod:`.metrics`, :mod:`.predict` and :mod:`.evaluate`: per-step ranking quality against
+* :mod:`.training` and :mod:`.resume`: the training recipe, its checkpoints and resumption;
+* :mod:`.metrics`, :mod:`.predict` and :mod:`.evaluation`: per-step ranking quality against
   the teacher on predicted ``x0``.
 
 The command line drives the same functions: ``searchkit reward collect | train | eval``.
@@ -18,9 +18,14 @@ The command line drives the same functions: ``searchkit reward collect | train |
 
 from searchkit.errors import LatentDataError
 from searchkit.rewards.latent.checkpoint import load_checkpoint, read_config, save_checkpoint
-from searchkit.rewards.latent.collect import CollectConfig, CollectSummary, collect, resolve_teacher
+from searchkit.rewards.latent.collection import (
+    CollectConfig,
+    CollectSummary,
+    collect,
+    resolve_teacher,
+)
 from searchkit.rewards.latent.dataset import LatentDataset, LatentSample, read_latent_dataset
-from searchkit.rewards.latent.evaluate import (
+from searchkit.rewards.latent.evaluation import (
     EvalReport,
     StepRow,
     evaluate,
@@ -38,7 +43,7 @@ from searchkit.rewards.latent.schema import (
     similarity,
     step_key,
 )
-from searchkit.rewards.latent.train import (
+from searchkit.rewards.latent.training import (
     TrainConfig,
     TrainResult,
     pairwise_loss,
