@@ -44,7 +44,7 @@ def wan_forward_flops() -> tuple[int, int]:
 
 def reward_model_flops(text_dim: int = WAN_TEXT_DIM, **options) -> tuple[int, int]:
     """(FLOPs of one scoring, parameter count) of the latent reward model on one Wan latent."""
-    from searchkit.rewards.latent_reward_model import LatentRewardConfig, LatentRewardNet
+    from searchkit.rewards.latent import LatentRewardConfig, LatentRewardNet
 
     # The position and readout tables on Wan's own token grid (what for_backend builds).
     options.setdefault("position_grid", tuple(-(-s // p) for s, p in
@@ -87,7 +87,7 @@ def wall_clock(device: str, width: int, depth: int, patch: tuple[int, int, int],
     """Wall-clock seconds of one Wan2.1-1.3B forward (random weights, bf16) and one scoring."""
     from diffusers import WanTransformer3DModel
 
-    from searchkit.rewards.latent_reward_model import LatentRewardConfig, LatentRewardNet
+    from searchkit.rewards.latent import LatentRewardConfig, LatentRewardNet
 
     dev = torch.device(device)
     g = torch.Generator(device="cpu").manual_seed(0)

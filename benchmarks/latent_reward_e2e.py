@@ -54,9 +54,15 @@ def main(argv: list[str] | None = None) -> dict:
     from searchkit import RGRP, Baseline
     from searchkit.backends import AnalyticBackend
     from searchkit.rewards import AnalyticReward, LatentRewardModel
-    from searchkit.rewards.latent_data import CollectConfig, collect, read_latent_dataset
-    from searchkit.rewards.latent_eval import evaluate, plot_report
-    from searchkit.rewards.latent_train import TrainConfig, train
+    from searchkit.rewards.latent import (
+        CollectConfig,
+        TrainConfig,
+        collect,
+        evaluate,
+        plot_report,
+        read_latent_dataset,
+        train,
+    )
 
     out = Path(args.out)
     backend = AnalyticBackend()

@@ -10,7 +10,7 @@ if __name__ != "searchkit.rewards":  # the folder is installed as a subpackage o
 from searchkit.registry import register_reward
 from searchkit.rewards.analytic import AnalyticReward, ProxyVerifier
 from searchkit.rewards.clip_score import CLIPScore
-from searchkit.rewards.latent_reward_model import LatentRewardModel
+from searchkit.rewards.latent import LatentRewardConfig, LatentRewardModel
 from searchkit.rewards.pixel import PixelReward
 
 register_reward("analytic", AnalyticReward)
@@ -19,4 +19,11 @@ register_reward("clip-score", CLIPScore)
 register_reward("latent-reward-model", LatentRewardModel)
 register_reward("pixel", PixelReward)
 
-__all__ = ["AnalyticReward", "ProxyVerifier", "CLIPScore", "LatentRewardModel", "PixelReward"]
+__all__ = [
+    "AnalyticReward",
+    "CLIPScore",
+    "LatentRewardConfig",
+    "LatentRewardModel",
+    "PixelReward",
+    "ProxyVerifier",
+]

@@ -64,6 +64,24 @@ def make_scheduler(
     raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
 
 
+def noise_levels(scheduler: SchedulerMixin) -> torch.Tensor:
+    """The schedule's noise levels ``[num_steps + 1]`` (float32, CPU) of a scheduler with its
+    timesteps set.
+
+    ``levels[k]`` is the noise level ``sigma`` of the input to step ``k`` (``levels[0]`` is
+    the first, close to 1); the last entry is 0, the clean output. For flow matching,
+    ``x_t = (1 - sigma) x0 + sigma eps``. This reads the diffusers scheduler's ``sigmas``,
+    which every flow-matching scheduler searchkit makes (:func:`make_scheduler`) keeps in
+    this layout.
+    """
+    sigmas = getattr(scheduler, "sigmas", None)
+    if sigmas is None:
+        raise ValueError(
+            f"scheduler {type(scheduler).__name__} has no noise levels; call set_timesteps first"
+        )
+    return torch.as_tensor(sigmas).detach().float().cpu().clone()
+
+
 def _per_sample(value: object, batch: int, rank: int) -> bool:
     return isinstance(value, torch.Tensor) and value.dim() == rank and value.shape[0] == batch
 
@@ -80,6 +98,17 @@ class SolverState:
     def step_index(self) -> int:
         index = self.scheduler.step_index
         return 0 if index is None else int(index)
+
+    def noise_level(self, step: int) -> float:
+        """Noise level ``sigma`` of the input to step ``step`` (``num_steps`` gives 0, the output).
+
+        After advancing to step ``j + 1`` the latents sit at ``noise_level(j + 1)`` and the
+        prediction ``x0`` made by step ``j`` was made at ``noise_level(j)``.
+        """
+        sigmas = self.scheduler.sigmas
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < len(sigmas):
+            raise ValueError(f"step must be an integer in [0, {len(sigmas) - 1}], got {step!r}")
+        return float(sigmas[step])
 
     def select(self, indices: torch.Tensor) -> SolverState:
         """A new state whose particle ``i`` carries the history of particle ``indices[i]``."""

@@ -10,10 +10,10 @@ import torch
 
 from searchkit import Baseline
 from searchkit.backends import AnalyticBackend
+from searchkit.errors import LatentDataError
 from searchkit.rewards import AnalyticReward
-from searchkit.rewards.latent_data import (
+from searchkit.rewards.latent import (
     CollectConfig,
-    LatentDataError,
     collect,
     metadata_name,
     read_latent_dataset,
@@ -208,5 +208,8 @@ def test_collect_rejects_a_changed_configuration(tmp_path, world):
         collect(world, teacher, ["another"], tmp_path, CollectConfig(steps=(3,), seeds=(1,)))
     with pytest.raises(ValueError, match="below the backend's num_steps=12"):
         collect(world, teacher, PROMPTS, tmp_path / "x", CollectConfig(steps=(12,), seeds=(1,)))
-    with pytest.raises(ValueError, match="steps must be unique and increasing"):
+    # The shared step-schedule validator (searchkit.validation.step_schedule) names the field.
+    with pytest.raises(ValueError, match="steps must be sorted in increasing order"):
         CollectConfig(steps=(5, 3))
+    with pytest.raises(ValueError, match="steps must not repeat a step"):
+        CollectConfig(steps=(3, 3))

@@ -12,7 +12,7 @@ from searchkit.backends import AnalyticBackend
 from searchkit.builders import build_reward
 from searchkit.registry import get_reward
 from searchkit.rewards import LatentRewardModel
-from searchkit.rewards.latent_reward_model import LatentRewardConfig
+from searchkit.rewards.latent import LatentRewardConfig
 
 PROMPT = "a red fox running through fresh snow"
 

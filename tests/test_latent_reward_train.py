@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -10,15 +11,20 @@ import torch
 from searchkit.backends import AnalyticBackend
 from searchkit.cli import main as cli_main
 from searchkit.rewards import AnalyticReward, LatentRewardModel
-from searchkit.rewards.latent_data import CollectConfig, collect, read_latent_dataset
-from searchkit.rewards.latent_eval import (
+from searchkit.rewards.latent import (
+    CollectConfig,
+    TrainConfig,
+    collect,
     evaluate,
     pairwise_accuracy,
+    pairwise_loss,
     plot_report,
+    read_latent_dataset,
     spearman,
     spearman_within,
+    split_prompts,
+    train,
 )
-from searchkit.rewards.latent_train import TrainConfig, pairwise_loss, split_prompts, train
 
 WORLD = {"frames": 3, "height": 4, "width": 4, "num_steps": 12}
 
@@ -121,15 +127,16 @@ def test_training_checkpoints_keeps_the_best_and_resumes_exactly(tmp_path, world
 
 
 def test_x0_model_needs_x0_data(tmp_path, world, small_data):
+    # A copy of the collection as the paper's scripts write it (tensor paths stay inside the
+    # dataset folder, so the copy keeps them relative).
+    shutil.copytree(small_data.samples[0].latent_path.parents[2], tmp_path / "paper")
     meta = tmp_path / "paper" / "metadata"
-    meta.mkdir(parents=True)
-    records = json.loads(next((small_data.samples[0].latent_path.parents[2] / "metadata").glob("*.json")).read_text())
-    for r in records:  # the paper's scripts store no x0: drop our extras
-        for key in ("x0_tensor_path", "latent_sigma", "x0_sigma"):
-            r.pop(key)
-        r["latent_tensor_path"] = [{k: str(small_data.samples[0].latent_path.parents[2] / "metadata" / v)
-                                    for k, v in r["latent_tensor_path"][0].items()}]
-    (meta / "all_latent_metadata_seed_0000.json").write_text(json.dumps(records))
+    for path in meta.glob("all_latent_metadata_seed_*.json"):
+        records = json.loads(path.read_text())
+        for r in records:  # the paper's scripts store no x0: drop our extras
+            for key in ("x0_tensor_path", "latent_sigma", "x0_sigma"):
+                r.pop(key)
+        path.write_text(json.dumps(records))
     paper = read_latent_dataset(meta, backend=world)
     with pytest.raises(ValueError, match="input 'x0'.*no x0_tensor_path"):
         train(_fresh(world, "x0"), paper, world, tmp_path / "t", TrainConfig(epochs=1), progress=False)

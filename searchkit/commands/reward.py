@@ -5,9 +5,13 @@
     searchkit reward eval    --model lrm/best --data data/ --out eval/
 
 ``collect`` runs the backend's trajectories and writes the paper's metadata schema (resumable:
-rerun the same command to continue). ``train`` resumes a run in ``--out`` with the same
+rerun the same command to continue); any registered reward labels them (``--teacher NAME``
+with ``--teacher-opt KEY=VALUE``, default the backend's own reward), and its name and options
+are recorded in ``collect.json``. ``train`` checks the whole dataset first, takes the reward
+dimensions from the recorded teacher, and resumes a run in ``--out`` with the same
 configuration. ``eval`` scores the validation prompts recorded with the model (``--all`` for
-every prompt) and writes ``eval.json`` and ``eval.png``.
+every prompt) against the teacher on predicted x0 (default: the recorded teacher) and writes
+``eval.json`` and ``eval.png``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="backend option")
 
 
-def _add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--teacher", default=None, help="teacher reward name (default: the backend's own)")
-    parser.add_argument("--teacher-opt", action="append", metavar="KEY=VALUE", help="teacher option")
+def _add_teacher_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--teacher", default=None, metavar="NAME",
+                        help=f"a registered reward that labels the data (default: {default})")
+    parser.add_argument("--teacher-opt", action="append", metavar="KEY=VALUE",
+                        help="an option of the teacher, e.g. path=CHECKPOINT (repeatable)")
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
@@ -37,7 +43,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
 
     collect = actions.add_parser("collect", help="run trajectories and store latents and final rewards")
     _add_backend_arguments(collect)
-    _add_teacher_arguments(collect)
+    _add_teacher_arguments(collect, "the backend's own reward")
     collect.add_argument("--out", required=True, help="dataset folder (metadata/ and seed_*/ inside)")
     collect.add_argument("--prompt", action="append", default=None, help="a prompt (repeatable)")
     collect.add_argument("--prompt-file", default=None,
@@ -72,7 +78,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
 
     evaluate = actions.add_parser("eval", help="per-step pairwise accuracy and Spearman, with a plot")
     _add_backend_arguments(evaluate)
-    _add_teacher_arguments(evaluate)
+    _add_teacher_arguments(evaluate, "the teacher recorded in the dataset, else the backend's own")
     evaluate.add_argument("--model", required=True, help="a saved model folder (e.g. TRAIN_OUT/best)")
     evaluate.add_argument("--data", required=True, help="dataset folder or its metadata/ folder")
     evaluate.add_argument("--out", required=True, help="folder for eval.json and eval.png")
@@ -91,11 +97,10 @@ def _backend(args: argparse.Namespace):
     return build_backend(args.backend, **options)
 
 
-def _teacher(args: argparse.Namespace, backend):
-    from searchkit.builders import build_reward
+def _teacher_options(args: argparse.Namespace) -> dict:
     from searchkit.options import parse_key_values
 
-    return build_reward(args.teacher, backend, **parse_key_values(args.teacher_opt, "--teacher-opt"))
+    return parse_key_values(args.teacher_opt, "--teacher-opt")
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -123,13 +128,14 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 
 
 def main_collect(args: argparse.Namespace) -> int:
-    from searchkit.rewards.latent_data import CollectConfig, collect
+    from searchkit.rewards.latent import CollectConfig, collect
 
     config = CollectConfig(steps=tuple(args.steps), seeds=tuple(args.seeds), save_video=args.save_video)
     prompts = read_prompts(args)
+    options = _teacher_options(args)
     backend = _backend(args)
-    teacher = _teacher(args, backend)
-    summary = collect(backend, teacher, prompts, args.out, config, limit=args.limit, progress=True)
+    summary = collect(backend, args.teacher, prompts, args.out, config, teacher_options=options,
+                      limit=args.limit, progress=True)
     print(json.dumps({"written": summary.written, "already_present": summary.skipped,
                       "folder": str(summary.folder)}, indent=2))
     return 0
@@ -138,9 +144,8 @@ def main_collect(args: argparse.Namespace) -> int:
 def main_train(args: argparse.Namespace) -> int:
     import torch
 
-    from searchkit.rewards.latent_data import read_latent_dataset
-    from searchkit.rewards.latent_reward_model import LatentRewardModel
-    from searchkit.rewards.latent_train import TrainConfig, train
+    from searchkit.rewards.latent import LatentRewardModel, TrainConfig, read_latent_dataset, train
+    from searchkit.rewards.latent.records import recorded_teacher
 
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, group_size=args.group_size, lr=args.lr,
@@ -151,10 +156,12 @@ def main_train(args: argparse.Namespace) -> int:
         patch = tuple(int(p) for p in args.patch_size.split(","))
     except ValueError:
         raise ValueError(f"--patch-size must be three integers f,h,w, got {args.patch_size!r}") from None
+    recorded = (recorded_teacher(args.data) or {}).get("config") or {}
+    dimensions = {"dimensions": tuple(recorded["dimensions"])} if recorded.get("dimensions") else {}
     backend = _backend(args)
     model = LatentRewardModel.for_backend(
         backend, input=args.input, width=args.width, depth=args.depth, patch_size=patch,
-        generator=torch.Generator().manual_seed(args.seed),
+        generator=torch.Generator().manual_seed(args.seed), **dimensions,
     )
     dataset = read_latent_dataset(args.data, backend=backend, dimensions=model.dimensions,
                                   cache=not args.no_cache)
@@ -165,9 +172,14 @@ def main_train(args: argparse.Namespace) -> int:
 
 
 def main_eval(args: argparse.Namespace) -> int:
-    from searchkit.rewards.latent_data import read_latent_dataset
-    from searchkit.rewards.latent_eval import evaluate, plot_report
-    from searchkit.rewards.latent_reward_model import LatentRewardModel
+    from searchkit.builders import build_reward
+    from searchkit.rewards.latent import (
+        LatentRewardModel,
+        evaluate,
+        plot_report,
+        read_latent_dataset,
+    )
+    from searchkit.rewards.latent.records import recorded_teacher
 
     backend = _backend(args)
     model = LatentRewardModel.from_pretrained(args.model, backend)
@@ -177,7 +189,13 @@ def main_eval(args: argparse.Namespace) -> int:
         if not val:
             raise ValueError(f"{args.model} records no validation split; pass --all")
         dataset = dataset.subset(val)
-    teacher = None if args.no_teacher or not dataset.has_x0 else _teacher(args, backend)
+    teacher = None
+    if not args.no_teacher and dataset.has_x0:
+        name, options = args.teacher, _teacher_options(args)
+        recorded = recorded_teacher(args.data) if name is None else None
+        if recorded is not None:
+            name, options = recorded["name"], {**recorded.get("options", {}), **options}
+        teacher = build_reward(name, backend, **options)
     report = evaluate(model, dataset, backend, teacher=teacher)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,18 +3,14 @@
 For every stored step ``t{j}`` the dataset holds, for many trajectories of each prompt, the
 latent ``x_t``, the one-step prediction ``x0`` and the final reward. A scorer ranks the
 trajectories of one prompt from what it sees at that step; we compare with the ranking by
-the final (aggregate) reward:
+the final (aggregate) reward with the metrics of :mod:`.metrics`: pairwise accuracy within
+prompts, Spearman's rho across all trajectories at that step (``spearman``: it also rewards
+knowing which prompts score high) and the mean within-prompt rho (``spearman_within``).
 
-* **pairwise accuracy**: over all pairs of trajectories of the same prompt with different
-  final rewards, the share the scorer orders the same way (score ties count one half;
-  0.5 is chance). This is what a search like RGRP needs: ranking candidates of one prompt.
-* **Spearman's rho** (``scipy.stats.spearmanr``) between scores and final rewards: over all
-  trajectories at that step (``spearman``, across prompts, so it also rewards knowing
-  which prompts score high) and the mean over prompts of the within-prompt rho
-  (``spearman_within``, what ranking candidates of one prompt needs).
-
-Two scorers are compared: the learned :class:`LatentRewardModel` on its declared input,
-and the teacher reward applied to the predicted ``x0`` (the no-training baseline).
+Two scorers are compared: the learned ``LatentRewardModel`` on its declared input, and the
+teacher reward applied to the predicted ``x0`` (the no-training baseline). The teacher runs
+as in a search: one :class:`~searchkit.context.SearchContext` per prompt encodes the prompt
+and decodes (metered) for a video teacher; the report carries what the teacher cost.
 """
 
 from __future__ import annotations
@@ -28,56 +24,20 @@ import attrs
 import torch
 
 from searchkit.backend import Backend
+from searchkit.context import SearchContext
+from searchkit.cost import Cost
 from searchkit.reward import Reward, RewardBatch
-from searchkit.rewards.latent_data import LatentDataset, step_key
-from searchkit.rewards.latent_reward_model import LatentRewardModel
-
-
-def pairwise_accuracy(scores: torch.Tensor, truth: torch.Tensor, groups: torch.Tensor) -> tuple[float, int]:
-    """Share of same-group pairs with different ``truth`` that ``scores`` order the same way.
-
-    Returns ``(accuracy, number of pairs)``; accuracy is NaN without pairs.
-    """
-    scores, truth, groups = scores.double().flatten(), truth.double().flatten(), groups.flatten()
-    agree_sum, pairs = 0.0, 0
-    for g in torch.unique(groups):
-        members = (groups == g).nonzero().flatten()
-        if members.numel() < 2:
-            continue
-        s, t = scores[members], truth[members]
-        dt = t[:, None] - t[None, :]
-        mask = torch.triu(torch.ones_like(dt, dtype=torch.bool), diagonal=1) & (dt != 0)
-        ds = s[:, None] - s[None, :]
-        agree = torch.where(ds == 0, 0.5, ((ds > 0) == (dt > 0)).double())
-        agree_sum += float(agree[mask].sum())
-        pairs += int(mask.sum())
-    if pairs == 0:
-        return float("nan"), 0
-    return agree_sum / pairs, pairs
-
-
-def spearman(scores: torch.Tensor, truth: torch.Tensor) -> float:
-    from scipy.stats import spearmanr
-
-    if scores.numel() < 3:
-        return float("nan")
-    return float(spearmanr(scores.double().numpy(), truth.double().numpy()).statistic)
-
-
-def spearman_within(scores: torch.Tensor, truth: torch.Tensor, groups: torch.Tensor) -> float:
-    """Mean over groups (prompts) of the within-group Spearman rho (groups of >= 3 only)."""
-    values = []
-    for g in torch.unique(groups):
-        members = groups == g
-        if int(members.sum()) >= 3 and truth[members].unique().numel() > 1:
-            rho = spearman(scores[members], truth[members])
-            if rho == rho:  # constant scores give NaN: skip
-                values.append(rho)
-    return sum(values) / len(values) if values else float("nan")
+from searchkit.rewards.latent.dataset import LatentDataset
+from searchkit.rewards.latent.metrics import pairwise_accuracy, spearman, spearman_within
+from searchkit.rewards.latent.predict import predict_dataset, text_embeddings
+from searchkit.rewards.latent.reward import LatentRewardModel
+from searchkit.rewards.latent.schema import step_key
 
 
 @attrs.define
 class StepRow:
+    """The metrics of one stored step (teacher fields ``None`` without a teacher)."""
+
     step: int
     sigma: float
     samples: int
@@ -95,14 +55,19 @@ class StepRow:
 
 @attrs.define
 class EvalReport:
+    """One :class:`StepRow` per step, what the model reads, the teacher and its cost."""
+
     rows: list[StepRow]
     model_input: str
     teacher: str | None
+    #: Teacher reward calls, decodes and their seconds (``None`` without a teacher).
+    teacher_cost: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model_input": self.model_input,
             "teacher": self.teacher,
+            "teacher_cost": self.teacher_cost,
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -128,76 +93,49 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def text_embeddings(backend: Backend, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-    return {p: backend.prompt_embedding(backend.encode(p)).detach().float().reshape(-1) for p in prompts}
-
-
-@torch.no_grad()
-def predict_dataset(
-    model: LatentRewardModel,
-    dataset: LatentDataset,
-    backend: Backend,
-    indices: Sequence[int] | None = None,
-    batch_size: int = 256,
-    normalized: bool = False,
-    texts: dict[str, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """The model's ``[len(indices), dims]`` scores on its declared input for dataset samples."""
-    indices = list(range(len(dataset))) if indices is None else list(indices)
-    texts = texts if texts is not None else text_embeddings(backend, dataset.prompts)
-    was_training = model.net.training
-    model.net.eval()
-    out = []
-    try:
-        for start in range(0, len(indices), batch_size):
-            items = [dataset[i] for i in indices[start : start + batch_size]]
-            data, sigma, text = model_inputs(model, items, texts)
-            out.append(model.predict(data, sigma, text, normalized=normalized))
-    finally:
-        model.net.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, len(model.dimensions))
-
-
-def model_inputs(
-    model: LatentRewardModel, items: list[dict], texts: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack a list of dataset items into the model's ``(data, sigma, text)``."""
-    if model.input == "x0":
-        if any("x0" not in it for it in items):
-            bad = next(it for it in items if "x0" not in it)
-            raise ValueError(
-                f"the model reads input 'x0' but {bad['record']} has no x0_tensor_path; "
-                "train a model with input 'latent' on this data"
-            )
-        data = torch.stack([it["x0"] for it in items])
-        sigma = torch.tensor([it["x0_sigma"] for it in items])
-    else:
-        data = torch.stack([it["latent"] for it in items])
-        sigma = torch.tensor([it["sigma"] for it in items])
-    text = torch.stack([texts[it["prompt"]] for it in items])
-    return data, sigma, text
-
-
 @torch.no_grad()
 def teacher_on_x0(
-    teacher: Reward, dataset: LatentDataset, backend: Backend, indices: Sequence[int]
+    teacher: Reward,
+    dataset: LatentDataset,
+    backend: Backend,
+    indices: Sequence[int],
+    costs: list[Cost] | None = None,
 ) -> torch.Tensor:
-    """The teacher's ``[n, dims]`` scores on each sample's predicted ``x0``."""
+    """The teacher's ``[n, dims]`` scores on each sample's predicted ``x0``.
+
+    The teacher sees what ``ctx.score(particles, input="x0")`` shows it in a search after
+    step ``j + 1``: ``x0`` at the noise level it was predicted at (decoded through the
+    context for a video teacher). Each prompt's metered cost is appended to ``costs``.
+    """
     by_prompt: dict[str, list[int]] = defaultdict(list)
     for pos, i in enumerate(indices):
         by_prompt[dataset.samples[i].prompt].append(pos)
     out = torch.zeros(len(indices), len(teacher.dimensions))
     for prompt, positions in by_prompt.items():
-        cond = backend.encode(prompt)
+        # The generator is never drawn from: no noise, no denoising step.
+        ctx = SearchContext(backend, teacher, prompt, generator=torch.Generator())
         items = [dataset[indices[p]] for p in positions]
         data = torch.stack([it["x0"] for it in items])
         sigma = torch.tensor([it["x0_sigma"] for it in items])
         if teacher.input == "video":
-            data = backend.decode(data)
+            data = ctx.decode(data)
         step = int(items[0]["step"]) + 1
-        scores = teacher.score(RewardBatch(data=data, sigma=sigma, conditioning=cond, step=step))
+        batch = RewardBatch(data=data, sigma=sigma, conditioning=ctx.conditioning, step=step)
+        with ctx.meter.timed("reward"):
+            scores = teacher(batch)
+        ctx.meter.reward_calls += len(positions)
         out[positions] = scores.detach().float().cpu()
+        if costs is not None:
+            costs.append(ctx.meter.snapshot())
     return out
+
+
+def _total_cost(costs: list[Cost]) -> dict[str, Any]:
+    return {
+        "reward_calls": sum(c.reward_calls for c in costs),
+        "decodes": sum(c.decodes for c in costs),
+        "seconds": {k: sum(c.seconds[k] for c in costs) for k in ("reward", "decode")},
+    }
 
 
 def evaluate(
@@ -215,6 +153,7 @@ def evaluate(
     truth_all = torch.stack([s.reward for s in dataset.samples]) @ weights
     texts = text_embeddings(backend, dataset.prompts)
     prompt_ids = {p: i for i, p in enumerate(dataset.prompts)}
+    costs: list[Cost] = []
     rows = []
     for step in dataset.steps:
         idx = [i for i, s in enumerate(dataset.samples) if s.step == step]
@@ -224,7 +163,7 @@ def evaluate(
         acc, pairs = pairwise_accuracy(learned, truth, groups)
         t_acc = t_rho = t_within = None
         if teacher is not None:
-            t_scores = teacher.aggregate(teacher_on_x0(teacher, dataset, backend, idx))
+            t_scores = teacher.aggregate(teacher_on_x0(teacher, dataset, backend, idx, costs))
             t_acc, _ = pairwise_accuracy(t_scores, truth, groups)
             t_rho = spearman(t_scores, truth)
             t_within = spearman_within(t_scores, truth, groups)
@@ -233,7 +172,12 @@ def evaluate(
             StepRow(step, sigma, len(idx), pairs, acc, spearman(learned, truth),
                     spearman_within(learned, truth, groups), t_acc, t_rho, t_within)
         )
-    return EvalReport(rows, model.input, None if teacher is None else teacher.name)
+    return EvalReport(
+        rows,
+        model.input,
+        None if teacher is None else teacher.name,
+        None if teacher is None else _total_cost(costs),
+    )
 
 
 def plot_report(report: EvalReport, path: str | Path) -> Path:

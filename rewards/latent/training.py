@@ -12,16 +12,18 @@ Pairs are ordered by the *unscaled* final reward. Batches are built from chunks 
 is by prompt (``val_fraction`` of the prompts, chosen with ``split_seed``); Adam; one
 checkpoint per epoch (model, optimizer and sampler state), the best by validation pairwise
 accuracy kept in ``best/``; a rerun with the same configuration resumes after the last
-finished epoch and gives the same weights as an uninterrupted run.
+finished epoch and gives the same weights as an uninterrupted run (:mod:`.resume`).
+
+Before the first step the whole dataset is checked (every tensor loads, with the backend's
+latent shape; the split leaves pairs to learn from and to validate on); a failed check
+raises :class:`~searchkit.errors.LatentDataError` and creates no output folder.
 
 Paper defaults: lr 1e-4, batch 4, 15 epochs, 80/20 prompt split.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -31,18 +33,20 @@ import torch
 from attrs import validators as v
 
 from searchkit.backend import Backend
-from searchkit.rewards.latent_data import LatentDataset
-from searchkit.rewards.latent_eval import (
-    model_inputs,
-    pairwise_accuracy,
-    predict_dataset,
-    text_embeddings,
+from searchkit.errors import LatentDataError, OutputFolderError
+from searchkit.files import atomic_write_json
+from searchkit.rewards.latent.dataset import LatentDataset
+from searchkit.rewards.latent.metrics import pairwise_accuracy
+from searchkit.rewards.latent.predict import model_inputs, predict_dataset, text_embeddings
+from searchkit.rewards.latent.resume import (
+    BEST,
+    CHECKPOINTS,
+    STATE_NAME,
+    load_resume_state,
+    save_trainer,
 )
-from searchkit.rewards.latent_reward_model import LatentRewardModel
-
-STATE_NAME = "train_state.json"
-CHECKPOINTS = "checkpoints"
-BEST = "best"
+from searchkit.rewards.latent.reward import LatentRewardModel
+from searchkit.validation import int_at_least, integer
 
 
 def _fraction(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -54,16 +58,16 @@ def _fraction(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
 class TrainConfig:
     """Training hyper-parameters (validated; saved with every checkpoint)."""
 
-    epochs: int = attrs.field(default=15, validator=[v.instance_of(int), v.ge(1)])
-    batch_size: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(2)])
-    group_size: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(2)])
+    epochs: int = attrs.field(default=15, validator=int_at_least(1))
+    batch_size: int = attrs.field(default=4, validator=int_at_least(2))
+    group_size: int = attrs.field(default=4, validator=int_at_least(2))
     lr: float = attrs.field(default=1e-4, converter=float, validator=v.gt(0.0))
     weight_decay: float = attrs.field(default=0.0, converter=float, validator=v.ge(0.0))
     mse_weight: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
     pairwise_weight: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
     val_fraction: float = attrs.field(default=0.2, converter=float, validator=_fraction)
-    split_seed: int = attrs.field(default=0, validator=v.instance_of(int))
-    seed: int = attrs.field(default=0, validator=v.instance_of(int))
+    split_seed: int = attrs.field(default=0, validator=integer)
+    seed: int = attrs.field(default=0, validator=integer)
     grad_clip: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
 
     def __attrs_post_init__(self) -> None:
@@ -124,6 +128,8 @@ def pairwise_loss(outputs: torch.Tensor, rewards: torch.Tensor, chunk: torch.Ten
 
 @attrs.define
 class TrainResult:
+    """The best epoch's model, its epoch and validation accuracy, every epoch's row, the folder."""
+
     model: LatentRewardModel
     best_epoch: int
     best_accuracy: float
@@ -131,10 +137,46 @@ class TrainResult:
     folder: Path
 
 
-def _atomic_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+def _group_ids(dataset: LatentDataset) -> torch.Tensor:
+    keys: dict[tuple[str, int], int] = {}
+    return torch.tensor([keys.setdefault((s.prompt, s.step), len(keys)) for s in dataset.samples])
+
+
+def validate_training_data(
+    model: LatentRewardModel,
+    dataset: LatentDataset,
+    backend: Backend,
+    config: TrainConfig,
+) -> tuple[list[str], list[str]]:
+    """Every check of ``train`` that needs no output folder; returns the prompt split.
+
+    The dataset's dimensions and input kind fit the model; every tensor loads with the
+    backend's latent shape; the training prompts hold two trajectories of one (prompt, step)
+    to compare (when the pairwise loss is on) and the validation prompts a pair with
+    different rewards (else validation accuracy is undefined).
+    """
+    if tuple(dataset.dimensions) != tuple(model.dimensions):
+        raise ValueError(
+            f"dataset dimensions {list(dataset.dimensions)} differ from the model's {list(model.dimensions)}"
+        )
+    if model.input == "x0" and not dataset.has_x0:
+        raise ValueError("the model reads input 'x0' but the dataset has no x0_tensor_path entries")
+    model.attach(backend)
+    dataset.check(backend.latent_shape)
+    train_prompts, val_prompts = split_prompts(dataset.prompts, config.val_fraction, config.split_seed)
+    train_set, val_set = dataset.subset(train_prompts), dataset.subset(val_prompts)
+    if config.pairwise_weight > 0 and int(torch.bincount(_group_ids(train_set)).max()) < 2:
+        raise LatentDataError(
+            "no two trajectories of one prompt and step among the training prompts: the pairwise "
+            "loss has nothing to compare (collect with two or more seeds)"
+        )
+    truth = torch.stack([s.reward for s in val_set.samples]) @ model.weights
+    if pairwise_accuracy(truth, truth, _group_ids(val_set))[1] == 0:
+        raise LatentDataError(
+            f"the validation prompts {val_prompts} hold no two trajectories of one step with "
+            "different rewards: validation accuracy is undefined (collect with more seeds)"
+        )
+    return train_prompts, val_prompts
 
 
 def train(
@@ -156,53 +198,27 @@ def train(
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if tuple(dataset.dimensions) != tuple(model.dimensions):
-        raise ValueError(
-            f"dataset dimensions {list(dataset.dimensions)} differ from the model's {list(model.dimensions)}"
-        )
-    if model.input == "x0" and not dataset.has_x0:
-        raise ValueError("the model reads input 'x0' but the dataset has no x0_tensor_path entries")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_prompts, val_prompts = split_prompts(dataset.prompts, config.val_fraction, config.split_seed)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"output folder {out} is a file")
+    train_prompts, val_prompts = validate_training_data(model, dataset, backend, config)
     train_set, val_set = dataset.subset(train_prompts), dataset.subset(val_prompts)
-    texts = text_embeddings(backend, dataset.prompts)
-    model.attach(backend)
     net = model.net
-
-    state_path = out / STATE_NAME
     header = {"train": config.to_dict(), "model": model.config.to_dict(), "samples": len(dataset),
               "split": {"train": train_prompts, "val": val_prompts}}
-    history: list[dict] = []
-    best = {"epoch": 0, "accuracy": -1.0}
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start_epoch = 1
-    if state_path.exists():
-        previous = json.loads(state_path.read_text(encoding="utf-8"))
-        for key in ("model", "samples", "split"):
-            if previous.get(key) != header[key]:
-                raise ValueError(f"{state_path}: a run with a different {key} is here; use a fresh folder")
-        old_train = {k: val for k, val in previous["train"].items() if k != "epochs"}
-        new_train = {k: val for k, val in header["train"].items() if k != "epochs"}
-        if old_train != new_train:
-            raise ValueError(f"{state_path}: a run with a different training config is here; use a fresh folder")
-        done = int(previous.get("epochs_done", 0))
-        if done:
-            ckpt = out / CHECKPOINTS / f"epoch_{done:03d}"
-            loaded = LatentRewardModel.from_pretrained(ckpt)
-            net.load_state_dict(loaded.net.state_dict())
-            trainer = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
-            optimizer.load_state_dict(trainer["optimizer"])
-            generator.set_state(trainer["generator"])
-            history = list(previous.get("history", []))
-            best = dict(previous.get("best", best))
-            start_epoch = done + 1
-    else:
+    resumed = load_resume_state(out, header, net, optimizer, generator)
+    texts = text_embeddings(backend, dataset.prompts)
+    if resumed is None:
+        out.mkdir(parents=True, exist_ok=True)
+        start_epoch, history, best = 1, [], {"epoch": 0, "accuracy": -1.0}
         # Normalise targets with the training split's statistics (saved with the weights).
         targets = torch.stack([s.reward * s.similarity for s in train_set.samples])
         net.target_mean.copy_(targets.mean(0))
         net.target_std.copy_(targets.std(0).clamp_min(1e-6))
+    else:
+        start_epoch, history, best = resumed
 
     for epoch in range(start_epoch, config.epochs + 1):
         net.train()
@@ -234,12 +250,11 @@ def train(
         history.append(row)
         extra = {"training": {**header, "epoch": epoch, "val_pairwise_accuracy": accuracy}}
         ckpt = model.save_pretrained(out / CHECKPOINTS / f"epoch_{epoch:03d}", extra=extra)
-        torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state()},
-                   ckpt / "trainer.pt")
+        save_trainer(ckpt, optimizer, generator)
         if accuracy > best["accuracy"]:
             best = {"epoch": epoch, "accuracy": accuracy}
             model.save_pretrained(out / BEST, extra=extra)
-        _atomic_json(state_path, {**header, "epochs_done": epoch, "history": history, "best": best})
+        atomic_write_json(out / STATE_NAME, {**header, "epochs_done": epoch, "history": history, "best": best})
         if progress:
             tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  val pairwise accuracy {accuracy:.3f}")
 
@@ -256,7 +271,5 @@ def validation_accuracy(
     """Pairwise accuracy of the aggregate score within (prompt, step) groups."""
     scores = predict_dataset(model, dataset, backend, texts=texts) @ model.weights
     truth = torch.stack([s.reward for s in dataset.samples]) @ model.weights
-    keys: dict[tuple[str, int], int] = {}
-    groups = torch.tensor([keys.setdefault((s.prompt, s.step), len(keys)) for s in dataset.samples])
-    accuracy, _ = pairwise_accuracy(scores, truth, groups)
+    accuracy, _ = pairwise_accuracy(scores, truth, _group_ids(dataset))
     return accuracy

@@ -1,0 +1,209 @@
+"""``LatentRewardModel``: the latent reward network as a searchkit :class:`~searchkit.reward.Reward`.
+
+A trainable reward in the paper's dimensions that scores a (noisy) latent at any noise
+level, for any prompt (the network: :mod:`searchkit.rewards.latent.network`). Its input
+(``"latent"``: the noisy ``x_t`` with its own ``sigma``; ``"x0"``: the one-step prediction
+with the ``sigma`` it was predicted at) is fixed at construction and recorded in its config.
+Prompts are embedded with :meth:`Backend.prompt_embedding
+<searchkit.backend.Backend.prompt_embedding>` and cached per prompt. Scores are in reward
+units: the network's normalised output times the training targets' standard deviation plus
+their mean (the final reward scaled by ``s_t``, the training target).
+
+Checkpoints: :meth:`LatentRewardModel.save_pretrained` and
+:meth:`LatentRewardModel.from_pretrained` (format and checks:
+:mod:`searchkit.rewards.latent.checkpoint`); loading also checks the backend's channel count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from searchkit.backend import Backend, Conditioning
+from searchkit.reward import Reward, RewardBatch
+from searchkit.rewards.latent import checkpoint
+from searchkit.rewards.latent.network import LatentRewardConfig, LatentRewardNet, build_net
+
+
+class LatentRewardModel(Reward):
+    """A trainable latent reward in the paper's dimensions, conditioned on noise level and prompt.
+
+    Build a fresh (untrained) model with :meth:`for_backend` or ``LatentRewardModel(config,
+    backend)``, train it with :func:`searchkit.rewards.latent.train`, load a trained one with
+    :meth:`from_pretrained`. As a reward it reads ``config.input`` and returns ``[n, dims]``
+    scores in reward units.
+    """
+
+    name = "latent-reward-model"
+
+    def __init__(
+        self,
+        config: LatentRewardConfig,
+        backend: Backend | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        net: LatentRewardNet | None = None,
+    ) -> None:
+        if not isinstance(config, LatentRewardConfig):
+            raise TypeError(f"config must be a LatentRewardConfig, got {type(config).__name__}")
+        if backend is not None and not isinstance(backend, Backend):
+            raise TypeError(f"backend must be a searchkit Backend, got {type(backend).__name__}")
+        self.config = config
+        self.input = config.input
+        self.dimensions = tuple(config.dimensions)
+        self.net = net if net is not None else build_net(config, generator)
+        self.net.eval()
+        self.backend = None
+        self._text_cache: dict[str, torch.Tensor] = {}
+        #: JSON-able metadata saved beside the config (e.g. the training split).
+        self.extra: dict[str, Any] = {}
+        if backend is not None:
+            self.attach(backend)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def for_backend(
+        cls,
+        backend: Backend,
+        *,
+        input: str = "latent",
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> LatentRewardModel:
+        """A fresh model sized for ``backend`` (channels, prompt-embedding length, token grid)."""
+        text_dim = int(backend.prompt_embedding(backend.encode("")).numel())
+        if "position_grid" not in options:
+            patch = tuple(options.get("patch_size", LatentRewardConfig.__attrs_attrs__.patch_size.default))
+            shape = backend.latent_shape[1:]
+            options["position_grid"] = tuple(-(-int(s) // int(p)) for s, p in zip(shape, patch, strict=True))
+        config = LatentRewardConfig(
+            in_channels=int(backend.latent_shape[0]), text_dim=text_dim, input=input, **options
+        )
+        return cls(config, backend, generator=generator)
+
+    @classmethod
+    def build(cls, backend: Backend, path: str | None = None, **options: Any) -> LatentRewardModel:
+        """For the CLI and builders: ``--reward latent-reward-model --reward-opt path=FOLDER``."""
+        if path is None:
+            raise ValueError(
+                "latent-reward-model needs path=FOLDER, a trained model "
+                "(train one with `searchkit reward train`)"
+            )
+        return cls.from_pretrained(path, backend, **options)
+
+    def attach(self, backend: Backend) -> None:
+        """Use ``backend`` for prompt embeddings; its latent channels must match the config."""
+        channels = int(backend.latent_shape[0])
+        if channels != self.config.in_channels:
+            raise ValueError(
+                f"backend {backend.name!r} has {channels} latent channels, but the latent reward "
+                f"model was built for in_channels={self.config.in_channels}"
+            )
+        self.backend = backend
+        self._text_cache.clear()
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> LatentRewardModel:
+        """Move the network (e.g. to the backend's GPU); scores come back on that device."""
+        self.net.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def is_differentiable(self) -> bool:
+        return True
+
+    # -- scoring -----------------------------------------------------------------------------
+    def text_embedding(self, cond: Conditioning) -> torch.Tensor:
+        """The backend's prompt embedding ``[text_dim]`` (cached per prompt)."""
+        cached = self._text_cache.get(cond.prompt)
+        if cached is not None:
+            return cached
+        if self.backend is None:
+            raise ValueError("the latent reward model has no backend; pass backend= or call attach()")
+        emb = self.backend.prompt_embedding(cond).detach().float().reshape(-1).cpu()
+        if emb.numel() != self.config.text_dim:
+            raise ValueError(
+                f"backend {self.backend.name!r} gives prompt embeddings of length {emb.numel()}, "
+                f"but the model was built for text_dim={self.config.text_dim}"
+            )
+        self._text_cache[cond.prompt] = emb
+        return emb
+
+    def predict(
+        self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, *, normalized: bool = False
+    ) -> torch.Tensor:
+        """Scores ``[n, dims]`` of ``latents [n, C, F, H, W]`` at noise levels ``sigma [n]``.
+
+        ``text`` is ``[text_dim]`` or ``[n, text_dim]``. ``normalized=True`` returns the
+        network's raw outputs (training units).
+        """
+        if latents.dim() != 5 or latents.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"latents must have shape [n, {self.config.in_channels}, F, H, W], got {list(latents.shape)}"
+            )
+        n = latents.shape[0]
+        param = next(self.net.parameters())
+        latents = latents.to(device=param.device, dtype=param.dtype)
+        sigma = torch.as_tensor(sigma, dtype=param.dtype, device=param.device).reshape(-1)
+        if sigma.numel() == 1 and n > 1:
+            sigma = sigma.expand(n)
+        if sigma.numel() != n:
+            raise ValueError(f"sigma must hold 1 or {n} values, got {sigma.numel()}")
+        text = text.to(device=param.device, dtype=param.dtype)
+        if text.dim() == 1:
+            text = text[None].expand(n, -1)
+        if text.shape != (n, self.config.text_dim):
+            raise ValueError(f"text must have shape [{n}, {self.config.text_dim}], got {list(text.shape)}")
+        out = self.net(latents, sigma, text)
+        if normalized:
+            return out
+        return out * self.net.target_std + self.net.target_mean
+
+    def score(self, batch: RewardBatch) -> torch.Tensor:
+        text = self.text_embedding(batch.conditioning)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            return self.predict(batch.data, batch.sigma, text).float()
+        finally:
+            self.net.train(was_training)
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), "config": self.config.to_dict()}
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder``; returns the folder.
+
+        ``extra`` (JSON-able) is stored beside the config, e.g. the training split.
+        """
+        return checkpoint.save_checkpoint(folder, self.net, extra)
+
+    @staticmethod
+    def read_config(folder: str | Path) -> tuple[LatentRewardConfig, dict[str, Any]]:
+        """The config and ``extra`` of a saved model; clear errors for a bad or missing file."""
+        return checkpoint.read_config(folder)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        backend: Backend | None = None,
+        *,
+        input: str | None = None,
+        expect: dict[str, Any] | None = None,
+    ) -> LatentRewardModel:
+        """Load a model saved by :meth:`save_pretrained`.
+
+        ``input`` and ``expect`` (config field -> value) are checked against the saved
+        config: a trained model's input and architecture cannot be changed at load time.
+        Every tensor of the weights file must exist with the shape the config implies.
+        """
+        wanted = dict(expect or {})
+        if input is not None:
+            wanted["input"] = input
+        net, extra = checkpoint.load_checkpoint(folder, wanted)
+        model = cls(net.config, backend, net=net)
+        model.extra = extra
+        return model
