@@ -21,8 +21,8 @@ from scipy import stats
 
 from searchkit import SearchContext
 from searchkit.backends import AnalyticBackend
-from searchkit.rewards import AnalyticReward, ProxyVerifier
 from searchkit.reward import RewardBatch
+from searchkit.rewards import AnalyticReward, ProxyVerifier
 
 PROMPTS = (
     "a red fox running through fresh snow",
