@@ -44,6 +44,7 @@ from searchkit.validation import is_int, lists_as_tuples, optional_positive_int
 _TOP_LEVEL = {
     "name", "description", "backend", "reward", "num_steps", "strategies", "budgets_nfe",
     "prompts", "prompts_file", "dimension", "max_prompts", "seeds", "torch_threads",
+    "evaluators", "metric",
 }
 
 
@@ -214,10 +215,23 @@ class SweepConfig:
     torch_threads: int | None = attrs.field(default=None, validator=optional_positive_int)
     #: Where the prompts came from (for the record): a file and a dimension, or ``None``.
     prompts_source: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    #: Held-out evaluators (rewards by name), applied once to every output, apart from the
+    #: search (:mod:`searchkit.evaluation`).
+    evaluators: tuple[ComponentSpec, ...] = attrs.field(default=(), converter=tuple)
+    #: What the summary reports: ``"oracle"``, ``"reward"`` (the search's own, self-graded)
+    #: or an evaluator's name; ``None``: the oracle where the backend has one, else the first
+    #: evaluator, else the search reward.
+    metric: str | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.num_steps is not None and "num_steps" in self.backend.options:
             raise ConfigError("num_steps is given twice: at the top level and in backend.options")
+        names = [e.name for e in self.evaluators]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"evaluators must be distinct, got {names}")
+        allowed = ("oracle", "reward", *names)
+        if self.metric is not None and self.metric not in allowed:
+            raise ConfigError(f"metric must be one of {', '.join(allowed)} (got {self.metric!r})")
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -244,6 +258,9 @@ class SweepConfig:
         reward_data = data.get("reward")
         reward = None if reward_data is None else _component(reward_data, "reward", REWARDS)
         prompts, prompts_source = _prompts(data, base_dir)
+        evaluators = data.get("evaluators") or []
+        if not isinstance(evaluators, list):
+            raise ConfigError(f"evaluators must be a list of rewards, got {evaluators!r}")
         return cls(
             name=data.get("name", "sweep"),
             backend=backend,
@@ -256,16 +273,21 @@ class SweepConfig:
             description=data.get("description", ""),
             torch_threads=data.get("torch_threads"),
             prompts_source=prompts_source,
+            evaluators=tuple(_component(e, "evaluators[]", REWARDS) for e in evaluators),
+            metric=data.get("metric"),
         )
 
     # -- identity -------------------------------------------------------------------------
     def world_dict(self) -> dict[str, Any]:
         """What every run shares: backend, reward and steps (runs differ in the rest)."""
-        return {
+        world = {
             "backend": self.backend.to_dict(),
             "reward": None if self.reward is None else self.reward.to_dict(),
             "num_steps": self.num_steps,
         }
+        if self.evaluators:  # absent when there are none, so earlier sweeps keep their keys
+            world["evaluators"] = [e.to_dict() for e in self.evaluators]
+        return world
 
     def to_dict(self) -> dict[str, Any]:
         """The whole effective sweep as JSON, prompts resolved (stored beside the results)."""

@@ -19,12 +19,10 @@ from typing import Any
 
 import attrs
 
-from searchkit.backend import Backend
 from searchkit.bench.config import SweepConfig, digest
 from searchkit.bench.plan import Run
-from searchkit.bench.runner import build_world, check_runs, execute, torch_threads
+from searchkit.bench.runner import World, build_world, check_runs, execute, torch_threads
 from searchkit.errors import ConfigError
-from searchkit.reward import Reward
 
 log = logging.getLogger("searchkit.bench")
 
@@ -61,13 +59,13 @@ def run_local(config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress:
     """
     if not runs:
         return []
-    backend, reward = build_world(config)
-    check_runs(runs, backend, reward)
+    world = build_world(config)
+    check_runs(runs, world.backend, world.reward)
     failures = []
     for run in runs:
         try:
             with torch_threads(config.torch_threads):
-                row = execute(run, backend, reward)
+                row = execute(run, world)
         except Exception as error:  # noqa: BLE001  (recorded and reported, never dropped)
             log.error("run %s failed:\n%s", run.describe(), traceback.format_exc())
             failures.append(Failure(run, 1, _last_line(error)))
@@ -78,10 +76,10 @@ def run_local(config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress:
 
 
 # -- Ray --------------------------------------------------------------------------------------
-_WORLDS: dict[str, tuple[Backend, Reward]] = {}
+_WORLDS: dict[str, World] = {}
 
 
-def _world(config: SweepConfig) -> tuple[Backend, Reward]:
+def _world(config: SweepConfig) -> World:
     """The sweep's world, built once per worker process."""
     key = digest(config.world_dict())
     if key not in _WORLDS:
@@ -93,7 +91,8 @@ def _world(config: SweepConfig) -> tuple[Backend, Reward]:
 def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
     """The Ray preflight task: build the world, check the strategies; the error, if any."""
     try:
-        check_runs(runs, *_world(config))
+        world = _world(config)
+        check_runs(runs, world.backend, world.reward)
     except ConfigError as error:
         return str(error)
     except (TypeError, ValueError, FileNotFoundError) as error:
@@ -104,7 +103,7 @@ def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
 def _remote_execute(config: SweepConfig, run: Run) -> dict[str, Any]:
     """The Ray task: build (once per worker process) the world, run one search."""
     with torch_threads(config.torch_threads):
-        return execute(run, *_world(config))
+        return execute(run, _world(config))
 
 
 def run_ray(

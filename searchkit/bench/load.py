@@ -61,12 +61,16 @@ def load_config(
     dimension: str | None = None,
     max_prompts: int | None = None,
     backend_options: dict[str, Any] | None = None,
+    evaluators: list[tuple[str, dict[str, Any]]] | None = None,
+    metric: str | None = None,
 ) -> SweepConfig:
     """Read and validate a sweep configuration file (default: the analytic sweep).
 
     The keyword arguments override the file (as the command line does): ``seeds`` a count,
     ``prompts_file`` (relative to the working folder) replaces the prompts, ``dimension``
-    and ``max_prompts`` filter the prompts file, ``backend_options`` update the backend's.
+    and ``max_prompts`` filter the prompts file, ``backend_options`` update the backend's,
+    ``evaluators`` (``(name, options)`` pairs) replace the file's and ``metric`` names the
+    summary's metric.
     """
     path = resolve_config_path(name_or_path)
     try:
@@ -84,6 +88,10 @@ def load_config(
             data["dimension"] = dimension
         if max_prompts is not None:
             data["max_prompts"] = max_prompts
+        if evaluators:
+            data["evaluators"] = [{"name": n, "options": o} for n, o in evaluators]
+        if metric is not None:
+            data["metric"] = metric
         if backend_options:
             backend = data.get("backend", {"name": "analytic"})
             backend = {"name": backend} if isinstance(backend, str) else dict(backend)

@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import attrs
+
 from searchkit.backend import Backend
 from searchkit.bench.config import SweepConfig
 from searchkit.bench.plan import Run
 from searchkit.builders import build_backend, build_reward
 from searchkit.errors import ConfigError
+from searchkit.evaluation import build_evaluators, evaluate
 from searchkit.reward import Reward
 
 
@@ -40,12 +43,23 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def build_world(config: SweepConfig) -> tuple[Backend, Reward]:
-    """The sweep's backend and reward, built by registry name."""
+@attrs.frozen(eq=False)
+class World:
+    """What every run of a sweep shares: the backend, the search reward and the evaluators."""
+
+    backend: Backend
+    reward: Reward
+    evaluators: dict[str, Reward] = attrs.field(factory=dict)
+
+
+def build_world(config: SweepConfig) -> World:
+    """The sweep's backend, search reward and held-out evaluators, built by registry name."""
     backend = build_backend(config.backend.name, **config.backend_options())
     reward_name = None if config.reward is None else config.reward.name
     reward_options = {} if config.reward is None else dict(config.reward.options)
-    return backend, build_reward(reward_name, backend, **reward_options)
+    reward = build_reward(reward_name, backend, **reward_options)
+    evaluators = build_evaluators([(e.name, e.options) for e in config.evaluators], backend)
+    return World(backend, reward, evaluators)
 
 
 def check_runs(runs: Iterable[Run], backend: Backend, reward: Reward) -> None:
@@ -84,13 +98,19 @@ def versions() -> dict[str, str]:
     }
 
 
-def execute(run: Run, backend: Backend, reward: Reward) -> dict[str, Any]:
-    """Run one search and return its results row (JSON-able)."""
+def execute(run: Run, world: World) -> dict[str, Any]:
+    """Run one search, grade its output with the oracle and the evaluators, return its row.
+
+    The row's ``seconds`` are the search's (``run`` includes grading); each evaluator's
+    scores and time are under ``evaluators`` (present when the sweep has evaluators).
+    """
     started = time.perf_counter()
-    result = run.strategy.run(backend, reward, run.prompt, seed=run.seed)
+    backend = world.backend
+    result = run.strategy.run(backend, world.reward, run.prompt, seed=run.seed)
     oracle = None
     if backend.has_oracle:
         oracle = float(backend.oracle(result.latents[None], run.prompt)[0])
+    graded = evaluate(world.evaluators, backend, result)
     cost = result.cost
     return {
         "key": run.key,
@@ -114,5 +134,6 @@ def execute(run: Run, backend: Backend, reward: Reward) -> dict[str, Any]:
         "scores": dict(zip(result.dimensions, result.scores.tolist(), strict=True)),
         "reward": result.reward,
         "oracle": oracle,
+        **({"evaluators": graded} if world.evaluators else {}),
         "versions": versions(),
     }

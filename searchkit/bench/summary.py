@@ -5,9 +5,12 @@ mean of the *metric* with a 95% Student-t interval (``scipy.stats.t``), the win 
 against the baseline on the same prompt and seed (ties count one half), the mean of the
 search's own reward, and the mean wall time of a run.
 
-The metric is the oracle reward when every row has one (the analytic world knows the exact
-reward of any output), else the search reward. Rows are ordered by prompt and seed before
-any sum, so the summary of a resumed sweep equals that of an uninterrupted one.
+The metric is what grades the outputs: the oracle reward when every row has one (the
+analytic world knows the exact reward of any output), else the first held-out evaluator's
+aggregate, else the search reward itself, which the summary then calls *self-graded* (each
+output scored by the reward that steered its search). A sweep may name it (``metric``).
+Rows are ordered by prompt and seed before any sum, so the summary of a resumed sweep equals
+that of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -62,18 +65,42 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     return mean, float(low), float(high)
 
 
-def metric_name(rows: Iterable[dict[str, Any]]) -> str:
+#: The metric's words in notes and figures.
+SELF_GRADED = "self-graded: each output is scored by the reward that steered its search"
+
+
+def metric_name(rows: Iterable[dict[str, Any]], preferred: str | None = None) -> str:
+    """The metric to report: ``preferred`` when given, else the oracle, an evaluator, the reward."""
     rows = list(rows)
-    return "oracle" if rows and all(r.get("oracle") is not None for r in rows) else "reward"
+    if preferred is not None:
+        return preferred
+    if rows and all(r.get("oracle") is not None for r in rows):
+        return "oracle"
+    evaluators = rows[0].get("evaluators") if rows else None
+    return next(iter(evaluators)) if evaluators else "reward"
+
+
+def metric_value(row: dict[str, Any], metric: str) -> float:
+    """The row's value of ``metric``: ``oracle``, ``reward`` or an evaluator's aggregate."""
+    if metric in ("oracle", "reward"):
+        value = row.get(metric)
+    else:
+        value = row.get("evaluators", {}).get(metric, {}).get("total")
+    if value is None:
+        raise ValueError(f"row {row.get('key')!r} has no {metric!r} value to summarise")
+    return float(value)
 
 
 def summarize(
-    rows: Iterable[dict[str, Any]], order: Sequence[str] = (), baseline: str = BASELINE
+    rows: Iterable[dict[str, Any]],
+    order: Sequence[str] = (),
+    baseline: str = BASELINE,
+    metric: str | None = None,
 ) -> list[Cell]:
     """Cells per (label, budget), labels in ``order`` (then by name), budgets ascending."""
     rows = sorted(rows, key=lambda r: (r["prompt_index"], r["prompt"], r["seed"]))
-    metric = metric_name(rows)
-    base = {(r["prompt"], r["seed"]): r[metric] for r in rows if r["label"] == baseline}
+    metric = metric_name(rows, metric)
+    base = {(r["prompt"], r["seed"]): metric_value(r, metric) for r in rows if r["label"] == baseline}
     groups: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["label"], row["budget_nfe"]), []).append(row)
@@ -85,11 +112,11 @@ def summarize(
 
     cells = []
     for (label, budget), group in sorted(groups.items(), key=sort_key):
-        values = [r[metric] for r in group]
+        values = [metric_value(r, metric) for r in group]
         mean, low, high = mean_interval(values)
         win = None
         if label != baseline:
-            pairs = [(r[metric], base[(r["prompt"], r["seed"])]) for r in group
+            pairs = [(metric_value(r, metric), base[(r["prompt"], r["seed"])]) for r in group
                      if (r["prompt"], r["seed"]) in base]
             if pairs:
                 win = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)

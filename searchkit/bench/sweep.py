@@ -16,7 +16,7 @@ from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.plot import plot_reward_vs_nfe
 from searchkit.bench.store import ResultsStore
-from searchkit.bench.summary import Cell, summarize, write_summary
+from searchkit.bench.summary import SELF_GRADED, Cell, summarize, write_summary
 
 log = logging.getLogger("searchkit.bench")
 
@@ -88,11 +88,11 @@ def run_sweep(
         rows = [by_key[run.key] for run in runs if run.key in by_key]
         ignored = len(store.rows) - len(rows)
 
-    cells = summarize(rows, order=[spec.label for spec in config.strategies])
-    notes = [f"{len(rows)} of {len(runs)} planned runs; metric: "
-             + (cells[0].metric if cells else "-")
-             + (" (the exact reward of the output)" if cells and cells[0].metric == "oracle"
-                else "")]
+    cells = summarize(rows, order=[spec.label for spec in config.strategies], metric=config.metric)
+    metric = cells[0].metric if cells else "-"
+    meaning = {"oracle": " (the exact reward of the output)", "reward": f" ({SELF_GRADED})"}
+    notes = [f"{len(rows)} of {len(runs)} planned runs; metric: {metric}"
+             + meaning.get(metric, " (a held-out evaluator, not seen by the search)")]
     if failures:
         notes.append(f"{len(failures)} runs failed: " + "; ".join(f.describe() for f in failures))
     if ignored:

@@ -20,6 +20,8 @@ import argparse
 import logging
 import sys
 
+from searchkit.options import add_evaluator_arguments
+
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
@@ -55,14 +57,20 @@ def add_parser(subparsers, argv: list[str]) -> None:
                         help="checkpoint folder, for backends with weights (wan)")
     parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE",
                         help="override a backend option of the config")
+    add_evaluator_arguments(parser)
+    parser.add_argument("--metric", default=None, metavar="NAME",
+                        help="what the summary reports: oracle, reward (self-graded) or an "
+                             "evaluator's name (default: the oracle if the backend has one, else "
+                             "the first evaluator, else the search reward)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
+    from searchkit.bench.summary import SELF_GRADED
     from searchkit.errors import ConfigError
-    from searchkit.options import parse_key_values
+    from searchkit.options import parse_evaluators, parse_key_values
 
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
     if args.model_path is not None:
@@ -70,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, seeds=args.seeds, prompts_file=args.prompts_file, dimension=args.dimension,
         max_prompts=args.max_prompts, backend_options=backend_options,
+        evaluators=parse_evaluators(args.evaluator, args.evaluator_opt), metric=args.metric,
     )
     if args.executor != "ray" and args.address is not None:
         raise ConfigError("--address is for --executor ray")
@@ -86,8 +95,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if outcome.cells:
         print(format_table(outcome.cells))
+    metric = outcome.cells[0].metric if outcome.cells else "-"
     print(f"\n{len(outcome.rows)} of {outcome.planned} runs ({outcome.reused} reused) in "
-          f"{outcome.seconds:.1f} s; metric: {outcome.cells[0].metric if outcome.cells else '-'}")
+          f"{outcome.seconds:.1f} s; metric: {metric}" + (f" ({SELF_GRADED})" if metric == "reward" else ""))
     for name, path in outcome.files.items():
         print(f"{name + ':':<9} {path}")
     if outcome.failures:
