@@ -18,6 +18,7 @@ SMALL: dict[str, dict] = {
     "zero-order": {"num_neighbors": 2, "num_rounds": 2},
     "noise-optimization": {"num_iterations": 2},
     "free-init": {"num_passes": 2},
+    "freqprior": {"num_passes": 3},
     "fk-steering": {"num_particles": 3, "schedule": (2, 4, 6), "ess_threshold": None},
     "evo-search": {"evolution_steps": (2, 5), "initial_population": 4, "population": 3, "num_elites": 1},
     "smc": {"num_particles": 3, "schedule": (2, 5)},

@@ -36,6 +36,8 @@ CASES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("zero-order", "zero-order", {}),
     ("noise-optimization", "noise-optimization", {"num_iterations": 2}),
     ("free-init", "free-init", {"num_passes": 2}),
+    ("freqprior", "freqprior", {}),
+    ("freqprior-full-passes", "freqprior", {"num_passes": 2, "ratio": 0.5, "mid_fraction": 1.0}),
     ("fk-steering", "fk-steering", {}),
     ("fk-steering-sample-always", "fk-steering",
      {"selection": "sample", "ess_threshold": None, "potential": "diff", "resampler": "residual"}),
