@@ -38,12 +38,16 @@ Where this differs from the reference code:
 
 * The reference forms two correlated copies ``x_{1,2} = (r z_T + sqrt(1 - r^2) eta_{1,2}) /
   sqrt(1 + r^2)``, mixes each with its own fresh ``y_{1,2}``, and returns ``(Re + Im`` of the
-  first ``+ Re - Im`` of the second ``) / sqrt(2)``. The imaginary parts exist because its
-  filter grid (``2 t / T - 1`` on the shifted spectrum) is off-centre by half a bin along an
-  odd-sized axis. Our gain is centred and symmetric (``H(f) = H(-f)``), so both inverse FFTs
-  are real and the two branches sum to the single mix above with ``eta = (eta_1 + eta_2) /
-  sqrt(2)`` and ``xi = (y_1 + y_2) / sqrt(2)``: the same prior in distribution, two draws
-  instead of four, and an exactly white spectrum.
+  first ``+ Re - Im`` of the second ``) / sqrt(2)``, which bounds the prior's covariance
+  error for any real filter. The imaginary parts vanish for a filter symmetric in frequency;
+  the reference's grid (``2 t / T - 1`` on the shifted spectrum) is off-centre by half a bin
+  along odd-sized axes (Wan2.1's latent frames), where they do not. Our gain is centred and
+  symmetric (``H(f) = H(-f)``), so both inverse FFTs are real and the two branches sum to
+  the single mix above with ``eta = (eta_1 + eta_2) / sqrt(2)`` and ``xi = (y_1 + y_2) /
+  sqrt(2)``: the same prior in distribution, two draws instead of four, and an exactly white
+  spectrum.
+* The jump is the flow-matching one of the LatSearch code; the original, for DDPM models,
+  uses ``sqrt(abar_T / abar_m) x_m + sqrt(1 - abar_T / abar_m) z0``.
 * The stopping step is a fraction of the steps, so one configuration serves any ``T``
   (the reference names a timestep; its AnimateDiff example, timestep 321 of 25 DDIM
   steps, stops at step 16, a fraction of 0.64).
