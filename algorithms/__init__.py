@@ -13,6 +13,7 @@ from searchkit.algorithms.best_of_n import BestOfN
 from searchkit.algorithms.evo_search import EvoSearch
 from searchkit.algorithms.fk_steering import FKSteering
 from searchkit.algorithms.free_init import FreeInit
+from searchkit.algorithms.freq_prior import FreqPrior
 from searchkit.algorithms.noise_optimization import NoiseOptimization
 from searchkit.algorithms.particle_filter import ParticleFilter
 from searchkit.algorithms.rgrp import RGRP
@@ -26,6 +27,7 @@ __all__ = [
     "EvoSearch",
     "FKSteering",
     "FreeInit",
+    "FreqPrior",
     "NoiseOptimization",
     "ParticleFilter",
     "ZeroOrderSearch",

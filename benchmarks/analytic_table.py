@@ -8,8 +8,8 @@ and particle-steps, and a paired one-sided t-test of "mean oracle above Baseline
 same seeds (``scipy.stats.ttest_rel``, ``alternative="greater"``), marked at the 1% level.
 
 Configurations: Baseline; BestOfN (n = 2, 3, 4, 8); RGRP (N = 4, 6, 8); and beam search,
-zero-order search, noise optimisation, FreeInit, FK steering and EvoSearch at their paper
-configurations (the strategies' defaults). Run::
+zero-order search, noise optimisation, FreeInit, FreqPrior, FK steering and EvoSearch at their
+paper configurations (the strategies' defaults). Run::
 
     python benchmarks/analytic_table.py            # 64 seeds, 50 steps
     python benchmarks/analytic_table.py --seeds 128 --only rgrp,beam-search
@@ -45,6 +45,7 @@ def configurations():
         EvoSearch,
         FKSteering,
         FreeInit,
+        FreqPrior,
         NoiseOptimization,
         ZeroOrderSearch,
     )
@@ -57,6 +58,7 @@ def configurations():
         ("zero-order M=4 R=2", ZeroOrderSearch()),
         ("noise-optimization I=10", NoiseOptimization()),
         ("free-init 5 passes", FreeInit()),
+        ("freqprior 3 passes", FreqPrior()),
         ("fk-steering k=4 max", FKSteering()),
         ("evo-search (10,5,5,5,5)", EvoSearch()),
     ]
