@@ -3,13 +3,13 @@ the result as JSON, and the latent as safetensors."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from searchkit.files import atomic_write_json
 from searchkit.result import SearchResult
 
 VIDEO_FORMATS: tuple[str, ...] = ("mp4", "frames")
@@ -49,8 +49,18 @@ def write_frames(video: torch.Tensor, folder: str | Path) -> list[Path]:
     return paths
 
 
-def save_result(result: SearchResult, out: str | Path, video_format: str = "mp4", fps: int = 16) -> dict:
-    """Write ``result.json``, ``latents.safetensors`` and the video into ``out``."""
+def save_result(
+    result: SearchResult,
+    out: str | Path,
+    video_format: str = "mp4",
+    fps: int = 16,
+    extra: dict | None = None,
+) -> dict:
+    """Write ``result.json``, ``latents.safetensors`` and the video into ``out``.
+
+    ``extra`` adds JSON-able fields to ``result.json`` (the backend, evaluator scores and
+    versions that ``searchkit generate`` records).
+    """
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f"video_format must be one of {VIDEO_FORMATS}, got {video_format!r}")
     out = Path(out)
@@ -63,6 +73,6 @@ def save_result(result: SearchResult, out: str | Path, video_format: str = "mp4"
         else:
             write_frames(result.video, out / "frames")
             files["video"] = str(out / "frames")
-    payload = {**result.to_dict(), "files": {k: Path(v).name for k, v in files.items()}}
-    (out / "result.json").write_text(json.dumps(payload, indent=2))
+    payload = {**result.to_dict(), **(extra or {}), "files": {k: Path(v).name for k, v in files.items()}}
+    atomic_write_json(out / "result.json", payload)
     return files

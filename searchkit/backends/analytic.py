@@ -68,7 +68,7 @@ class AnalyticBackend(Backend):
     """
 
     name = "analytic"
-    default_reward = "analytic"
+    default_reward = "analytic-proxy"
 
     channels: int = attrs.field(default=4, validator=positive_int)
     frames: int = attrs.field(default=5, validator=positive_int)

@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from searchkit.options import add_config_arguments, config_from_namespace, parse_key_values
+from searchkit.options import (
+    add_config_arguments,
+    add_evaluator_arguments,
+    config_from_namespace,
+    parse_evaluators,
+    parse_key_values,
+)
 from searchkit.video_io import VIDEO_FORMATS
 
 
@@ -44,6 +50,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--format", choices=VIDEO_FORMATS, default="mp4", help="video as mp4 or PNG frames")
     parser.add_argument("--fps", type=int, default=16)
+    add_evaluator_arguments(parser)
     strategy = _selected(argv, "--strategy", "baseline")
     if argv and argv[0] == "generate" and strategy in STRATEGIES:
         add_config_arguments(parser, STRATEGIES.get(strategy))
@@ -51,7 +58,9 @@ def add_parser(subparsers, argv: list[str]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from searchkit.bench.runner import versions
     from searchkit.builders import build_backend, build_reward
+    from searchkit.evaluation import build_evaluators, evaluate
     from searchkit.registry import get_strategy
     from searchkit.video_io import save_result
 
@@ -62,12 +71,19 @@ def main(args: argparse.Namespace) -> int:
         backend_options["model_path"] = args.model_path
     backend = build_backend(args.backend, **backend_options)
     reward = build_reward(args.reward, backend, **parse_key_values(args.reward_opt, "--reward-opt"))
+    evaluators = build_evaluators(parse_evaluators(args.evaluator, args.evaluator_opt), backend)
     result = strategy.run(backend, reward, args.prompt, seed=args.seed, budget_nfe=args.budget_nfe)
-    files = save_result(result, args.out, video_format=args.format, fps=args.fps)
+    graded = evaluate(evaluators, backend, result)
+    if backend.has_oracle:
+        graded = {"oracle": {"total": float(backend.oracle(result.latents[None], args.prompt)[0])}, **graded}
+    files = save_result(result, args.out, video_format=args.format, fps=args.fps,
+                        extra={"backend": backend.config_dict(), "reward_config": reward.config_dict(),
+                               "evaluators": graded, "versions": versions()})
     summary = {
         "strategy": result.strategy,
         "reward": result.reward,
         "scores": dict(zip(result.dimensions, result.scores.tolist(), strict=True)),
+        "evaluators": {name: g["total"] for name, g in graded.items()},
         "nfe": result.cost.nfe,
         "particle_steps": result.cost.particle_steps,
         "files": files,
