@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import imageio.v2 as imageio
 import pytest
@@ -194,6 +198,34 @@ def test_generate_over_a_prompt_file_writes_exactly_the_layout_and_resumes(promp
     # another strategy may not add its videos to this folder
     assert main([*argv, "--strategy", "best-of-n"]) == 2
     assert "holds videos of another run" in capsys.readouterr().err
+
+
+def test_sigkill_mid_run_leaves_only_finished_videos_and_resume_completes(prompts_file, tmp_path, capsys):
+    out = tmp_path / "videos"
+    diversity = out / "Diversity"
+    command = [sys.executable, "-m", "searchkit.cli", "generate", "--prompts-file", str(prompts_file),
+               "--vbench-out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if diversity.is_dir() and len(os.listdir(diversity)) >= 3:
+                break
+            time.sleep(0.002)
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    done = _tree(out)
+    assert 3 <= len(done) < 29 and done < _expected()  # no stray, no foreign name
+    for name in done:  # every file under its final name is a whole video
+        assert len(_frames(out / name)[0]) == 5
+    assert main(["generate", "--prompts-file", str(prompts_file), "--vbench-out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["written"], report["skipped"]) == (29 - len(done), len(done))
+    assert _tree(out) == _expected()
 
 
 def test_check_only_reports_without_generating(prompts_file, tmp_path, capsys):
