@@ -9,6 +9,7 @@ one. Append-only logs (benchmark rows) have their own discipline in ``bench/stor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -16,14 +17,26 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[Path], None],
+    *,
+    tmp_dir: str | os.PathLike | None = None,
+) -> Path:
     """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it over ``path``.
 
     ``write`` receives the temporary path and may use any writer (``save_file``,
     ``torch.save``, ``Path.write_text``). The temporary file is removed if ``write`` fails.
+    ``tmp_dir`` puts the temporary file in that folder instead (it must be on the same
+    filesystem as ``path``), for folders that must never hold anything but finished files;
+    there it keeps ``path``'s suffix, for writers that choose the format by extension.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp_dir is None:
+        tmp = path.with_name(f".{path.name}.tmp")
+    else:
+        digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:16]
+        tmp = Path(tmp_dir) / f"{digest}-{os.getpid()}{path.suffix}"
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
