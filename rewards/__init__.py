@@ -4,9 +4,11 @@ from searchkit.registry import register_reward
 from searchkit.rewards.analytic import AnalyticReward
 from searchkit.rewards.latent_reward_model import LatentRewardModel
 from searchkit.rewards.pixel import PixelReward
+from searchkit.rewards.video_reward.reward import VideoReward  # transformers loads lazily
 
 register_reward("analytic", AnalyticReward)
 register_reward("latent-reward-model", LatentRewardModel)
 register_reward("pixel", PixelReward)
+register_reward("video-reward", VideoReward)
 
-__all__ = ["AnalyticReward", "LatentRewardModel", "PixelReward"]
+__all__ = ["AnalyticReward", "LatentRewardModel", "PixelReward", "VideoReward"]
