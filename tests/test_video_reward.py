@@ -41,9 +41,13 @@ def reward(folders):
 
 
 def _frames(n: int, f: int = 9, h: int = 16, w: int = 24, seed: int = 0) -> torch.Tensor:
-    """Decoded frames in [-1, 1], as Wan's VAE hands them to the reference."""
+    """Decoded frames in [-1, 1], as Wan's VAE hands them to the reference.
+
+    Multiples of 2^-15, so that ``(v + 1) / 2`` (what a searchkit backend hands over) and
+    its inverse are exact: the two pipelines then see the same numbers.
+    """
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, f, h, w, 3, generator=g) * 2 - 1
+    return torch.randint(0, 2**16 + 1, (n, f, h, w, 3), generator=g).float() / 2**15 - 1
 
 
 # -- the reference, from the architecture --------------------------------------------

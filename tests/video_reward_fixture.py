@@ -129,9 +129,10 @@ def build_video_reward(folder: Path, base: Path, seed: int = 1, *, step: int = 1
     r = payload["peft_lora_config"]["lora_r"]
     non_lora = {}
     for name, tensor in base_state.items():  # the trained vision tower: base weights moved a little
-        if name.startswith("model.visual."):
-            release = "base_model.model.visual." + name.removeprefix("model.visual.")
-            non_lora[release] = tensor + _randn(gen, *tensor.shape, scale=0.05)
+        stem = name.removeprefix("model.")
+        if stem.startswith("visual."):
+            non_lora["base_model.model." + stem] = tensor + _randn(gen, *tensor.shape, scale=0.05)
+    assert non_lora, "the base model has no vision tower tensors"
     embed = _randn(gen, rows, hidden, scale=0.5)
     non_lora["base_model.model.model.embed_tokens.weight"] = embed
     non_lora["base_model.model.rm_head.weight"] = _randn(gen, payload["model_config"]["output_dim"], hidden, scale=1.0)

@@ -19,11 +19,13 @@ tensors, then transformers' Qwen2-VL image processor) does, per video:
    "bicubic", antialias=True, align_corners=False)`` (what torchvision's tensor resize
    runs; torchvision itself is not needed), skipped when the size does not change.
    832x480 becomes 588x336.
-3. **Range.** The reference hands Wan's decoded frames in ``[-1, 1]`` and maps them with
-   ``((v + 1) / 2).clamp(0, 1)`` after resizing; searchkit's backends already return
-   ``[0, 1]`` (the VAE output clamped to ``[-1, 1]`` and mapped), so the frames are resized
-   in ``[0, 1]`` and clamped again (bicubic overshoots). The two orders agree up to float
-   rounding, because the map is affine.
+3. **Range.** The reference hands Wan's decoded frames in ``[-1, 1]`` (the VAE output,
+   clamped) to the resize and maps them with ``((v + 1) / 2).clamp(0, 1)`` afterwards
+   (the clamp catches bicubic overshoot). searchkit's backends return ``[0, 1]``
+   (``x = v / 2 + 1 / 2``), so the frames are taken back to ``v = 2 x - 1`` (exact in
+   float arithmetic for the backends' values up to one rounding), resized, and mapped as
+   the reference does. The order matters only at the rounding level, but step 4 turns
+   rounding into whole 8-bit levels for the pixels it lands next to.
 4. **8-bit quantisation.** The slow Qwen2-VL image processor resizes through PIL, which
    turns float frames into ``uint8`` by truncation, ``k = floor(x * 255)``, and back into
    ``k / 255``; the resize itself is the identity here (the size is already on the grid),
@@ -156,7 +158,8 @@ def video_patches(
     frames = video[sample_indices(total, sample_count(total, fps=fps, nframes=nframes))]
     frames = frames.permute(0, 3, 1, 2)
     size = smart_resize(height, width, max_pixels=max_pixels, factor=spec.factor)
-    frames = quantize_8bit(resize(frames, size).clamp(0.0, 1.0))
+    signed = resize(frames.float() * 2.0 - 1.0, size)
+    frames = quantize_8bit(((signed + 1.0) / 2.0).clamp(0.0, 1.0))
     mean = torch.tensor(spec.mean, dtype=torch.float32, device=frames.device).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, dtype=torch.float32, device=frames.device).view(1, -1, 1, 1)
     return patchify((frames - mean) / std, spec)
