@@ -20,6 +20,12 @@ data covers ``j`` in 10, 15, 20, 25, 30 (labels 200 to 600). Scoring a step whos
 the checkpoint does not know is an error: :meth:`LatSearchLatentReward.check_steps`
 raises it before a search runs, :meth:`score` again at run time.
 
+Deviation: the paper never scores a finished (clean, ``sigma = 0``) latent with this model,
+but searchkit reports the scores of every returned output (and best-of-N ranks finished
+outputs). With ``score_final=True`` (the default) a clean latent is scored with the
+highest known label (600, the least noisy state the model was trained on); with
+``score_final=False`` that is an error too.
+
 Checkpoint: the paper's ``latent_reward.pt`` is a ``torch.save`` state dict of the
 trainable tensors only (the whole vision tower with its new patch embedding, and
 ``step_embedding.weight``), named after the training module
@@ -85,7 +91,9 @@ class LatSearchLatentReward(Reward):
     input = "latent"
 
     def __init__(self, loaded: LoadedBackbone, checkpoint: Path, *, step_labels: Sequence[int] = PAPER_LABELS,
-                 label_per_step: int = LABEL_PER_STEP, max_batch: int = 4) -> None:
+                 label_per_step: int = LABEL_PER_STEP, score_final: bool = True, max_batch: int = 4) -> None:
+        if not isinstance(score_final, bool):
+            raise TypeError(f"score_final must be true or false, got {score_final!r}")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
         if isinstance(label_per_step, bool) or not isinstance(label_per_step, int) or label_per_step < 1:
@@ -98,6 +106,7 @@ class LatSearchLatentReward(Reward):
         self.checkpoint = checkpoint
         self.step_labels = labels
         self.label_per_step = label_per_step
+        self.score_final = score_final
         self.max_batch = max_batch
 
     @property
@@ -109,7 +118,8 @@ class LatSearchLatentReward(Reward):
         cls, backbone_path: str | Path = HUB_ID, checkpoint_path: str | Path | None = None,
         base_model: str | Path | None = None, *, device: torch.device | str | None = None,
         dtype: torch.dtype | str | None = None, step_labels: Sequence[int] = PAPER_LABELS,
-        label_per_step: int = LABEL_PER_STEP, max_batch: int = 4, checkpoint_step: int | None = None,
+        label_per_step: int = LABEL_PER_STEP, score_final: bool = True, max_batch: int = 4,
+        checkpoint_step: int | None = None,
     ) -> LatSearchLatentReward:
         """Load ``checkpoint_path`` (the paper's ``latent_reward.pt``) over a VideoReward folder."""
         if checkpoint_path is None:
@@ -127,7 +137,8 @@ class LatSearchLatentReward(Reward):
         required = [n for n in network.state_dict() if n.startswith("visual.")] + ["step_embedding.weight"]
         load_strict(network, mapped, required, checkpoint)
         network.eval().requires_grad_(False)
-        return cls(loaded, checkpoint, step_labels=step_labels, label_per_step=label_per_step, max_batch=max_batch)
+        return cls(loaded, checkpoint, step_labels=step_labels, label_per_step=label_per_step,
+                   score_final=score_final, max_batch=max_batch)
 
     @classmethod
     def build(cls, backend: Backend | None = None, backbone_path: str | Path = HUB_ID,
@@ -158,11 +169,17 @@ class LatSearchLatentReward(Reward):
     def check_steps(self, steps: Sequence[int], num_steps: int) -> None:
         """Raise before a search when it would score after a step whose label is unknown."""
         for j in steps:
-            self.step_label(j + 1)
+            if not (self.score_final and j == num_steps - 1):
+                self.step_label(j + 1)
 
     # -- scoring ----------------------------------------------------------------------
     def score(self, batch: RewardBatch) -> torch.Tensor:
-        return self.score_latents(batch.data, [batch.prompt] * int(batch.data.shape[0]), batch.step)
+        n = int(batch.data.shape[0])
+        if self.score_final and bool((batch.sigma == 0).all()):
+            step = max(self.step_labels) // self.label_per_step + 1  # a clean output: the highest label
+        else:
+            step = batch.step
+        return self.score_latents(batch.data, [batch.prompt] * n, step)
 
     def score_latents(self, latents: torch.Tensor, prompts: list[str], step: int | Sequence[int]) -> torch.Tensor:
         """Raw scores ``[n, 3]`` of noisy latents ``[n, C, F, H, W]`` after ``step`` steps (one or per latent)."""
@@ -205,5 +222,6 @@ class LatSearchLatentReward(Reward):
             "checkpoint_path": str(self.checkpoint),
             "step_labels": list(self.step_labels),
             "label_per_step": self.label_per_step,
+            "score_final": self.score_final,
             "max_batch": self.max_batch,
         }
