@@ -12,18 +12,24 @@ from searchkit.rewards.analytic import AnalyticReward, ProxyVerifier
 from searchkit.rewards.clip_score import CLIPScore
 from searchkit.rewards.latent import LatentRewardConfig, LatentRewardModel
 from searchkit.rewards.pixel import PixelReward
+from searchkit.rewards.video_reward.latent import LatSearchLatentReward  # transformers loads lazily
+from searchkit.rewards.video_reward.reward import VideoReward
 
 register_reward("analytic", AnalyticReward)
 register_reward("analytic-proxy", ProxyVerifier)
 register_reward("clip-score", CLIPScore)
 register_reward("latent-reward-model", LatentRewardModel)
 register_reward("pixel", PixelReward)
+register_reward("video-reward", VideoReward)
+register_reward("latsearch-latent-reward", LatSearchLatentReward)
 
 __all__ = [
     "AnalyticReward",
     "CLIPScore",
+    "LatSearchLatentReward",
     "LatentRewardConfig",
     "LatentRewardModel",
     "PixelReward",
     "ProxyVerifier",
+    "VideoReward",
 ]

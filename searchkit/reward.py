@@ -16,6 +16,7 @@ with unit weights).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Literal
 
 import attrs
@@ -63,6 +64,11 @@ class Reward(ABC):
     @property
     def is_differentiable(self) -> bool:
         return False
+
+    def check_steps(self, steps: Sequence[int], num_steps: int) -> None:
+        """Raise before compute if this reward cannot score after the 0-based step indices ``steps``
+        of a ``num_steps``-step trajectory (a model trained on a few step labels); default: any."""
+        return None
 
     @abstractmethod
     def score(self, batch: RewardBatch) -> torch.Tensor:

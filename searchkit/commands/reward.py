@@ -74,6 +74,10 @@ def add_parser(subparsers, argv: list[str]) -> None:
     train.add_argument("--split-seed", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-cache", action="store_true", help="do not keep loaded latents in memory")
+    train.add_argument("--arch", choices=("searchkit", "latsearch"), default="searchkit",
+                       help="latsearch: the paper's model on a VideoReward backbone (--backbone-path)")
+    train.add_argument("--backbone-path", default=None, help="VideoReward folder (--arch latsearch)")
+    train.add_argument("--base-model", default=None, help="base Qwen2-VL folder (--arch latsearch)")
     train.set_defaults(run=main_train)
 
     evaluate = actions.add_parser("eval", help="per-step pairwise accuracy and Spearman, with a plot")
@@ -142,6 +146,12 @@ def main_collect(args: argparse.Namespace) -> int:
 
 
 def main_train(args: argparse.Namespace) -> int:
+    if args.arch == "latsearch":
+        from searchkit.rewards.video_reward.train import main_train_latsearch
+
+        if args.backbone_path is None:
+            raise ValueError("--arch latsearch needs --backbone-path (a VideoReward folder)")
+        return main_train_latsearch(args)
     import torch
 
     from searchkit.rewards.latent import LatentRewardModel, TrainConfig, read_latent_dataset, train
