@@ -90,7 +90,9 @@ class BeamSearch(Strategy):
                 return ctx.finish(branches, best, scores=record.scores[best])
             horizon = min(self.lookahead, total - 1 - step)
             if horizon:
-                ahead = ctx.advance(branches.select(torch.arange(len(branches))), to=step + 1 + horizon)
+                ahead = ctx.advance(
+                    branches.select(torch.arange(len(branches))), to=step + 1 + horizon
+                )
                 record = ctx.score(ahead, label=f"lookahead {horizon}")  # same ids as branches
             else:
                 record = ctx.score(branches, label="beam")

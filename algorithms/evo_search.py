@@ -64,7 +64,9 @@ def _check_population(instance: EvoSearch, attribute: attrs.Attribute, value: ob
         raise ValueError(f"population must be a positive integer or a tuple of them, got {value!r}")
     steps = len(instance.evolution_steps)
     if isinstance(value, tuple) and len(value) != steps:
-        raise ValueError(f"population must hold one size per evolution step ({steps}), got {value!r}")
+        raise ValueError(
+            f"population must hold one size per evolution step ({steps}), got {value!r}"
+        )
     sizes = sizes if isinstance(value, tuple) else sizes * steps
     if instance.num_elites > min(sizes):
         raise ValueError(
@@ -79,7 +81,9 @@ def _check_population(instance: EvoSearch, attribute: attrs.Attribute, value: ob
         )
 
 
-def tournament(fitness: torch.Tensor, count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def tournament(
+    fitness: torch.Tensor, count: int, size: int, generator: torch.Generator
+) -> torch.Tensor:
     """``count`` winners of tournaments among ``size`` distinct random members (ties: lowest index)."""
     winners = []
     for _ in range(count):
@@ -110,7 +114,9 @@ class EvoSearch(Strategy):
         default=(5, 20, 30, 45), converter=as_tuple, validator=step_schedule
     )
     initial_population: int = attrs.field(default=10, validator=positive_int)
-    population: int | tuple[int, ...] = attrs.field(default=5, converter=as_tuple, validator=_check_population)
+    population: int | tuple[int, ...] = attrs.field(
+        default=5, converter=as_tuple, validator=_check_population
+    )
     num_elites: int = attrs.field(default=2, validator=non_negative_int)
     tournament_size: int = attrs.field(default=2, validator=positive_int)
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
@@ -145,19 +151,29 @@ class EvoSearch(Strategy):
             fitness = record.total
             top = int(fitness.argmax())
             if float(fitness[top]) > best_total:
-                best, best_scores, best_total = finished.select([top]), record.scores[top], float(fitness[top])
+                best, best_scores, best_total = (
+                    finished.select([top]),
+                    record.scores[top],
+                    float(fitness[top]),
+                )
             if cached is None:
                 ctx.record_selection(record, best, chosen=[top])
                 break
             size = self.populations[generation]
             elites = torch.argsort(fitness, descending=True, stable=True)[: self.num_elites]
-            winners = tournament(fitness, size - self.num_elites, self.tournament_size, ctx.generator)
+            winners = tournament(
+                fitness, size - self.num_elites, self.tournament_size, ctx.generator
+            )
             parents = torch.cat([elites, winners])
             strength = torch.full((size,), self.beta)
             strength[: self.num_elites] = 0.0  # elites carry over unmutated
-            members = ctx.record_selection(record, ctx.perturb(cached.select(parents), strength), chosen=parents)
+            members = ctx.record_selection(
+                record, ctx.perturb(cached.select(parents), strength), chosen=parents
+            )
         return ctx.finish(best, 0, scores=best_scores)
 
     def expected_particle_steps(self, num_steps: int) -> float:
-        later = sum(p * (num_steps - s) for p, s in zip(self.populations, self.evolution_steps, strict=True))
+        later = sum(
+            p * (num_steps - s) for p, s in zip(self.populations, self.evolution_steps, strict=True)
+        )
         return float(self.initial_population * num_steps + later)

@@ -135,13 +135,19 @@ class FKSteering(Strategy, SMCPolicy):
             reward_sum=zeros.clone(),
         )
 
-    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+    def log_potential(
+        self, particles: Particles, record: ScoreRecord
+    ) -> tuple[torch.Tensor, Particles]:
         """The chosen potential; ``applied`` keeps the product along each particle's ancestry."""
-        log_g, history = log_potential(self.potential, self.lmbda, record.total.double(), particles.extras)
+        log_g, history = log_potential(
+            self.potential, self.lmbda, record.total.double(), particles.extras
+        )
         return log_g, particles.with_extras(applied=particles.extras["applied"] + log_g, **history)
 
     def should_resample(self, log_weights: torch.Tensor, last: bool) -> bool:
-        return self.ess_threshold is None or ess(log_weights) < self.ess_threshold * len(log_weights)
+        return self.ess_threshold is None or ess(log_weights) < self.ess_threshold * len(
+            log_weights
+        )
 
     def move(self, ctx: SearchContext, particles: Particles) -> Particles:
         return ctx.perturb(particles, self.beta) if self.beta > 0.0 else particles

@@ -49,7 +49,9 @@ def frequency_mix(low: torch.Tensor, high: torch.Tensor, gain: torch.Tensor) -> 
     """Low frequencies of ``low`` and high ones of ``high`` over the last three axes."""
     dims = (-3, -2, -1)
     gain = gain.to(device=low.device)
-    spectrum = torch.fft.fftn(low.double(), dim=dims) * gain + torch.fft.fftn(high.double(), dim=dims) * (1 - gain)
+    spectrum = torch.fft.fftn(low.double(), dim=dims) * gain + torch.fft.fftn(
+        high.double(), dim=dims
+    ) * (1 - gain)
     return torch.fft.ifftn(spectrum, dim=dims).real.to(low.dtype)
 
 

@@ -78,7 +78,9 @@ from searchkit.strategy import Strategy
 from searchkit.validation import positive_int
 
 
-def renoise(latents: torch.Tensor, noise: torch.Tensor, sigma_from: float, sigma_to: float) -> torch.Tensor:
+def renoise(
+    latents: torch.Tensor, noise: torch.Tensor, sigma_from: float, sigma_to: float
+) -> torch.Tensor:
     """The flow's forward jump of ``latents`` at ``sigma_from`` to ``sigma_to >= sigma_from``.
 
     With ``x_t = (1 - sigma) x0 + sigma eps``, ``s x + sqrt(sigma_to^2 - s^2 sigma_from^2)
@@ -91,7 +93,9 @@ def renoise(latents: torch.Tensor, noise: torch.Tensor, sigma_from: float, sigma
     return s * latents + math.sqrt(max(sigma_to**2 - (s * sigma_from) ** 2, 0.0)) * noise
 
 
-def variance_preserving_mix(low: torch.Tensor, high: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+def variance_preserving_mix(
+    low: torch.Tensor, high: torch.Tensor, gain: torch.Tensor
+) -> torch.Tensor:
     """``IFFT(H FFT(low) + sqrt(1 - H^2) FFT(high))`` over the last three axes.
 
     For white ``N(0, I)`` inputs the output is white ``N(0, I)`` when ``gain`` is symmetric in
@@ -115,7 +119,9 @@ def frequency_prior(
     result, in float32 (the context casts it to the backend's dtype).
     """
     norm = math.sqrt(1.0 + ratio**2)
-    w = (math.sqrt(2.0) * ratio / norm) * latents.float() + (math.sqrt(1.0 - ratio**2) / norm) * eta.float()
+    w = (math.sqrt(2.0) * ratio / norm) * latents.float() + (
+        math.sqrt(1.0 - ratio**2) / norm
+    ) * eta.float()
     return variance_preserving_mix(w, xi, gain)
 
 
@@ -140,7 +146,9 @@ class FreqPrior(Strategy):
 
     num_passes: int = attrs.field(default=3, validator=positive_int)
     ratio: float = attrs.field(default=0.8, converter=float, validator=[v.ge(0.0), v.le(1.0)])
-    mid_fraction: float = attrs.field(default=0.6, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    mid_fraction: float = attrs.field(
+        default=0.6, converter=float, validator=[v.ge(0.0), v.le(1.0)]
+    )
     cutoff: float = attrs.field(default=0.25, converter=float, validator=[v.gt(0.0), v.le(1.0)])
     order: int = attrs.field(default=4, validator=positive_int)
 

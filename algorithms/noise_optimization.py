@@ -73,7 +73,9 @@ class NoiseOptimization(Strategy):
     size_knob = "num_iterations"
 
     num_iterations: int = attrs.field(default=10, validator=positive_int)
-    learning_rate: float = attrs.field(default=1e-2, converter=float, validator=[v.gt(0.0), v.le(10.0)])
+    learning_rate: float = attrs.field(
+        default=1e-2, converter=float, validator=[v.gt(0.0), v.le(10.0)]
+    )
     max_grad_norm: float | None = attrs.field(
         default=1.0, converter=attrs.converters.optional(float), validator=v.optional(v.gt(0.0))
     )

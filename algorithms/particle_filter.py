@@ -56,8 +56,12 @@ class ParticleFilter(Strategy, SMCPolicy):
 
     num_particles: int = attrs.field(default=8, validator=int_at_least(2))
     lmbda: float = attrs.field(default=1.0, converter=float, validator=[v.ge(0.0), v.le(1e6)])
-    schedule: tuple[int, ...] = attrs.field(default=(10, 20, 30, 40), converter=as_tuple, validator=step_schedule)
-    ess_threshold: float = attrs.field(default=0.5, converter=float, validator=[v.gt(0.0), v.le(1.0)])
+    schedule: tuple[int, ...] = attrs.field(
+        default=(10, 20, 30, 40), converter=as_tuple, validator=step_schedule
+    )
+    ess_threshold: float = attrs.field(
+        default=0.5, converter=float, validator=[v.gt(0.0), v.le(1.0)]
+    )
     resampler: str = attrs.field(default="systematic", validator=v.in_(tuple(RESAMPLERS)))
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
 
@@ -67,7 +71,9 @@ class ParticleFilter(Strategy, SMCPolicy):
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="smc")
 
-    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+    def log_potential(
+        self, particles: Particles, record: ScoreRecord
+    ) -> tuple[torch.Tensor, Particles]:
         return self.lmbda * record.total.double(), particles
 
     def should_resample(self, log_weights: torch.Tensor, last: bool) -> bool:

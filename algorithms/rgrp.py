@@ -90,10 +90,14 @@ class RGRP(Strategy, SMCPolicy):
     num_particles: int = attrs.field(default=6, validator=int_at_least(2))
     beta: float = attrs.field(default=0.1, converter=float, validator=[v.ge(0.0), v.le(1.0)])
     temperature: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
-    schedule: tuple[int, ...] = attrs.field(default=(10, 15, 20), converter=as_tuple, validator=step_schedule)
+    schedule: tuple[int, ...] = attrs.field(
+        default=(10, 15, 20), converter=as_tuple, validator=step_schedule
+    )
     resampler: str = attrs.field(default="multinomial", validator=v.in_(tuple(RESAMPLERS)))
     keep_duplicates: bool = attrs.field(default=False, validator=v.instance_of(bool))
-    score_input: str | None = attrs.field(default=None, validator=v.optional(v.in_(("latent", "x0"))))
+    score_input: str | None = attrs.field(
+        default=None, validator=v.optional(v.in_(("latent", "x0")))
+    )
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         check_steps_within(self.schedule, backend.num_steps)
@@ -112,9 +116,13 @@ class RGRP(Strategy, SMCPolicy):
 
     # -- SMC hooks -----------------------------------------------------------------------
     def begin(self, ctx: SearchContext, particles: Particles) -> Particles:
-        return particles.with_extras(cumulative_weight=torch.zeros(len(particles), dtype=torch.float64))
+        return particles.with_extras(
+            cumulative_weight=torch.zeros(len(particles), dtype=torch.float64)
+        )
 
-    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+    def log_potential(
+        self, particles: Particles, record: ScoreRecord
+    ) -> tuple[torch.Tensor, Particles]:
         """``log G = r / tau``: RGRP resamples at every event, so its weights are ``softmax(r / tau)``."""
         return record.total.double() / self.temperature, particles
 

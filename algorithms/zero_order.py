@@ -81,7 +81,11 @@ class ZeroOrderSearch(Strategy):
             finished = ctx.advance(ctx.start(len(noise), noise=noise), to=ctx.num_steps)
             record = ctx.score(finished, label=f"round {round_ + 1}")
             if first:  # the pivot itself
-                best, best_scores, best_total = finished.select([0]), record.scores[0], float(record.total[0])
+                best, best_scores, best_total = (
+                    finished.select([0]),
+                    record.scores[0],
+                    float(record.total[0]),
+                )
             offset = 1 if first else 0
             candidate = offset + int(record.total[offset:].argmax())
             moved = float(record.total[candidate]) > best_total

@@ -78,10 +78,14 @@ def run_row(strategy, backend, reward, seeds: int) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=64, help="seeds per configuration (default 64)")
+    parser.add_argument(
+        "--seeds", type=int, default=64, help="seeds per configuration (default 64)"
+    )
     parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--only", default="", help="comma-separated name prefixes to run (Baseline always runs)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated name prefixes to run (Baseline always runs)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -92,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     reward = AnalyticReward(backend)
     wanted = [w for w in args.only.split(",") if w]
     rows = [
-        (label, s) for label, s in configurations()
+        (label, s)
+        for label, s in configurations()
         if label == "baseline" or not wanted or any(label.startswith(w) for w in wanted)
     ]
     print(
@@ -105,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, strategy in rows:
         start = time.perf_counter()
         results[label] = run_row(strategy, backend, reward, args.seeds)
-        print(f"  ran {label:<26} in {time.perf_counter() - start:6.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"  ran {label:<26} in {time.perf_counter() - start:6.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     base = results["baseline"]["oracle"]
     header = (

@@ -30,12 +30,24 @@ WAN_1_3B_FORWARD_FLOPS = 72.9e12  # benchmarks/latent_reward_cost.py, 832x480x33
 # openai/clip-vit-large-patch14's config.json, architecture fields only.
 VIT_L_14 = {
     "projection_dim": 768,
-    "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                    "num_attention_heads": 12, "max_position_embeddings": 77, "vocab_size": 49408,
-                    "projection_dim": 768},
-    "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
-                      "num_attention_heads": 16, "image_size": 224, "patch_size": 14,
-                      "projection_dim": 768},
+    "text_config": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "max_position_embeddings": 77,
+        "vocab_size": 49408,
+        "projection_dim": 768,
+    },
+    "vision_config": {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "image_size": 224,
+        "patch_size": 14,
+        "projection_dim": 768,
+    },
 }
 
 
@@ -57,7 +69,12 @@ def clip_score_flops(frames: int, height: int, width: int, max_batch: int = 32) 
         model.get_text_features(input_ids=tokens)
     text = counter.get_total_flops()
     params = sum(p.numel() for p in model.parameters())
-    return {"image_flops": image, "text_flops": text, "total_flops": image + text, "parameters": params}
+    return {
+        "image_flops": image,
+        "text_flops": text,
+        "total_flops": image + text,
+        "parameters": params,
+    }
 
 
 def main() -> None:
@@ -70,9 +87,11 @@ def main() -> None:
     result["per_frame_image_flops"] = result["image_flops"] / args.frames
     result["share_of_one_wan_1_3b_forward"] = result["total_flops"] / WAN_1_3B_FORWARD_FLOPS
     print(json.dumps(result, indent=2))
-    print(f"CLIPScore (ViT-L/14, {args.frames} frames at {args.width}x{args.height}): "
-          f"{result['total_flops'] / 1e12:.2f} TFLOP "
-          f"({result['share_of_one_wan_1_3b_forward']:.1%} of one Wan2.1-1.3B forward, 72.9 TFLOP)")
+    print(
+        f"CLIPScore (ViT-L/14, {args.frames} frames at {args.width}x{args.height}): "
+        f"{result['total_flops'] / 1e12:.2f} TFLOP "
+        f"({result['share_of_one_wan_1_3b_forward']:.1%} of one Wan2.1-1.3B forward, 72.9 TFLOP)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def wan_forward_flops() -> tuple[int, int]:
         text = torch.empty(1, TEXT_TOKENS, WAN_TEXT_DIM)
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(hidden_states=latents, timestep=timestep, encoder_hidden_states=text, return_dict=False)
+        model(
+            hidden_states=latents, timestep=timestep, encoder_hidden_states=text, return_dict=False
+        )
     return counter.get_total_flops(), params
 
 
@@ -47,8 +49,13 @@ def reward_model_flops(text_dim: int = WAN_TEXT_DIM, **options) -> tuple[int, in
     from searchkit.rewards.latent import LatentRewardConfig, LatentRewardNet
 
     # The position and readout tables on Wan's own token grid (what for_backend builds).
-    options.setdefault("position_grid", tuple(-(-s // p) for s, p in
-                                              zip(LATENT[1:], options.get("patch_size", (1, 2, 2)), strict=True)))
+    options.setdefault(
+        "position_grid",
+        tuple(
+            -(-s // p)
+            for s, p in zip(LATENT[1:], options.get("patch_size", (1, 2, 2)), strict=True)
+        ),
+    )
     config = LatentRewardConfig(in_channels=LATENT[0], text_dim=text_dim, **options)
     with torch.device("meta"):
         net = LatentRewardNet(config)
@@ -83,7 +90,9 @@ def _timed(fn, device: torch.device, repeats: int = 20) -> float:
 
 
 @torch.no_grad()
-def wall_clock(device: str, width: int, depth: int, patch: tuple[int, int, int], text_dim: int) -> dict:
+def wall_clock(
+    device: str, width: int, depth: int, patch: tuple[int, int, int], text_dim: int
+) -> dict:
     """Wall-clock seconds of one Wan2.1-1.3B forward (random weights, bf16) and one scoring."""
     from diffusers import WanTransformer3DModel
 
@@ -95,13 +104,23 @@ def wall_clock(device: str, width: int, depth: int, patch: tuple[int, int, int],
     latents = torch.randn(1, *LATENT, generator=g).to(dev)
     text = torch.randn(1, TEXT_TOKENS, WAN_TEXT_DIM, generator=g).to(dev, torch.bfloat16)
     timestep = torch.tensor([500.0], device=dev)
-    forward = functools.partial(wan, hidden_states=latents.bfloat16(), timestep=timestep,
-                                encoder_hidden_states=text, return_dict=False)
+    forward = functools.partial(
+        wan,
+        hidden_states=latents.bfloat16(),
+        timestep=timestep,
+        encoder_hidden_states=text,
+        return_dict=False,
+    )
     wan_s = _timed(forward, dev, repeats=5)
     del forward, wan
-    config = LatentRewardConfig(in_channels=LATENT[0], text_dim=text_dim, width=width, depth=depth,
-                                patch_size=patch,
-                                position_grid=tuple(-(-s // p) for s, p in zip(LATENT[1:], patch, strict=True)))
+    config = LatentRewardConfig(
+        in_channels=LATENT[0],
+        text_dim=text_dim,
+        width=width,
+        depth=depth,
+        patch_size=patch,
+        position_grid=tuple(-(-s // p) for s, p in zip(LATENT[1:], patch, strict=True)),
+    )
     net = LatentRewardNet(config).to(dev).eval()
     sigma = torch.tensor([0.5], device=dev)
     pooled = torch.randn(1, text_dim, generator=g).to(dev)
@@ -122,14 +141,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--patch", default="1,2,2")
-    parser.add_argument("--text-dim", type=int, default=WAN_TEXT_DIM,
-                        help="prompt-embedding length (Wan's pooled UMT5 embedding: 4096)")
-    parser.add_argument("--time", default=None, metavar="DEVICE",
-                        help="also measure wall-clock time on DEVICE (e.g. cuda); needs memory for Wan")
+    parser.add_argument(
+        "--text-dim",
+        type=int,
+        default=WAN_TEXT_DIM,
+        help="prompt-embedding length (Wan's pooled UMT5 embedding: 4096)",
+    )
+    parser.add_argument(
+        "--time",
+        default=None,
+        metavar="DEVICE",
+        help="also measure wall-clock time on DEVICE (e.g. cuda); needs memory for Wan",
+    )
     args = parser.parse_args(argv)
     patch = tuple(int(p) for p in args.patch.split(","))
     wan, wan_params = wan_forward_flops()
-    lrm, lrm_params = reward_model_flops(args.text_dim, width=args.width, depth=args.depth, patch_size=patch)
+    lrm, lrm_params = reward_model_flops(
+        args.text_dim, width=args.width, depth=args.depth, patch_size=patch
+    )
     report = {
         "latent": list(LATENT),
         "wan_forward_tflops": wan / 1e12,

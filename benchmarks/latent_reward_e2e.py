@@ -41,9 +41,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--search-seeds", type=int, default=256, help="paired RGRP/Baseline runs (>= 64)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 is fastest for these small tensors on a shared machine)")
+    parser.add_argument(
+        "--search-seeds", type=int, default=256, help="paired RGRP/Baseline runs (>= 64)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is fastest for these small tensors on a shared machine)",
+    )
     args = parser.parse_args(argv)
     if args.search_seeds < 64:
         raise ValueError(f"--search-seeds must be at least 64, got {args.search_seeds}")
@@ -72,24 +78,39 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. collect
     start = time.perf_counter()
     prompts = [f"scene {i}" for i in range(args.prompts)]
-    summary = collect(backend, teacher, prompts, out / "data",
-                      CollectConfig(steps=tuple(args.steps), seeds=tuple(range(args.seeds))), progress=True)
+    summary = collect(
+        backend,
+        teacher,
+        prompts,
+        out / "data",
+        CollectConfig(steps=tuple(args.steps), seeds=tuple(range(args.seeds))),
+        progress=True,
+    )
     timings["collect_s"] = time.perf_counter() - start
-    print(f"collected {summary.written} new trajectories ({summary.skipped} present) "
-          f"in {timings['collect_s']:.1f} s")
+    print(
+        f"collected {summary.written} new trajectories ({summary.skipped} present) "
+        f"in {timings['collect_s']:.1f} s"
+    )
 
     # 2. train
     start = time.perf_counter()
     dataset = read_latent_dataset(out / "data")
-    model = LatentRewardModel.for_backend(backend, input=args.input, width=args.width, depth=args.depth,
-                                          generator=torch.Generator().manual_seed(0))
+    model = LatentRewardModel.for_backend(
+        backend,
+        input=args.input,
+        width=args.width,
+        depth=args.depth,
+        generator=torch.Generator().manual_seed(0),
+    )
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, group_size=8, lr=args.lr)
     result = train(model, dataset, backend, out / f"train_{args.input}", config, progress=True)
     timings["train_s"] = time.perf_counter() - start
     model = result.model
     val_prompts = model.extra["training"]["split"]["val"]
-    print(f"trained in {timings['train_s']:.1f} s; best epoch {result.best_epoch}, "
-          f"validation pairwise accuracy {result.best_accuracy:.3f}")
+    print(
+        f"trained in {timings['train_s']:.1f} s; best epoch {result.best_epoch}, "
+        f"validation pairwise accuracy {result.best_accuracy:.3f}"
+    )
 
     # 3. evaluate on held-out prompts
     start = time.perf_counter()
@@ -97,18 +118,24 @@ def main(argv: list[str] | None = None) -> dict:
     timings["eval_s"] = time.perf_counter() - start
     (out / f"eval_{args.input}.json").write_text(json.dumps(report.to_dict(), indent=2))
     plot_report(report, out / f"eval_{args.input}.png")
-    print(f"\nper step on {len(val_prompts)} held-out prompts x {args.seeds} seeds "
-          f"(t{{j}}: after step j of {backend.num_steps}):")
+    print(
+        f"\nper step on {len(val_prompts)} held-out prompts x {args.seeds} seeds "
+        f"(t{{j}}: after step j of {backend.num_steps}):"
+    )
     print(report.table())
     rows = {r.step: r for r in report.rows}
     accuracy = [r.learned_accuracy for r in report.rows]
     trend = stats.spearmanr([r.step for r in report.rows], accuracy).statistic
-    print(f"rank correlation of learned accuracy with step: {trend:.2f}; "
-          f"first -> last step: {accuracy[0]:.3f} -> {accuracy[-1]:.3f}")
+    print(
+        f"rank correlation of learned accuracy with step: {trend:.2f}; "
+        f"first -> last step: {accuracy[0]:.3f} -> {accuracy[-1]:.3f}"
+    )
     for step in (10, 15, 20):
         if step in rows:
-            print(f"  t{step}: learned {rows[step].learned_accuracy:.3f} (chance 0.5), "
-                  f"teacher on x0 {rows[step].teacher_accuracy:.3f}")
+            print(
+                f"  t{step}: learned {rows[step].learned_accuracy:.3f} (chance 0.5), "
+                f"teacher on x0 {rows[step].teacher_accuracy:.3f}"
+            )
 
     # 4. search: RGRP guided by the learned model vs Baseline, scored by the oracle
     start = time.perf_counter()
@@ -126,22 +153,35 @@ def main(argv: list[str] | None = None) -> dict:
         nfe_rgrp.append(guided.cost.nfe)
         nfe_teacher.append(reference.cost.nfe)
     timings["search_s"] = time.perf_counter() - start
-    lrm_t, base_t, teacher_t = (torch.tensor(x, dtype=torch.float64) for x in
-                                (lrm_scores, base_scores, teacher_scores))
+    lrm_t, base_t, teacher_t = (
+        torch.tensor(x, dtype=torch.float64) for x in (lrm_scores, base_scores, teacher_scores)
+    )
     diff = lrm_t - base_t
-    wilcoxon = stats.wilcoxon(lrm_t.numpy(), base_t.numpy(), alternative="greater", zero_method="wilcox")
+    wilcoxon = stats.wilcoxon(
+        lrm_t.numpy(), base_t.numpy(), alternative="greater", zero_method="wilcox"
+    )
     ttest = stats.ttest_rel(lrm_t.numpy(), base_t.numpy(), alternative="greater")
     ref_ttest = stats.ttest_rel(teacher_t.numpy(), base_t.numpy(), alternative="greater")
     n = args.search_seeds
     print(f"\noracle reward over {n} paired runs on held-out prompts (fresh seeds):")
     print(f"  Baseline                         {base_t.mean():.4f}  (NFE {2 * backend.num_steps})")
-    print(f"  RGRP + learned latent model      {lrm_t.mean():.4f}  (mean NFE {sum(nfe_rgrp) / n:.1f})")
-    print(f"  RGRP + teacher on x0 (reference) {teacher_t.mean():.4f}  (mean NFE {sum(nfe_teacher) / n:.1f})")
-    print(f"  RGRP(learned) - Baseline: mean {diff.mean():.4f} +- {diff.std() / n ** 0.5:.4f} (s.e.), "
-          f"wins {int((diff > 0).sum())}, ties {int((diff == 0).sum())}, losses {int((diff < 0).sum())}")
-    print(f"  one-sided Wilcoxon signed-rank p = {wilcoxon.pvalue:.2e}; paired t p = {ttest.pvalue:.2e}")
-    print(f"  (reference: RGRP + teacher - Baseline {float((teacher_t - base_t).mean()):.4f}, "
-          f"paired t p = {ref_ttest.pvalue:.2e})")
+    print(
+        f"  RGRP + learned latent model      {lrm_t.mean():.4f}  (mean NFE {sum(nfe_rgrp) / n:.1f})"
+    )
+    print(
+        f"  RGRP + teacher on x0 (reference) {teacher_t.mean():.4f}  (mean NFE {sum(nfe_teacher) / n:.1f})"
+    )
+    print(
+        f"  RGRP(learned) - Baseline: mean {diff.mean():.4f} +- {diff.std() / n**0.5:.4f} (s.e.), "
+        f"wins {int((diff > 0).sum())}, ties {int((diff == 0).sum())}, losses {int((diff < 0).sum())}"
+    )
+    print(
+        f"  one-sided Wilcoxon signed-rank p = {wilcoxon.pvalue:.2e}; paired t p = {ttest.pvalue:.2e}"
+    )
+    print(
+        f"  (reference: RGRP + teacher - Baseline {float((teacher_t - base_t).mean()):.4f}, "
+        f"paired t p = {ref_ttest.pvalue:.2e})"
+    )
     print("timings: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     results = {
         "eval": report.to_dict(),

@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, strategy in configurations():
         start = time.perf_counter()
         results[label] = run_row(strategy, backend, reward, args.seeds)
-        print(f"  ran {label:<20} in {time.perf_counter() - start:6.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"  ran {label:<20} in {time.perf_counter() - start:6.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     print(f"\n{'method':<20} {'oracle':>7} {'95% interval':>18} {'NFE':>6}")
     for label, (oracle, nfe) in results.items():

@@ -69,7 +69,9 @@ def analytic_overhead(args: argparse.Namespace) -> dict[str, float]:
     figures = _median_costs(lambda i: strategy.run(backend, reward, PROMPT, seed=i), args.repeats)
     print(f"(1) analytic world, BestOfN(n=8), {args.steps} steps, median of {args.repeats}:")
     print(_line("batched", figures))
-    print(f"    share of wall time outside model/reward/decode: {100 * figures['other_share']:.1f}%")
+    print(
+        f"    share of wall time outside model/reward/decode: {100 * figures['other_share']:.1f}%"
+    )
     return figures
 
 
@@ -79,8 +81,12 @@ def wan_overhead(args: argparse.Namespace) -> dict[str, float]:
     from searchkit.builders import build_reward
 
     batched = WanBackend.tiny(
-        height=args.size, width=args.size, num_frames=args.frames, num_steps=args.steps,
-        solver=args.solver, device=args.device,
+        height=args.size,
+        width=args.size,
+        num_frames=args.frames,
+        num_steps=args.steps,
+        solver=args.solver,
+        device=args.device,
     )
     options = attrs.asdict(attrs.evolve(batched.options, max_batch=1, cfg_batched=False))
     looped = WanBackend.from_pipeline(batched.pipe, **options)  # same weights, one row per forward
@@ -102,7 +108,9 @@ def wan_overhead(args: argparse.Namespace) -> dict[str, float]:
     fast, slow = results["batched"], results["per-particle loop"]
     step_speedup = slow["model_per_ps"] / fast["model_per_ps"]
     total_speedup = slow["total"] / fast["total"]
-    print(f"    (a) batched speed-up, denoising time per particle-step: {step_speedup:.2f}x (target >= 2x)")
+    print(
+        f"    (a) batched speed-up, denoising time per particle-step: {step_speedup:.2f}x (target >= 2x)"
+    )
     print(f"        batched speed-up, whole search wall time:          {total_speedup:.2f}x")
     print(
         f"    (b) share of wall time outside model/reward/decode (batched): "

@@ -33,7 +33,9 @@ PROMPTS = (
 
 
 def outputs(backend: AnalyticBackend, prompt: str, n: int, seed: int) -> torch.Tensor:
-    ctx = SearchContext(backend, AnalyticReward(backend), prompt, generator=torch.Generator().manual_seed(seed))
+    ctx = SearchContext(
+        backend, AnalyticReward(backend), prompt, generator=torch.Generator().manual_seed(seed)
+    )
     return ctx.advance(ctx.start(n), to=backend.num_steps).latents
 
 
@@ -43,7 +45,12 @@ def agreement(backend, samples: dict[str, torch.Tensor], **proxy_options) -> dic
     taus, rhos = [], []
     for prompt, x in samples.items():
         truth = backend.oracle(x, prompt).numpy()
-        batch = RewardBatch(data=x, sigma=torch.zeros(len(x)), conditioning=backend.encode(prompt), step=backend.num_steps)
+        batch = RewardBatch(
+            data=x,
+            sigma=torch.zeros(len(x)),
+            conditioning=backend.encode(prompt),
+            step=backend.num_steps,
+        )
         seen = proxy.aggregate(proxy(batch)).numpy()
         for i, j in itertools.combinations(range(len(x)), 2):
             if truth[i] != truth[j] and seen[i] != seen[j]:
@@ -51,12 +58,17 @@ def agreement(backend, samples: dict[str, torch.Tensor], **proxy_options) -> dic
                 correct += (truth[i] > truth[j]) == (seen[i] > seen[j])
         taus.append(stats.kendalltau(truth, seen).statistic)
         rhos.append(stats.spearmanr(truth, seen).statistic)
-    return {"pairwise accuracy": correct / total, "kendall tau": float(np.mean(taus)),
-            "spearman rho": float(np.mean(rhos))}
+    return {
+        "pairwise accuracy": correct / total,
+        "kendall tau": float(np.mean(taus)),
+        "spearman rho": float(np.mean(rhos)),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=128, help="outputs per prompt")
     parser.add_argument("--grid", action="store_true", help="also scan misalignment x noise")
     args = parser.parse_args()
@@ -64,13 +76,19 @@ def main() -> None:
     backend = AnalyticBackend()
     samples = {p: outputs(backend, p, args.samples, seed=i) for i, p in enumerate(PROMPTS)}
     spread = np.mean([backend.oracle(x, p).std().item() for p, x in samples.items()])
-    print(f"{len(PROMPTS)} prompts x {args.samples} base-model outputs; oracle std within a prompt {spread:.3f}")
+    print(
+        f"{len(PROMPTS)} prompts x {args.samples} base-model outputs; oracle std within a prompt {spread:.3f}"
+    )
     print("defaults:", {k: round(v, 3) for k, v in agreement(backend, samples).items()})
     if args.grid:
-        for misalignment, noise in itertools.product((0.0, 30.0, 45.0, 60.0, 75.0), (0.0, 0.5, 1.0, 1.5, 2.0)):
+        for misalignment, noise in itertools.product(
+            (0.0, 30.0, 45.0, 60.0, 75.0), (0.0, 0.5, 1.0, 1.5, 2.0)
+        ):
             figures = agreement(backend, samples, misalignment=misalignment, noise=noise)
-            print(f"misalignment {misalignment:4.0f}  noise {noise:3.1f}  "
-                  + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+            print(
+                f"misalignment {misalignment:4.0f}  noise {noise:3.1f}  "
+                + "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
+            )
 
 
 if __name__ == "__main__":

@@ -36,13 +36,33 @@ from searchkit.backends.wan import WAN21_1_3B_TRANSFORMER
 LATENT = (16, 9, 60, 104)
 WAN_TEXT_TOKENS, WAN_TEXT_DIM = 512, 4096
 # Qwen2-VL-2B-Instruct's published configuration
-TEXT = {"hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12,
-        "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-        "tie_word_embeddings": True}
-VISION = {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "mlp_ratio": 4, "num_heads": 16,
-          "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-          "hidden_act": "quick_gelu"}
+TEXT = {
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "max_position_embeddings": 32768,
+    "rope_parameters": {
+        "rope_type": "default",
+        "rope_theta": 1000000.0,
+        "mrope_section": [16, 24, 24],
+    },
+    "tie_word_embeddings": True,
+}
+VISION = {
+    "depth": 32,
+    "embed_dim": 1280,
+    "hidden_size": 1536,
+    "mlp_ratio": 4,
+    "num_heads": 16,
+    "in_channels": 3,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "hidden_act": "quick_gelu",
+}
 LORA_RANK, LORA_ALPHA = 64, 128
 
 
@@ -52,8 +72,12 @@ def wan_forward() -> tuple[int, int]:
 
     with torch.device("meta"):
         model = WanTransformer3DModel(**WAN21_1_3B_TRANSFORMER)
-        args = dict(hidden_states=torch.empty(1, *LATENT), timestep=torch.empty(1),
-                    encoder_hidden_states=torch.empty(1, WAN_TEXT_TOKENS, WAN_TEXT_DIM), return_dict=False)
+        args = dict(
+            hidden_states=torch.empty(1, *LATENT),
+            timestep=torch.empty(1),
+            encoder_hidden_states=torch.empty(1, WAN_TEXT_TOKENS, WAN_TEXT_DIM),
+            return_dict=False,
+        )
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(**args)
     return counter.get_total_flops(), sum(p.numel() for p in model.parameters())
@@ -74,11 +98,14 @@ def reward_call(grid: tuple[int, int, int], channels: int, text_tokens: int) -> 
         visual = Qwen2VisionTransformerPretrainedModel(config.vision_config)
         language = Qwen2VLTextModel(config.text_config)
         targets = [n for n, m in language.named_modules() if isinstance(m, torch.nn.Linear)]
-        language = inject_adapter_in_model(LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, target_modules=targets),
-                                           language)
+        language = inject_adapter_in_model(
+            LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, target_modules=targets), language
+        )
         head = torch.nn.Linear(TEXT["hidden_size"], 1, bias=False)
         t, h, w = grid
-        rows = torch.empty(t * h * w, channels * VISION["temporal_patch_size"] * VISION["patch_size"] ** 2)
+        rows = torch.empty(
+            t * h * w, channels * VISION["temporal_patch_size"] * VISION["patch_size"] ** 2
+        )
         tokens = text_tokens + t * h * w // VISION["spatial_merge_size"] ** 2
         ids = torch.zeros(1, tokens, dtype=torch.long)
         positions = torch.arange(tokens).view(1, 1, -1).expand(3, 1, tokens)
@@ -90,35 +117,48 @@ def reward_call(grid: tuple[int, int, int], channels: int, text_tokens: int) -> 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         visual(rows, grid_thw=torch.tensor([grid]))
         embeds = language.embed_tokens(ids)
-        hidden = language(inputs_embeds=embeds, position_ids=positions, use_cache=False).last_hidden_state
+        hidden = language(
+            inputs_embeds=embeds, position_ids=positions, use_cache=False
+        ).last_hidden_state
         head(hidden[:, :3])
     return counter.get_total_flops(), params
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text-tokens", type=int, default=900, help="prompt tokens around the video (default 900)")
+    parser.add_argument(
+        "--text-tokens", type=int, default=900, help="prompt tokens around the video (default 900)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     wan, wan_params = wan_forward()
     video, video_params = reward_call((2, 24, 42), 3, args.text_tokens)
     latent, latent_params = reward_call((4, 18, 30), 16, args.text_tokens)
     figures = {
-        "wan_forward_tflops": wan / 1e12, "wan_params_m": wan_params / 1e6,
-        "video_reward_tflops": video / 1e12, "video_reward_params_m": video_params / 1e6,
+        "wan_forward_tflops": wan / 1e12,
+        "wan_params_m": wan_params / 1e6,
+        "video_reward_tflops": video / 1e12,
+        "video_reward_params_m": video_params / 1e6,
         "video_reward_per_wan_forward": video / wan,
-        "latent_reward_tflops": latent / 1e12, "latent_reward_params_m": latent_params / 1e6,
+        "latent_reward_tflops": latent / 1e12,
+        "latent_reward_params_m": latent_params / 1e6,
         "latent_reward_per_wan_forward": latent / wan,
         "text_tokens": args.text_tokens,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"Wan2.1-1.3B forward (832x480x33)   {figures['wan_forward_tflops']:7.2f} TFLOP  ({wan_params / 1e9:.2f} B params)")
-    print(f"VideoReward call (4 frames 588x336) {figures['video_reward_tflops']:7.2f} TFLOP  "
-          f"({video_params / 1e9:.2f} B params) = {video / wan:.3f} Wan forwards")
-    print(f"LatSearch latent reward call        {figures['latent_reward_tflops']:7.2f} TFLOP  "
-          f"({latent_params / 1e9:.2f} B params) = {latent / wan:.3f} Wan forwards")
+    print(
+        f"Wan2.1-1.3B forward (832x480x33)   {figures['wan_forward_tflops']:7.2f} TFLOP  ({wan_params / 1e9:.2f} B params)"
+    )
+    print(
+        f"VideoReward call (4 frames 588x336) {figures['video_reward_tflops']:7.2f} TFLOP  "
+        f"({video_params / 1e9:.2f} B params) = {video / wan:.3f} Wan forwards"
+    )
+    print(
+        f"LatSearch latent reward call        {figures['latent_reward_tflops']:7.2f} TFLOP  "
+        f"({latent_params / 1e9:.2f} B params) = {latent / wan:.3f} Wan forwards"
+    )
     print(f"(prompt of {args.text_tokens} text tokens; a guided Wan step is two forwards)")
 
 

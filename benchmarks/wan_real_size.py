@@ -65,8 +65,15 @@ def build_pipeline(device: torch.device, dtype: torch.dtype, num_layers: int = 3
         vae = AutoencoderKLWan()  # the Wan2.1 VAE configuration
         text_encoder = UMT5EncoderModel(
             UMT5Config(
-                vocab_size=len(TINY_VOCABULARY), d_model=4096, d_kv=64, d_ff=256, num_layers=1,
-                num_heads=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
+                vocab_size=len(TINY_VOCABULARY),
+                d_model=4096,
+                d_kv=64,
+                d_ff=256,
+                num_layers=1,
+                num_heads=8,
+                dropout_rate=0.0,
+                pad_token_id=0,
+                eos_token_id=1,
                 decoder_start_token_id=0,
             )
         ).to(dtype)
@@ -76,7 +83,10 @@ def build_pipeline(device: torch.device, dtype: torch.dtype, num_layers: int = 3
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0, solver_order=2
     )
     return WanPipeline(
-        tokenizer=tiny_tokenizer(), text_encoder=text_encoder, transformer=transformer, vae=vae,
+        tokenizer=tiny_tokenizer(),
+        text_encoder=text_encoder,
+        transformer=transformer,
+        vae=vae,
         scheduler=scheduler,
     )
 
@@ -91,7 +101,9 @@ def time_steps(backend, n: int, steps: int, warmup: int) -> dict[str, float]:
     from searchkit.rewards.pixel import PixelReward
 
     device = backend.device
-    ctx = SearchContext(backend, PixelReward(backend), PROMPT, generator=torch.Generator().manual_seed(0))
+    ctx = SearchContext(
+        backend, PixelReward(backend), PROMPT, generator=torch.Generator().manual_seed(0)
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     particles = ctx.advance(ctx.start(n), to=warmup)
@@ -102,8 +114,15 @@ def time_steps(backend, n: int, steps: int, warmup: int) -> dict[str, float]:
     seconds = (time.perf_counter() - start) / steps
     if not torch.isfinite(particles.latents).all():
         raise RuntimeError("non-finite latents: the random model diverged")
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"particles": n, "s_per_step": seconds, "s_per_particle_step": seconds / n, "peak_gib": peak}
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    )
+    return {
+        "particles": n,
+        "s_per_step": seconds,
+        "s_per_particle_step": seconds / n,
+        "peak_gib": peak,
+    }
 
 
 def time_searches(pipe, common: dict, steps: int) -> list[dict]:
@@ -130,13 +149,22 @@ def time_searches(pipe, common: dict, steps: int) -> list[dict]:
         result = strategy.run(backend, reward, PROMPT, seed=0)
         _sync(backend.device)
         cost = result.cost
-        row = {"search": label, "wall_s": time.perf_counter() - start, "nfe": cost.nfe,
-               "particle_steps": cost.particle_steps, "decodes": cost.decodes,
-               "reward_calls": cost.reward_calls, "seconds": cost.seconds}
+        row = {
+            "search": label,
+            "wall_s": time.perf_counter() - start,
+            "nfe": cost.nfe,
+            "particle_steps": cost.particle_steps,
+            "decodes": cost.decodes,
+            "reward_calls": cost.reward_calls,
+            "seconds": cost.seconds,
+        }
         rows.append(row)
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in cost.seconds.items() if k != "total")
-        print(f"  {label:<32} {row['wall_s']:7.1f} s  P {cost.particle_steps:4d}  NFE {cost.nfe:4d}  "
-              f"decodes {cost.decodes}  ({phases})", flush=True)
+        print(
+            f"  {label:<32} {row['wall_s']:7.1f} s  P {cost.particle_steps:4d}  NFE {cost.nfe:4d}  "
+            f"decodes {cost.decodes}  ({phases})",
+            flush=True,
+        )
     return rows
 
 
@@ -146,13 +174,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--frames", type=int, default=33)
     parser.add_argument("--particles", default="1,6", help="comma-separated particle counts")
-    parser.add_argument("--variants", default="batched,per-particle",
-                        help="comma-separated variants, timed in this order")
+    parser.add_argument(
+        "--variants",
+        default="batched,per-particle",
+        help="comma-separated variants, timed in this order",
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--layers", type=int, default=30, help="transformer layers (30: 1.3B; fewer for a smoke test)")
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=30,
+        help="transformer layers (30: 1.3B; fewer for a smoke test)",
+    )
     parser.add_argument("--decode", action="store_true", help="also time one VAE decode")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--search", action="store_true", help="time whole searches instead")
@@ -169,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     built = time.perf_counter()
     pipe = build_pipeline(device, parse_dtype(args.dtype), args.layers)
     common = {
-        "height": args.height, "width": args.width, "num_frames": args.frames,
-        "num_steps": args.warmup + args.steps, "solver": "unipc", "guidance_scale": 5.0,
+        "height": args.height,
+        "width": args.width,
+        "num_frames": args.frames,
+        "num_steps": args.warmup + args.steps,
+        "solver": "unipc",
+        "guidance_scale": 5.0,
     }
     known = {
         "batched": WanBackend.from_pipeline(pipe, **common),
@@ -183,14 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     backend = known["batched"]
     params = sum(p.numel() for p in pipe.transformer.parameters()) / 1e9
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    tokens = backend.latent_shape[1] * (backend.latent_shape[2] // 2) * (backend.latent_shape[3] // 2)
+    tokens = (
+        backend.latent_shape[1] * (backend.latent_shape[2] // 2) * (backend.latent_shape[3] // 2)
+    )
     print(
         f"{name}; torch {torch.__version__}; transformer {params:.2f}B params "
         f"({backend.transformer_dtype}), latents {list(backend.latent_shape)} = {tokens} tokens per "
         f"sample, 512 text tokens; built in {time.perf_counter() - built:.1f} s"
     )
     if args.search:
-        report = {"device": name, "shape": common, "searches": time_searches(pipe, common, args.search_steps)}
+        report = {
+            "device": name,
+            "shape": common,
+            "searches": time_searches(pipe, common, args.search_steps),
+        }
         if args.json:
             with open(args.json, "w") as handle:
                 json.dump(report, handle, indent=2)
@@ -208,10 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     for n in counts if len(variants) == 2 else ():
         fast = next(r for r in rows if r["variant"] == "batched" and r["particles"] == n)
         slow = next(r for r in rows if r["variant"] == "per-particle" and r["particles"] == n)
-        print(f"  speed-up of batched over per-particle at {n}: {slow['s_per_step'] / fast['s_per_step']:.2f}x")
+        print(
+            f"  speed-up of batched over per-particle at {n}: {slow['s_per_step'] / fast['s_per_step']:.2f}x"
+        )
     report = {"device": name, "shape": common, "rows": rows}
     if args.decode:
-        z = torch.randn(1, *backend.latent_shape, generator=torch.Generator().manual_seed(0)).to(device)
+        z = torch.randn(1, *backend.latent_shape, generator=torch.Generator().manual_seed(0)).to(
+            device
+        )
         with torch.no_grad():
             backend.decode(z)
             _sync(device)

@@ -87,17 +87,34 @@ class ProxyVerifier(Reward):
         if not isinstance(backend, AnalyticBackend):
             raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
         if input not in ("x0", "latent"):
-            raise ValueError(f"input must be 'x0' or 'latent' for the analytic proxy verifier, got {input!r}")
-        for field, value, low, high in (("misalignment", misalignment, 0.0, 90.0), ("noise", noise, 0.0, 1e3),
-                                        ("length_scale", length_scale, 1e-6, 1e6)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ValueError(
+                f"input must be 'x0' or 'latent' for the analytic proxy verifier, got {input!r}"
+            )
+        for field, value, low, high in (
+            ("misalignment", misalignment, 0.0, 90.0),
+            ("noise", noise, 0.0, 1e3),
+            ("length_scale", length_scale, 1e-6, 1e6),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not low <= value <= high
+            ):
                 raise ValueError(f"{field} must be a number in [{low:g}, {high:g}], got {value!r}")
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or not 1 <= num_features <= 4096:
+        if (
+            isinstance(num_features, bool)
+            or not isinstance(num_features, int)
+            or not 1 <= num_features <= 4096
+        ):
             raise ValueError(f"num_features must be an integer in [1, 4096], got {num_features!r}")
         if isinstance(verifier_seed, bool) or not isinstance(verifier_seed, int):
             raise ValueError(f"verifier_seed must be an integer, got {verifier_seed!r}")
         self.backend, self.input = backend, input
-        self.misalignment, self.noise, self.length_scale = float(misalignment), float(noise), float(length_scale)
+        self.misalignment, self.noise, self.length_scale = (
+            float(misalignment),
+            float(noise),
+            float(length_scale),
+        )
         self.num_features, self.verifier_seed = num_features, verifier_seed
         g = torch.Generator().manual_seed(verifier_seed)
         d = backend.quality_direction.reshape(-1)
@@ -121,7 +138,9 @@ class ProxyVerifier(Reward):
         x = batch.data.reshape(batch.data.shape[0], -1).float()
         exact = self.backend.reward_dimensions(batch.data, batch.prompt)
         vq = (x @ self._direction.to(x)) / self.backend.component_std
-        features = torch.cos(torch.einsum("nd,kmd->nkm", x, self._frequencies.to(x)) + self._phases.to(x))
+        features = torch.cos(
+            torch.einsum("nd,kmd->nkm", x, self._frequencies.to(x)) + self._phases.to(x)
+        )
         error = self.noise * math.sqrt(2.0 / self.num_features) * features.sum(dim=2)  # [n, 3]
         return torch.stack([vq, exact[:, 1], exact[:, 2]], dim=1) + error
 

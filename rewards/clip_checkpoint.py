@@ -38,8 +38,12 @@ from searchkit.errors import CheckpointError
 # OpenAI CLIP's normalisation (transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -62,18 +66,30 @@ class CLIPPreprocessing:
             size = {"shortest_edge": size}
         if isinstance(size, dict) and isinstance(size.get("shortest_edge"), int):
             resize: int | tuple[int, int] = size["shortest_edge"]
-        elif isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):
+        elif (
+            isinstance(size, dict)
+            and isinstance(size.get("height"), int)
+            and isinstance(size.get("width"), int)
+        ):
             resize = (size["height"], size["width"])
         else:
-            raise CheckpointError(f"{file}: size must be {{'shortest_edge': N}} or {{'height', 'width'}}, got {size!r}")
+            raise CheckpointError(
+                f"{file}: size must be {{'shortest_edge': N}} or {{'height', 'width'}}, got {size!r}"
+            )
         crop_size = data.get("crop_size", {"height": image_size, "width": image_size})
         if isinstance(crop_size, int):
             crop_size = {"height": crop_size, "width": crop_size}
-        crop = (crop_size.get("height"), crop_size.get("width")) if isinstance(crop_size, dict) else None
+        crop = (
+            (crop_size.get("height"), crop_size.get("width"))
+            if isinstance(crop_size, dict)
+            else None
+        )
         if data.get("do_center_crop", True) is False:
             crop = None
         if crop is not None and isinstance(resize, int) and resize < max(c or 0 for c in crop):
-            raise CheckpointError(f"{file}: crop_size {crop!r} exceeds the resized shorter side {resize}")
+            raise CheckpointError(
+                f"{file}: crop_size {crop!r} exceeds the resized shorter side {resize}"
+            )
         final = crop if crop is not None else resize
         if final != (image_size, image_size):
             raise CheckpointError(
@@ -82,8 +98,11 @@ class CLIPPreprocessing:
             )
         mean, std = data.get("image_mean", CLIP_MEAN), data.get("image_std", CLIP_STD)
         for name, value in (("image_mean", mean), ("image_std", std)):
-            if not (isinstance(value, list | tuple) and len(value) == 3
-                    and all(isinstance(x, int | float) for x in value)):
+            if not (
+                isinstance(value, list | tuple)
+                and len(value) == 3
+                and all(isinstance(x, int | float) for x in value)
+            ):
                 raise CheckpointError(f"{file}: {name} must be three numbers, got {value!r}")
         if min(std) <= 0:
             raise CheckpointError(f"{file}: image_std must be positive, got {std!r}")
@@ -117,15 +136,27 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return folder
     text = str(path)
     if folder.exists():
-        raise CheckpointError(f"clip-score path {text!r}: is a file; pass the CLIP checkpoint folder")
+        raise CheckpointError(
+            f"clip-score path {text!r}: is a file; pass the CLIP checkpoint folder"
+        )
     if not _HUB_ID.match(text):
-        raise CheckpointError(f"clip-score path {text!r}: no such folder, and not a Hugging Face Hub id")
+        raise CheckpointError(
+            f"clip-score path {text!r}: no such folder, and not a Hugging Face Hub id"
+        )
     import huggingface_hub
 
     try:
-        local = Path(huggingface_hub.snapshot_download(text, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
+        local = Path(
+            huggingface_hub.snapshot_download(
+                text, allow_patterns=["*.json", "*.txt", "*.safetensors"]
+            )
+        )
         if not any((local / name).is_file() for name in WEIGHT_FILES):
-            local = Path(huggingface_hub.snapshot_download(text, allow_patterns=["*.json", "*.txt", "pytorch_model*.bin"]))
+            local = Path(
+                huggingface_hub.snapshot_download(
+                    text, allow_patterns=["*.json", "*.txt", "pytorch_model*.bin"]
+                )
+            )
     except Exception as error:  # offline, unknown repository, no permission: one actionable message
         name = text.rsplit("/", 1)[-1]
         reason = (str(error).strip().splitlines() or [""])[0][:160]
@@ -141,21 +172,35 @@ def check_clip_folder(folder: Path) -> dict[str, Any]:
     """The parsed ``config.json`` of a transformers CLIP folder; a one-line error naming what is wrong."""
     file = folder / "config.json"
     if not file.is_file():
-        raise CheckpointError(f"{file}: not found; {folder} is not a CLIP checkpoint folder "
-                              "(config.json, model.safetensors and the tokenizer files)")
+        raise CheckpointError(
+            f"{file}: not found; {folder} is not a CLIP checkpoint folder "
+            "(config.json, model.safetensors and the tokenizer files)"
+        )
     config = read_json(file)
     if config.get("model_type") != "clip":
-        raise CheckpointError(f"{file}: model_type is {config.get('model_type')!r}, a CLIP checkpoint has 'clip'")
+        raise CheckpointError(
+            f"{file}: model_type is {config.get('model_type')!r}, a CLIP checkpoint has 'clip'"
+        )
     vision = config.setdefault("vision_config", {})
-    size = vision.get("image_size", 224) if isinstance(vision, dict) else None  # 224: CLIPVisionConfig's default
+    size = (
+        vision.get("image_size", 224) if isinstance(vision, dict) else None
+    )  # 224: CLIPVisionConfig's default
     if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
-        raise CheckpointError(f"{file}: vision_config.image_size must be a positive integer, got {size!r}")
+        raise CheckpointError(
+            f"{file}: vision_config.image_size must be a positive integer, got {size!r}"
+        )
     vision["image_size"] = size
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise CheckpointError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES[::2])}) in the CLIP folder")
-    if not ((folder / "tokenizer.json").is_file()
-            or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())):
-        raise CheckpointError(f"{folder}: no tokenizer (tokenizer.json, or vocab.json and merges.txt) in the CLIP folder")
+        raise CheckpointError(
+            f"{folder}: no weights ({' or '.join(WEIGHT_FILES[::2])}) in the CLIP folder"
+        )
+    if not (
+        (folder / "tokenizer.json").is_file()
+        or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())
+    ):
+        raise CheckpointError(
+            f"{folder}: no tokenizer (tokenizer.json, or vocab.json and merges.txt) in the CLIP folder"
+        )
     return config
 
 
@@ -169,12 +214,21 @@ def load_clip_model(folder: Path, device: torch.device, dtype: torch.dtype) -> A
         model, info = CLIPModel.from_pretrained(folder, output_loading_info=True)
     except (RuntimeError, ValueError, OSError) as error:  # shape mismatches, unreadable weights
         reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{folder}: the weights do not load into the CLIP of config.json ({reason})") from None
-    missing, mismatched = sorted(info.get("missing_keys", ())), sorted(map(str, info.get("mismatched_keys", ())))
+        raise CheckpointError(
+            f"{folder}: the weights do not load into the CLIP of config.json ({reason})"
+        ) from None
+    missing, mismatched = (
+        sorted(info.get("missing_keys", ())),
+        sorted(map(str, info.get("mismatched_keys", ()))),
+    )
     if missing or mismatched:
-        names = ", ".join((missing + mismatched)[:4]) + (", ..." if len(missing) + len(mismatched) > 4 else "")
-        raise CheckpointError(f"{folder}: the weights do not fit config.json: {len(missing)} tensors missing, "
-                              f"{len(mismatched)} of another shape ({names})")
+        names = ", ".join((missing + mismatched)[:4]) + (
+            ", ..." if len(missing) + len(mismatched) > 4 else ""
+        )
+        raise CheckpointError(
+            f"{folder}: the weights do not fit config.json: {len(missing)} tensors missing, "
+            f"{len(mismatched)} of another shape ({names})"
+        )
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 

@@ -81,8 +81,14 @@ class CLIPScore(Reward):
     dimensions = ("CLIP",)
     input = "video"
 
-    def __init__(self, model: Any, tokenizer: Any, preprocessing: CLIPPreprocessing,
-                 options: CLIPScoreOptions | None = None, source: str = "") -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        preprocessing: CLIPPreprocessing,
+        options: CLIPScoreOptions | None = None,
+        source: str = "",
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.preprocessing = preprocessing
@@ -92,11 +98,20 @@ class CLIPScore(Reward):
 
     # -- loading ----------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, num_frames: int | None = None, max_batch: int = 32,
-                        clamp_at_zero: bool = False, device: str | torch.device = "cpu",
-                        dtype: str | torch.dtype = "float32") -> CLIPScore:
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        num_frames: int | None = None,
+        max_batch: int = 32,
+        clamp_at_zero: bool = False,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+    ) -> CLIPScore:
         """Load a CLIP checkpoint folder or Hub id; every option is checked before any weight is read."""
-        options = CLIPScoreOptions(num_frames=num_frames, max_batch=max_batch, clamp_at_zero=clamp_at_zero)
+        options = CLIPScoreOptions(
+            num_frames=num_frames, max_batch=max_batch, clamp_at_zero=clamp_at_zero
+        )
         torch_dtype = _dtype(dtype)
         device = torch.device(device)
         folder = resolve_checkpoint(path)
@@ -110,10 +125,14 @@ class CLIPScore(Reward):
         return cls(model, tokenizer, preprocessing, options, source=str(path))
 
     @classmethod
-    def build(cls, backend: Backend, *, path: str | Path | None = None, **options: Any) -> CLIPScore:
+    def build(
+        cls, backend: Backend, *, path: str | Path | None = None, **options: Any
+    ) -> CLIPScore:
         """Build by registry name: ``path`` is required; the device defaults to the backend's."""
         if path is None:
-            raise ValueError("clip-score needs path=FOLDER or a Hub id, e.g. path=openai/clip-vit-large-patch14")
+            raise ValueError(
+                "clip-score needs path=FOLDER or a Hub id, e.g. path=openai/clip-vit-large-patch14"
+            )
         options.setdefault("device", backend.device)
         return cls.from_pretrained(path, **options)
 
@@ -143,8 +162,12 @@ class CLIPScore(Reward):
         index = self.frame_indices(frames).to(video.device)
         sampled = video[:, index].flatten(0, 1)  # [n * k, H, W, 3]
         text = self.text_embedding(batch.prompt)
-        cosines = torch.cat([self.image_embeddings(sampled[s : s + self.options.max_batch]) @ text
-                             for s in range(0, sampled.shape[0], self.options.max_batch)])
+        cosines = torch.cat(
+            [
+                self.image_embeddings(sampled[s : s + self.options.max_batch]) @ text
+                for s in range(0, sampled.shape[0], self.options.max_batch)
+            ]
+        )
         scores = 100.0 * cosines.view(n, len(index)).mean(dim=1)
         if self.options.clamp_at_zero:
             scores = scores.clamp(min=0.0)
@@ -163,16 +186,22 @@ class CLIPScore(Reward):
             return self._text[1]
         limit = int(self.model.config.text_config.max_position_embeddings)
         tokens = self.tokenizer(prompt, truncation=True, max_length=limit, return_tensors="pt")
-        features = self.model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
-                                                attention_mask=tokens["attention_mask"].to(self.device))
+        features = self.model.get_text_features(
+            input_ids=tokens["input_ids"].to(self.device),
+            attention_mask=tokens["attention_mask"].to(self.device),
+        )
         embedding = _unit(_features(features))[0]
         self._text = (prompt, embedding)
         return embedding
 
     def config_dict(self) -> dict:
-        return {**super().config_dict(), "source": self.source, **attrs.asdict(self.options),
-                "dtype": str(self.dtype).removeprefix("torch."),
-                "preprocessing": attrs.asdict(self.preprocessing)}
+        return {
+            **super().config_dict(),
+            "source": self.source,
+            **attrs.asdict(self.options),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "preprocessing": attrs.asdict(self.preprocessing),
+        }
 
 
 # -- helpers ---------------------------------------------------------------
@@ -181,13 +210,17 @@ def check_video(video: object) -> torch.Tensor:
     if not isinstance(video, torch.Tensor):
         raise TypeError(f"clip-score: video must be a torch.Tensor, got {type(video).__name__}")
     if video.dim() != 5 or video.shape[-1] != 3 or min(video.shape[1:4], default=0) < 1:
-        raise ValueError(f"clip-score: video must be frames [n, F, H, W, 3], got shape {list(video.shape)}")
+        raise ValueError(
+            f"clip-score: video must be frames [n, F, H, W, 3], got shape {list(video.shape)}"
+        )
     video = video.float()
     if video.numel() == 0:
         return video
     low, high = float(video.min()), float(video.max())
     if not (low >= 0.0 and high <= 1.0):  # also refuses NaN
-        raise ValueError(f"clip-score: video values must lie in [0, 1], got min {low:.4g} and max {high:.4g}")
+        raise ValueError(
+            f"clip-score: video values must lie in [0, 1], got min {low:.4g} and max {high:.4g}"
+        )
     return video
 
 

@@ -44,7 +44,9 @@ class PixelReward(Reward):
 
     def __init__(self, backend: Backend | None = None) -> None:
         if backend is not None and not isinstance(backend, Backend):
-            raise TypeError(f"backend must be a searchkit Backend or None, got {type(backend).__name__}")
+            raise TypeError(
+                f"backend must be a searchkit Backend or None, got {type(backend).__name__}"
+            )
         self.backend = backend
 
     @property

@@ -1,11 +1,11 @@
 """searchkit: pluggable inference-time search for video diffusion.
 
-    from searchkit import RGRP, BestOfN
-    from searchkit.backends import AnalyticBackend
-    from searchkit.rewards import AnalyticReward
+from searchkit import RGRP, BestOfN
+from searchkit.backends import AnalyticBackend
+from searchkit.rewards import AnalyticReward
 
-    backend = AnalyticBackend()
-    result = BestOfN(n=4).run(backend, AnalyticReward(backend), "a red fox in snow", seed=0)
+backend = AnalyticBackend()
+result = BestOfN(n=4).run(backend, AnalyticReward(backend), "a red fox in snow", seed=0)
 """
 
 # Strategies, rewards and backends register themselves on import.

@@ -109,8 +109,12 @@ class Backend(ABC):
 
     def initial_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` draws of ``N(0, I)`` in latent shape, on the backend's device."""
-        noise = torch.randn((n, *self.latent_shape), generator=generator, dtype=torch.float32,
-                            device=generator.device)
+        noise = torch.randn(
+            (n, *self.latent_shape),
+            generator=generator,
+            dtype=torch.float32,
+            device=generator.device,
+        )
         return noise.to(device=self.device, dtype=self.dtype)
 
     def config_dict(self) -> dict[str, Any]:

@@ -127,7 +127,9 @@ class SearchContext:
             noise = self.initial_noise(n)
         noise = noise.to(device=self._backend.device, dtype=self._backend.dtype).clone()
         solver = SolverState(self._backend.make_scheduler(), batch=n, rank=noise.dim())
-        return Particles(latents=noise, solver=solver, ids=self._lineage.new_roots(n), lineage=self._lineage)
+        return Particles(
+            latents=noise, solver=solver, ids=self._lineage.new_roots(n), lineage=self._lineage
+        )
 
     def advance(self, particles: Particles, to: int, *, grad: bool = False) -> Particles:
         """Denoise every particle from its current step to step ``to`` (exclusive of ``to``).
@@ -198,7 +200,9 @@ class SearchContext:
         return attrs.evolve(perturbed, solver=particles.solver.copy(drop_corrector_input=True))
 
     # -- rewards and output -------------------------------------------------------------
-    def score(self, particles: Particles, label: str = "", *, input: str | None = None) -> ScoreRecord:
+    def score(
+        self, particles: Particles, label: str = "", *, input: str | None = None
+    ) -> ScoreRecord:
         """Score every particle with the reward on its declared input; append to the trace.
 
         ``input`` overrides what a latent-space reward is shown (``"latent"`` for ``x_t``,
@@ -211,7 +215,9 @@ class SearchContext:
             )
         return self._score(particles, label, input or self._reward.input, keep_graph=False)[0]
 
-    def score_with_grad(self, particles: Particles, label: str = "") -> tuple[ScoreRecord, torch.Tensor]:
+    def score_with_grad(
+        self, particles: Particles, label: str = ""
+    ) -> tuple[ScoreRecord, torch.Tensor]:
         """Score fully denoised ``particles`` keeping the autograd graph (gradient-based search).
 
         Returns the trace's record (detached, as :meth:`score` makes it) and the aggregate
@@ -246,7 +252,9 @@ class SearchContext:
                 if step == self.num_steps:
                     self._decoded = {
                         int(pid): (latents, frames.detach())
-                        for pid, latents, frames in zip(particles.ids, particles.latents, data, strict=True)
+                        for pid, latents, frames in zip(
+                            particles.ids, particles.latents, data, strict=True
+                        )
                     }
         n = len(particles)
         batch = RewardBatch(
@@ -292,10 +300,14 @@ class SearchContext:
         if position is None:
             raise ValueError("record must be a ScoreRecord returned by this search's score()")
         if position in self._decided:
-            raise ValueError(f"scoring event {position} (step {record.step}) already has a decision")
+            raise ValueError(
+                f"scoring event {position} (step {record.step}) already has a decision"
+            )
         if chosen is not None:
             chosen = torch.as_tensor(chosen, dtype=torch.long)
-            if chosen.dim() != 1 or (chosen.numel() and not 0 <= int(chosen.min()) <= int(chosen.max()) < len(record.ids)):
+            if chosen.dim() != 1 or (
+                chosen.numel() and not 0 <= int(chosen.min()) <= int(chosen.max()) < len(record.ids)
+            ):
                 raise ValueError(
                     f"chosen must be indices into the {len(record.ids)} scored particles, "
                     f"got {chosen.tolist()}"

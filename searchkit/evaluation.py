@@ -62,14 +62,18 @@ def evaluate(
             data = result.video[None]
         else:
             data = result.latents[None]
-        batch = RewardBatch(data=data, sigma=torch.zeros(1), conditioning=conditioning, step=backend.num_steps)
+        batch = RewardBatch(
+            data=data, sigma=torch.zeros(1), conditioning=conditioning, step=backend.num_steps
+        )
         started = time.perf_counter()
         with torch.no_grad():
             scores = reward(batch)
         seconds = time.perf_counter() - started
         dims = tuple(reward.dimensions)
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (1, len(dims)):
-            shape = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            shape = (
+                list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            )
             raise ValueError(f"evaluator {name!r} must return [1, {len(dims)}] scores, got {shape}")
         scores = scores.detach().float().cpu()
         if not torch.isfinite(scores).all():

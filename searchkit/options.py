@@ -94,7 +94,9 @@ def config_from_namespace(cls: type, namespace: argparse.Namespace) -> dict[str,
     return {k: v for k, v in vars(namespace).items() if k in names}
 
 
-def parse_evaluators(names: list[str] | None, pairs: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
+def parse_evaluators(
+    names: list[str] | None, pairs: list[str] | None
+) -> list[tuple[str, dict[str, Any]]]:
     """``--evaluator NAME`` (repeated) and ``--evaluator-opt NAME:KEY=VALUE`` as ``(name, options)``.
 
     An option for an evaluator that was not named is an error naming the flag.
@@ -105,15 +107,25 @@ def parse_evaluators(names: list[str] | None, pairs: list[str] | None) -> list[t
         if not sep or not name:
             raise ValueError(f"--evaluator-opt must be NAME:KEY=VALUE, got {pair!r}")
         if name not in options:
-            raise ValueError(f"--evaluator-opt {pair!r} names evaluator {name!r}, which no --evaluator gives")
+            raise ValueError(
+                f"--evaluator-opt {pair!r} names evaluator {name!r}, which no --evaluator gives"
+            )
         options[name].update(parse_key_values([rest], "--evaluator-opt"))
     return list(options.items())
 
 
 def add_evaluator_arguments(parser: argparse.ArgumentParser) -> None:
     """``--evaluator`` and ``--evaluator-opt``, shared by ``generate`` and ``bench``."""
-    parser.add_argument("--evaluator", action="append", metavar="NAME",
-                        help="a registered reward that grades each output apart from the search "
-                             "(repeatable; not search compute)")
-    parser.add_argument("--evaluator-opt", action="append", metavar="NAME:KEY=VALUE",
-                        help="an option of the evaluator NAME, e.g. clip-score:path=ckpt/clip")
+    parser.add_argument(
+        "--evaluator",
+        action="append",
+        metavar="NAME",
+        help="a registered reward that grades each output apart from the search "
+        "(repeatable; not search compute)",
+    )
+    parser.add_argument(
+        "--evaluator-opt",
+        action="append",
+        metavar="NAME:KEY=VALUE",
+        help="an option of the evaluator NAME, e.g. clip-score:path=ckpt/clip",
+    )

@@ -64,7 +64,9 @@ class Particles:
         """Particles ``indices[0], indices[1], ...``; duplicates get independent state."""
         index = torch.as_tensor(indices, dtype=torch.long)
         if index.dim() != 1 or index.numel() == 0:
-            raise ValueError(f"indices must be a non-empty 1-D sequence, got shape {tuple(index.shape)}")
+            raise ValueError(
+                f"indices must be a non-empty 1-D sequence, got shape {tuple(index.shape)}"
+            )
         n = len(self)
         if int(index.min()) < 0 or int(index.max()) >= n:
             raise IndexError(f"indices must lie in [0, {n}), got {index.tolist()}")
@@ -106,5 +108,7 @@ class Particles:
         """The same particles with per-particle state ``extras`` added or replaced."""
         for key, value in extras.items():
             if value.shape[0] != len(self):
-                raise ValueError(f"extras[{key!r}] must have {len(self)} rows, got {value.shape[0]}")
+                raise ValueError(
+                    f"extras[{key!r}] must have {len(self)} rows, got {value.shape[0]}"
+                )
         return attrs.evolve(self, extras={**self.extras, **extras})

@@ -35,11 +35,17 @@ def check_weights(weights: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"weights must be a non-empty 1-D tensor, got shape {list(weights.shape)}")
     w = weights.detach().to(device="cpu", dtype=torch.float64)
     if torch.isnan(w).any():
-        raise ValueError(f"weights contain NaN at indices {torch.isnan(w).nonzero().flatten().tolist()}")
+        raise ValueError(
+            f"weights contain NaN at indices {torch.isnan(w).nonzero().flatten().tolist()}"
+        )
     if torch.isinf(w).any():
-        raise ValueError(f"weights contain infinity at indices {torch.isinf(w).nonzero().flatten().tolist()}")
+        raise ValueError(
+            f"weights contain infinity at indices {torch.isinf(w).nonzero().flatten().tolist()}"
+        )
     if (w < 0).any():
-        raise ValueError(f"weights must be >= 0, got negative values at indices {(w < 0).nonzero().flatten().tolist()}")
+        raise ValueError(
+            f"weights must be >= 0, got negative values at indices {(w < 0).nonzero().flatten().tolist()}"
+        )
     total = w.sum()
     if total <= 0:
         raise ValueError("weights must not all be zero")
@@ -59,10 +65,14 @@ def _inverse_cdf(probs: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def _uniform(shape: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device).cpu()
+    return torch.rand(
+        shape, generator=generator, dtype=torch.float64, device=generator.device
+    ).cpu()
 
 
-def multinomial(weights: torch.Tensor, num_samples: int, generator: torch.Generator) -> torch.Tensor:
+def multinomial(
+    weights: torch.Tensor, num_samples: int, generator: torch.Generator
+) -> torch.Tensor:
     """``num_samples`` independent draws from ``w`` (with replacement)."""
     probs = check_weights(weights)
     _check_count(num_samples)
@@ -73,7 +83,9 @@ def stratified(weights: torch.Tensor, num_samples: int, generator: torch.Generat
     """One uniform in each of ``num_samples`` equal strata of ``[0, 1)``."""
     probs = check_weights(weights)
     _check_count(num_samples)
-    points = (torch.arange(num_samples, dtype=torch.float64) + _uniform(num_samples, generator)) / num_samples
+    points = (
+        torch.arange(num_samples, dtype=torch.float64) + _uniform(num_samples, generator)
+    ) / num_samples
     return _inverse_cdf(probs, points)
 
 
@@ -96,7 +108,9 @@ def residual(weights: torch.Tensor, num_samples: int, generator: torch.Generator
     if remaining == 0:
         return deterministic
     leftover = (expected - copies).clamp_(min=0.0)
-    return torch.cat([deterministic, _inverse_cdf(leftover / leftover.sum(), _uniform(remaining, generator))])
+    return torch.cat(
+        [deterministic, _inverse_cdf(leftover / leftover.sum(), _uniform(remaining, generator))]
+    )
 
 
 RESAMPLERS: dict[str, Resampler] = {

@@ -51,7 +51,9 @@ class SMCPolicy:
         """Attach per-particle state (``particles.extras``) before the first step (default: none)."""
         return particles
 
-    def log_potential(self, particles: Particles, record: ScoreRecord) -> tuple[torch.Tensor, Particles]:
+    def log_potential(
+        self, particles: Particles, record: ScoreRecord
+    ) -> tuple[torch.Tensor, Particles]:
         """``log G`` ``[n]`` (float64) of one scoring event, and the particles with updated state."""
         raise NotImplementedError(f"{type(self).__name__} must define log_potential")
 

@@ -117,7 +117,9 @@ class SolverState:
         for name, value in self.scheduler.__dict__.items():
             if _per_sample(value, self.batch, self.rank):
                 setattr(fresh, name, value.index_select(0, indices.to(value.device)))
-            elif isinstance(value, list) and any(_per_sample(v, self.batch, self.rank) for v in value):
+            elif isinstance(value, list) and any(
+                _per_sample(v, self.batch, self.rank) for v in value
+            ):
                 setattr(
                     fresh,
                     name,

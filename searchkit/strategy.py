@@ -41,7 +41,9 @@ class Strategy(ABC):
         """The strategy configured as the named preset, with ``overrides`` on top."""
         if preset not in cls.presets:
             known = ", ".join(sorted(cls.presets)) or "(none)"
-            raise ValueError(f"preset must be one of {cls.name}'s presets: {known} (got {preset!r})")
+            raise ValueError(
+                f"preset must be one of {cls.name}'s presets: {known} (got {preset!r})"
+            )
         return cls(**{**cls.presets[preset], **overrides})
 
     def run(

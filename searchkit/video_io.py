@@ -28,8 +28,9 @@ def write_video(video: torch.Tensor, path: str | Path, fps: int = 16) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
-                            ffmpeg_log_level="error") as writer:
+    with imageio.get_writer(
+        path, fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error"
+    ) as writer:
         for frame in to_uint8(video):
             writer.append_data(frame)
     return path
@@ -73,6 +74,10 @@ def save_result(
         else:
             write_frames(result.video, out / "frames")
             files["video"] = str(out / "frames")
-    payload = {**result.to_dict(), **(extra or {}), "files": {k: Path(v).name for k, v in files.items()}}
+    payload = {
+        **result.to_dict(),
+        **(extra or {}),
+        "files": {k: Path(v).name for k, v in files.items()},
+    }
     atomic_write_json(out / "result.json", payload)
     return files

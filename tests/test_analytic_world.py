@@ -18,8 +18,9 @@ def test_velocity_matches_monte_carlo_posterior_mean(sigma: float) -> None:
     tolerance is 5 delta-method standard errors of the self-normalised estimate per
     coordinate (two-sided p ~ 6e-7 each; 8 coordinates x 3 levels).
     """
-    world = AnalyticBackend(channels=1, frames=2, height=2, width=2, num_components=4,
-                            guidance_scale=1.0)
+    world = AnalyticBackend(
+        channels=1, frames=2, height=2, width=2, num_components=4, guidance_scale=1.0
+    )
     log_pi = world.prompt_log_weights("a test prompt")
     g = torch.Generator().manual_seed(1)
     # one query point x_t drawn from the forward process itself, so it is typical
@@ -80,7 +81,9 @@ def test_high_reward_is_rare_under_the_base_model(analytic, analytic_reward, pro
     """
     from searchkit import SearchContext
 
-    ctx = SearchContext(analytic, analytic_reward, prompt, generator=torch.Generator().manual_seed(0))
+    ctx = SearchContext(
+        analytic, analytic_reward, prompt, generator=torch.Generator().manual_seed(0)
+    )
     particles = ctx.advance(ctx.start(512), to=analytic.num_steps)
     reward = analytic.oracle(particles.latents, prompt)
     assert reward.std() > 1.0
@@ -90,8 +93,14 @@ def test_high_reward_is_rare_under_the_base_model(analytic, analytic_reward, pro
 
 @pytest.mark.parametrize(
     "field, value",
-    [("num_steps", 0), ("guidance_scale", 0.5), ("solver", "ddim"), ("channels", 0),
-     ("component_std", -1.0), ("num_components", 1)],
+    [
+        ("num_steps", 0),
+        ("guidance_scale", 0.5),
+        ("solver", "ddim"),
+        ("channels", 0),
+        ("component_std", -1.0),
+        ("num_components", 1),
+    ],
 )
 def test_bad_world_configuration_names_the_field(field: str, value: object) -> None:
     with pytest.raises((ValueError, TypeError), match=field):

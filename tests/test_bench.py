@@ -51,7 +51,9 @@ def test_budget_matching_takes_the_largest_knob_within_budget(name):
             bigger = cls(**{cls.size_knob: knob + 1})
         except (TypeError, ValueError):
             continue
-        assert bigger.expected_nfe(backend) > budget, f"{name}: {cls.size_knob}={knob + 1} also fits"
+        assert bigger.expected_nfe(backend) > budget, (
+            f"{name}: {cls.size_knob}={knob + 1} also fits"
+        )
 
 
 def test_best_of_n_budget_rounds_down():
@@ -118,13 +120,19 @@ def test_prompt_record_without_prompt_en_names_file_and_record(tmp_path, capsys)
 
 def test_prompt_file_is_filtered_by_dimension(tmp_path):
     path = tmp_path / "vbench.json"
-    path.write_text(json.dumps([
-        {"prompt_en": "a cat jumps", "dimension": ["Mechanics"]},
-        {"prompt_en": "a dog runs", "dimension": "Human_Anatomy"},
-        {"prompt_en": "a ball falls", "dimension": ["Mechanics", "Thermotics"]},
-    ]), encoding="utf-8")
-    config = load_config(write_config(tmp_path, tiny_sweep()), prompts_file=path,
-                         dimension="Mechanics")
+    path.write_text(
+        json.dumps(
+            [
+                {"prompt_en": "a cat jumps", "dimension": ["Mechanics"]},
+                {"prompt_en": "a dog runs", "dimension": "Human_Anatomy"},
+                {"prompt_en": "a ball falls", "dimension": ["Mechanics", "Thermotics"]},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(
+        write_config(tmp_path, tiny_sweep()), prompts_file=path, dimension="Mechanics"
+    )
     assert [p.text for p in config.prompts] == ["a cat jumps", "a ball falls"]
     with pytest.raises(ConfigError, match="no prompt with dimension 'Colour'.*Human_Anatomy"):
         load_config(write_config(tmp_path, tiny_sweep()), prompts_file=path, dimension="Colour")
@@ -148,8 +156,14 @@ def test_shipped_configs_load_by_name_from_one_folder(tmp_path, capsys):
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps([{"prompt_en": "a cat", "dimension": ["Human_Anatomy"]}]))
     for name in shipped_configs():
-        assert resolve_config_path(name) == resolve_config_path(f"{name}.json") == folder / f"{name}.json"
-        config = load_config(name, prompts_file=prompts)  # wan2.1 names a prompts file of the user's
+        assert (
+            resolve_config_path(name)
+            == resolve_config_path(f"{name}.json")
+            == folder / f"{name}.json"
+        )
+        config = load_config(
+            name, prompts_file=prompts
+        )  # wan2.1 names a prompts file of the user's
         assert config.name == json.loads((folder / f"{name}.json").read_text())["name"]
     with pytest.raises(FileNotFoundError, match="analytic, rgrp_beta, wan2.1"):
         resolve_config_path("no-such-sweep")
@@ -186,9 +200,12 @@ def test_rows_record_cost_scores_oracle_and_versions(finished):
     from searchkit.rewards import AnalyticReward
 
     result = get_strategy(row["strategy"])(**row["config"]).run(
-        backend, AnalyticReward(backend), row["prompt"], seed=row["seed"])
+        backend, AnalyticReward(backend), row["prompt"], seed=row["seed"]
+    )
     assert row["reward"] == result.reward
-    assert row["oracle"] == pytest.approx(float(backend.oracle(result.latents[None], row["prompt"])[0]))
+    assert row["oracle"] == pytest.approx(
+        float(backend.oracle(result.latents[None], row["prompt"])[0])
+    )
 
 
 def test_summary_table_csv_and_figure_are_written(finished):
@@ -199,7 +216,10 @@ def test_summary_table_csv_and_figure_are_written(finished):
     with open(folder / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["label"], r["budget_nfe"]) for r in rows] == [
-        ("baseline", ""), ("best-of-n", "32"), ("best-of-n", "64")]
+        ("baseline", ""),
+        ("best-of-n", "32"),
+        ("best-of-n", "64"),
+    ]
     assert (folder / "reward_vs_nfe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # best-of-n keeps the baseline's own sample among its candidates: it never loses
     assert all(c.win_rate >= 0.5 for c in outcome.cells if c.label == "best-of-n")
@@ -267,10 +287,21 @@ def test_damaged_line_in_the_middle_is_an_error(finished, tmp_path):
 
 # -- the summary ------------------------------------------------------------------------------------
 def _row(label, budget, seed, value, nfe=100):
-    return {"key": f"{label}{budget}{seed}", "label": label, "strategy": label, "budget_nfe": budget,
-            "size_knob": None if budget is None else "n", "size": None if budget is None else 2,
-            "prompt": "p", "prompt_index": 0, "seed": seed, "nfe": nfe, "reward": value,
-            "oracle": value, "seconds": {"total": 1.0}}
+    return {
+        "key": f"{label}{budget}{seed}",
+        "label": label,
+        "strategy": label,
+        "budget_nfe": budget,
+        "size_knob": None if budget is None else "n",
+        "size": None if budget is None else 2,
+        "prompt": "p",
+        "prompt_index": 0,
+        "seed": seed,
+        "nfe": nfe,
+        "reward": value,
+        "oracle": value,
+        "seconds": {"total": 1.0},
+    }
 
 
 def test_summary_interval_and_win_rate():
@@ -283,7 +314,9 @@ def test_summary_interval_and_win_rate():
     cell = cells[1]
     half = stats.t.ppf(0.975, 3) * np.std(other, ddof=1) / math.sqrt(4)
     assert cell.mean == pytest.approx(np.mean(other))
-    assert (cell.ci_low, cell.ci_high) == pytest.approx((np.mean(other) - half, np.mean(other) + half))
+    assert (cell.ci_low, cell.ci_high) == pytest.approx(
+        (np.mean(other) - half, np.mean(other) + half)
+    )
     assert cell.win_rate == pytest.approx((1 + 0.5 + 1 + 0) / 4)
     assert cells[0].win_rate is None and cell.nfe_mean == 200 and cell.metric == "oracle"
     # without an oracle on every row, the search reward is the metric

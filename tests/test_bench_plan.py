@@ -89,7 +89,8 @@ def test_planning_sizes_from_the_compute_profile_without_building_the_backend(un
     runs = plan_sweep(config)  # would raise if it built the backend
     analytic = plan_sweep(SweepConfig.from_dict(tiny_sweep()))
     assert [(r.label, r.budget_nfe, r.size, r.expected_nfe) for r in runs] == [
-        (r.label, r.budget_nfe, r.size, r.expected_nfe) for r in analytic]
+        (r.label, r.budget_nfe, r.size, r.expected_nfe) for r in analytic
+    ]
     # 8 steps x 2 forwards: best-of-n gets n = budget // 16
     assert {(r.budget_nfe, r.size) for r in runs if r.label == "best-of-n"} == {(32, 2), (64, 4)}
     # the world is built by the executor, where the searches run, and only there
@@ -99,7 +100,9 @@ def test_planning_sizes_from_the_compute_profile_without_building_the_backend(un
 
 
 def test_bad_backend_options_fail_in_planning_naming_the_backend():
-    config = SweepConfig.from_dict(tiny_sweep(backend={"name": "analytic", "options": {"frames": 0}}))
+    config = SweepConfig.from_dict(
+        tiny_sweep(backend={"name": "analytic", "options": {"frames": 0}})
+    )
     with pytest.raises(ConfigError, match="backend 'analytic'.*frames"):
         plan_sweep(config)
 
@@ -147,13 +150,27 @@ def test_invalid_strategy_options_are_a_config_error_naming_strategy_and_option(
         match_budget(get_strategy("evo-search"), {"num_elites": 9}, 4000, ComputeProfile(50, 2))
 
 
-def test_an_invalid_option_of_a_registered_strategy_fails_the_sweep_before_compute(tmp_path, capsys):
+def test_an_invalid_option_of_a_registered_strategy_fails_the_sweep_before_compute(
+    tmp_path, capsys
+):
     STRATEGIES.register("capped", Capped)
     try:
-        sweep = tiny_sweep(strategies=[{"name": "baseline"},
-                                       {"name": "capped", "options": {"cap": 2}}])
-        assert main(["bench", "--config", str(write_config(tmp_path, sweep)), "--out",
-                     str(tmp_path / "out"), "--no-progress"]) == 2
+        sweep = tiny_sweep(
+            strategies=[{"name": "baseline"}, {"name": "capped", "options": {"cap": 2}}]
+        )
+        assert (
+            main(
+                [
+                    "bench",
+                    "--config",
+                    str(write_config(tmp_path, sweep)),
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--no-progress",
+                ]
+            )
+            == 2
+        )
     finally:
         del STRATEGIES._entries["capped"]
     err = capsys.readouterr().err
@@ -169,15 +186,18 @@ def test_an_invalid_option_of_a_registered_strategy_fails_the_sweep_before_compu
         ({"name": "beam-search", "label": "beams", "options": {"beta": 0.0}}, r"'beams'.*beta=0"),
     ],
 )
-def test_an_incompatible_strategy_fails_before_the_first_search(tmp_path, capsys, strategy, message):
+def test_an_incompatible_strategy_fails_before_the_first_search(
+    tmp_path, capsys, strategy, message
+):
     sweep = tiny_sweep(strategies=[{"name": "baseline"}, strategy], budgets_nfe=[64])
     with pytest.raises(ConfigError, match=message) as error:
         run_sweep(SweepConfig.from_dict(sweep), tmp_path / "api", progress=False)
     assert "backend 'analytic'" in str(error.value) and "reward 'analytic'" in str(error.value)
     assert read_results(tmp_path / "api" / RESULTS_FILE)[0] == []  # not even the baseline ran
     path = write_config(tmp_path, sweep)
-    assert main(["bench", "--config", str(path), "--out", str(tmp_path / "cli"),
-                 "--no-progress"]) == 2
+    assert (
+        main(["bench", "--config", str(path), "--out", str(tmp_path / "cli"), "--no-progress"]) == 2
+    )
     assert "cannot run on backend 'analytic'" in capsys.readouterr().err
 
 

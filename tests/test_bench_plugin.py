@@ -29,20 +29,33 @@ def test_bench_runs_a_plugin_strategy_reward_and_backend(tmp_path):
         "name": "plugin",
         "backend": {"name": "gaussian", "options": {"num_steps": 10}},
         "reward": {"name": "brightness"},
-        "strategies": [{"name": "baseline"}, {"name": "successive-halving"},
-                       {"name": "best-of-n"}],
+        "strategies": [{"name": "baseline"}, {"name": "successive-halving"}, {"name": "best-of-n"}],
         "budgets_nfe": [60, 120],
         "prompts": ["a sunny meadow"],
         "seeds": 2,
         "torch_threads": 1,
     }
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(PLUGIN), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PLUGIN), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "searchkit.cli", "bench", "--config",
-         str(write_config(tmp_path, config)), "--out", str(out), "--no-progress"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "searchkit.cli",
+            "bench",
+            "--config",
+            str(write_config(tmp_path, config)),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     rows, _, _ = read_results(out / RESULTS_FILE)

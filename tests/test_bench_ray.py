@@ -43,7 +43,8 @@ def test_ray_gives_the_rows_of_the_local_executor(local_ray, tmp_path, monkeypat
     distributed = run_sweep(config, tmp_path / "ray", executor="ray", progress=False)
     assert distributed.complete and len(distributed.rows) == local.planned == 12
     assert {r["key"]: without_timing(r) for r in distributed.rows} == {
-        r["key"]: without_timing(r) for r in local.rows}
+        r["key"]: without_timing(r) for r in local.rows
+    }
 
 
 @attrs.frozen
@@ -81,8 +82,11 @@ def test_failed_tasks_are_retried_and_reported(local_ray, tmp_path, caplog):
     config = SweepConfig.from_dict(tiny_sweep())
     runs = [
         Run(label, label, strategy, None, 16.0, "a red fox", 0, (), 0)
-        for label, strategy in [("flaky", Flaky(marker=str(tmp_path / "marker"))),
-                                ("broken", Broken()), ("baseline", Baseline())]
+        for label, strategy in [
+            ("flaky", Flaky(marker=str(tmp_path / "marker"))),
+            ("broken", Broken()),
+            ("baseline", Baseline()),
+        ]
     ]
     rows, progress = [], Counter()
     with caplog.at_level(logging.WARNING, logger="searchkit.bench"):
@@ -95,8 +99,11 @@ def test_failed_tasks_are_retried_and_reported(local_ray, tmp_path, caplog):
 
 
 def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(local_ray, tmp_path):
-    sweep = tiny_sweep(strategies=["baseline", {"name": "rgrp", "options": {"schedule": [2, 9]}}],
-                       budgets_nfe=[64])
-    with pytest.raises(ConfigError, match=r"strategy 'rgrp' cannot run on backend 'analytic'.*\[0, 8\)"):
+    sweep = tiny_sweep(
+        strategies=["baseline", {"name": "rgrp", "options": {"schedule": [2, 9]}}], budgets_nfe=[64]
+    )
+    with pytest.raises(
+        ConfigError, match=r"strategy 'rgrp' cannot run on backend 'analytic'.*\[0, 8\)"
+    ):
         run_sweep(SweepConfig.from_dict(sweep), tmp_path / "out", executor="ray", progress=False)
     assert read_results(tmp_path / "out" / RESULTS_FILE)[0] == []  # not even the baseline ran

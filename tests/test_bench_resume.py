@@ -19,8 +19,17 @@ def test_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     config_path = write_config(tmp_path, sweep)
     killed = tmp_path / "killed"
     results = killed / RESULTS_FILE
-    command = [sys.executable, "-m", "searchkit.cli", "bench", "--config", str(config_path),
-               "--out", str(killed), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "searchkit.cli",
+        "bench",
+        "--config",
+        str(config_path),
+        "--out",
+        str(killed),
+        "--no-progress",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -38,8 +47,20 @@ def test_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     rows_before, _, _ = read_results(results)
     assert 5 <= len(rows_before) < 96
 
-    assert main(["bench", "--config", str(config_path), "--out", str(killed), "--resume",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--config",
+                str(config_path),
+                "--out",
+                str(killed),
+                "--resume",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     resumed, _, tail = read_results(results)
     assert tail is None
     keys = [row["key"] for row in resumed]
@@ -56,4 +77,5 @@ def test_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     resumed_csv = (killed / "summary.csv").read_text().splitlines()
     straight_csv = (tmp_path / "straight" / "summary.csv").read_text().splitlines()
     assert [line.rsplit(",", 1)[0] for line in resumed_csv] == [
-        line.rsplit(",", 1)[0] for line in straight_csv]
+        line.rsplit(",", 1)[0] for line in straight_csv
+    ]

@@ -45,8 +45,14 @@ def write_tiny_clip(folder: Path, *, preprocessor: bool = True) -> Path:
     tokenizer = CLIPTokenizer.from_pretrained(vocab_dir)
     tower = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokens), max_position_embeddings=77, bos_token_id=len(tokens) - 2,
-                         eos_token_id=len(tokens) - 1, pad_token_id=len(tokens) - 1, **tower),
+        text_config=dict(
+            vocab_size=len(tokens),
+            max_position_embeddings=77,
+            bos_token_id=len(tokens) - 2,
+            eos_token_id=len(tokens) - 1,
+            pad_token_id=len(tokens) - 1,
+            **tower,
+        ),
         vision_config=dict(image_size=IMAGE_SIZE, patch_size=8, **tower),
         projection_dim=16,
     )
@@ -59,10 +65,18 @@ def write_tiny_clip(folder: Path, *, preprocessor: bool = True) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if preprocessor:
-        (folder / "preprocessor_config.json").write_text(json.dumps({
-            "size": {"shortest_edge": IMAGE_SIZE}, "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-            "do_center_crop": True, "image_mean": list(MEAN), "image_std": list(STD), "resample": 3,
-        }))
+        (folder / "preprocessor_config.json").write_text(
+            json.dumps(
+                {
+                    "size": {"shortest_edge": IMAGE_SIZE},
+                    "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+                    "do_center_crop": True,
+                    "image_mean": list(MEAN),
+                    "image_std": list(STD),
+                    "resample": 3,
+                }
+            )
+        )
     return folder
 
 
@@ -81,8 +95,12 @@ def random_video(n: int, frames: int, height: int, width: int, seed: int = 0) ->
 
 
 def batch_of(video: torch.Tensor, prompt: str = PROMPT) -> RewardBatch:
-    return RewardBatch(data=video, sigma=torch.zeros(video.shape[0]),
-                       conditioning=Conditioning(prompt, None), step=0)
+    return RewardBatch(
+        data=video,
+        sigma=torch.zeros(video.shape[0]),
+        conditioning=Conditioning(prompt, None),
+        step=0,
+    )
 
 
 def reference_scores(folder: Path, video: torch.Tensor, prompt: str) -> torch.Tensor:
@@ -109,27 +127,33 @@ def reference_scores(folder: Path, video: torch.Tensor, prompt: str) -> torch.Te
 
 # -- loading ---------------------------------------------------------------------------------
 def test_import_searchkit_does_not_import_transformers_clip() -> None:
-    code = ("import sys, searchkit; searchkit.get_reward('clip-score'); "
-            "print([m for m in sys.modules if m.startswith('transformers.models.clip')])")
+    code = (
+        "import sys, searchkit; searchkit.get_reward('clip-score'); "
+        "print([m for m in sys.modules if m.startswith('transformers.models.clip')])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_builds_by_name_with_options(clip_folder, analytic) -> None:
-    reward = build_reward("clip-score", analytic, path=str(clip_folder), num_frames=3, max_batch=5,
-                          dtype="bfloat16")
+    reward = build_reward(
+        "clip-score", analytic, path=str(clip_folder), num_frames=3, max_batch=5, dtype="bfloat16"
+    )
     assert isinstance(reward, CLIPScore)
     assert reward.options == CLIPScoreOptions(num_frames=3, max_batch=5, clamp_at_zero=False)
     assert reward.dimensions == ("CLIP",) and reward.input == "video"
     assert reward.dtype == torch.bfloat16 and reward.device == analytic.device
-    assert reward.preprocessing == CLIPPreprocessing(IMAGE_SIZE, (IMAGE_SIZE, IMAGE_SIZE), MEAN, STD)
+    assert reward.preprocessing == CLIPPreprocessing(
+        IMAGE_SIZE, (IMAGE_SIZE, IMAGE_SIZE), MEAN, STD
+    )
     assert reward.config_dict()["num_frames"] == 3
 
 
 def test_defaults_without_a_preprocessor_config(tmp_path) -> None:
     folder = write_tiny_clip(tmp_path / "clip", preprocessor=False)
     assert CLIPPreprocessing.from_folder(folder, IMAGE_SIZE) == CLIPPreprocessing(
-        IMAGE_SIZE, (IMAGE_SIZE, IMAGE_SIZE), CLIP_MEAN, CLIP_STD)
+        IMAGE_SIZE, (IMAGE_SIZE, IMAGE_SIZE), CLIP_MEAN, CLIP_STD
+    )
 
 
 # -- what it computes ------------------------------------------------------------------------
@@ -152,13 +176,23 @@ def test_preprocessing_matches_transformers_image_processor(reward, height, widt
         )
     except ImportError:
         from transformers import CLIPImageProcessor as Processor
-    processor = Processor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-                          image_mean=list(MEAN), image_std=list(STD))
+    processor = Processor(
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        image_mean=list(MEAN),
+        image_std=list(STD),
+    )
     # Image-like frames (random colours on a 4-pixel grid, interpolated), in 8 bits as PIL
     # sees them; a crop one pixel off moves these by tens of levels.
-    grid = torch.rand(3, 3, height // 4 + 1, width // 4 + 1, generator=torch.Generator().manual_seed(4))
-    frames = (F.interpolate(grid, size=(height, width), mode="bilinear").permute(0, 2, 3, 1) * 255).round()
-    expected = processor(images=list(frames.to(torch.uint8).numpy()), return_tensors="pt")["pixel_values"]
+    grid = torch.rand(
+        3, 3, height // 4 + 1, width // 4 + 1, generator=torch.Generator().manual_seed(4)
+    )
+    frames = (
+        F.interpolate(grid, size=(height, width), mode="bilinear").permute(0, 2, 3, 1) * 255
+    ).round()
+    expected = processor(images=list(frames.to(torch.uint8).numpy()), return_tensors="pt")[
+        "pixel_values"
+    ]
     ours = reward.preprocessing(frames / 255)
     # PIL resizes in two passes, rounding to 8 bits after each (half a level each; the first
     # one passes through the second filter, whose absolute weights sum to less than 2): at
@@ -170,8 +204,12 @@ def test_preprocessing_matches_transformers_image_processor(reward, height, widt
 
 def test_batching_equals_one_by_one(reward) -> None:
     video = random_video(3, 5, 24, 30, seed=1)
-    batched = CLIPScore(reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(max_batch=4))
-    single = CLIPScore(reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(max_batch=1))
+    batched = CLIPScore(
+        reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(max_batch=4)
+    )
+    single = CLIPScore(
+        reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(max_batch=1)
+    )
     together = batched(batch_of(video))  # chunks of 4 frames straddle videos
     alone = torch.cat([single(batch_of(video[i : i + 1])) for i in range(3)])
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-4)
@@ -179,7 +217,9 @@ def test_batching_equals_one_by_one(reward) -> None:
 
 def test_frame_sampling(reward) -> None:
     def indices(k: int | None, frames: int) -> list[int]:
-        sampler = CLIPScore(reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(num_frames=k))
+        sampler = CLIPScore(
+            reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(num_frames=k)
+        )
         return sampler.frame_indices(frames).tolist()
 
     assert indices(5, 33) == [0, 8, 16, 24, 32]
@@ -189,7 +229,9 @@ def test_frame_sampling(reward) -> None:
     assert indices(None, 4) == [0, 1, 2, 3] == indices(6, 4)
 
     video = random_video(2, 7, 20, 20, seed=2)
-    sampled = CLIPScore(reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(num_frames=3))
+    sampled = CLIPScore(
+        reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(num_frames=3)
+    )
     expected = reward(batch_of(video[:, [0, 3, 6]]))  # every frame of the sampled ones
     torch.testing.assert_close(sampled(batch_of(video)), expected)
     assert not torch.allclose(reward(batch_of(video)), expected, atol=1e-3)
@@ -207,7 +249,9 @@ def test_clamp_at_zero(reward) -> None:
     video = random_video(4, 2, 20, 20, seed=5)
     plain = reward(batch_of(video))
     assert (plain < 0).any()  # the random model gives negative similarities here
-    clamped = CLIPScore(reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(clamp_at_zero=True))
+    clamped = CLIPScore(
+        reward.model, reward.tokenizer, reward.preprocessing, CLIPScoreOptions(clamp_at_zero=True)
+    )
     torch.testing.assert_close(clamped(batch_of(video)), plain.clamp(min=0))
 
 
@@ -231,25 +275,43 @@ def _drop_tensor(folder: Path, name: str) -> None:
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda f: (f / "config.json").unlink(), r"config\.json: not found"),
-    (lambda f: (f / "config.json").write_text("{not json"), r"config\.json: not readable JSON"),
-    (lambda f: (f / "config.json").write_text('{"model_type": "wan"}'), r"config\.json: model_type is 'wan'"),
-    (lambda f: (f / "model.safetensors").unlink(), r"no weights \(model\.safetensors"),
-    (lambda f: (f / "tokenizer.json").unlink(), r"no tokenizer \(tokenizer\.json"),
-    (lambda f: _edit_config(f, vision_config={"image_size": "big"}),
-     r"config\.json: vision_config\.image_size must be a positive integer, got 'big'"),
-    (lambda f: _edit_config(f, projection_dim=8),
-     r"the weights do not load into the CLIP of config\.json"),
-    (lambda f: _drop_tensor(f, "visual_projection.weight"),
-     r"the weights do not fit config\.json: 1 tensors missing, 0 of another shape \(visual_projection\.weight\)"),
-    (lambda f: (f / "preprocessor_config.json").write_text('{"size": 24, "crop_size": 24}'),
-     r"preprocessor_config\.json: frames must come out 32x32 \(vision_config\.image_size"),
-    (lambda f: (f / "preprocessor_config.json").write_text('{"crop_size": 48}'),
-     r"preprocessor_config\.json: crop_size \(48, 48\) exceeds the resized shorter side 32"),
-    (lambda f: (f / "preprocessor_config.json").write_text('{"image_std": [0.5, 0.5]}'),
-     r"preprocessor_config\.json: image_std must be three numbers"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "config.json").unlink(), r"config\.json: not found"),
+        (lambda f: (f / "config.json").write_text("{not json"), r"config\.json: not readable JSON"),
+        (
+            lambda f: (f / "config.json").write_text('{"model_type": "wan"}'),
+            r"config\.json: model_type is 'wan'",
+        ),
+        (lambda f: (f / "model.safetensors").unlink(), r"no weights \(model\.safetensors"),
+        (lambda f: (f / "tokenizer.json").unlink(), r"no tokenizer \(tokenizer\.json"),
+        (
+            lambda f: _edit_config(f, vision_config={"image_size": "big"}),
+            r"config\.json: vision_config\.image_size must be a positive integer, got 'big'",
+        ),
+        (
+            lambda f: _edit_config(f, projection_dim=8),
+            r"the weights do not load into the CLIP of config\.json",
+        ),
+        (
+            lambda f: _drop_tensor(f, "visual_projection.weight"),
+            r"the weights do not fit config\.json: 1 tensors missing, 0 of another shape \(visual_projection\.weight\)",
+        ),
+        (
+            lambda f: (f / "preprocessor_config.json").write_text('{"size": 24, "crop_size": 24}'),
+            r"preprocessor_config\.json: frames must come out 32x32 \(vision_config\.image_size",
+        ),
+        (
+            lambda f: (f / "preprocessor_config.json").write_text('{"crop_size": 48}'),
+            r"preprocessor_config\.json: crop_size \(48, 48\) exceeds the resized shorter side 32",
+        ),
+        (
+            lambda f: (f / "preprocessor_config.json").write_text('{"image_std": [0.5, 0.5]}'),
+            r"preprocessor_config\.json: image_std must be three numbers",
+        ),
+    ],
+)
 def test_bad_checkpoint_folder(tmp_path, damage, message) -> None:
     folder = write_tiny_clip(tmp_path / "clip")
     damage(folder)
@@ -259,7 +321,9 @@ def test_bad_checkpoint_folder(tmp_path, damage, message) -> None:
 
 
 def test_missing_path_and_unreachable_hub(tmp_path, monkeypatch) -> None:
-    with pytest.raises(CheckpointError, match="no such folder, and not a Hugging Face Hub id") as error:
+    with pytest.raises(
+        CheckpointError, match="no such folder, and not a Hugging Face Hub id"
+    ) as error:
         CLIPScore.from_pretrained(tmp_path / "missing" / "clip")
     _one_line(error)
     with pytest.raises(CheckpointError, match="is a file"):
@@ -269,18 +333,24 @@ def test_missing_path_and_unreachable_hub(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as without a network
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(CheckpointError, match=r"hf download openai/clip-vit-large-patch14 --local-dir "
-                                              r"checkpoints/clip-vit-large-patch14") as error:
+    with pytest.raises(
+        CheckpointError,
+        match=r"hf download openai/clip-vit-large-patch14 --local-dir "
+        r"checkpoints/clip-vit-large-patch14",
+    ) as error:
         CLIPScore.from_pretrained("openai/clip-vit-large-patch14")
     _one_line(error)
 
 
-@pytest.mark.parametrize("options, kind, message", [
-    ({"num_frames": 0}, ValueError, "num_frames must be >= 1"),
-    ({"max_batch": True}, TypeError, "max_batch must be an integer"),
-    ({"clamp_at_zero": 1}, TypeError, "clamp_at_zero must be true or false"),
-    ({"dtype": "float64"}, ValueError, "dtype must be one of float32, float16, bfloat16"),
-])
+@pytest.mark.parametrize(
+    "options, kind, message",
+    [
+        ({"num_frames": 0}, ValueError, "num_frames must be >= 1"),
+        ({"max_batch": True}, TypeError, "max_batch must be an integer"),
+        ({"clamp_at_zero": 1}, TypeError, "clamp_at_zero must be true or false"),
+        ({"dtype": "float64"}, ValueError, "dtype must be one of float32, float16, bfloat16"),
+    ],
+)
 def test_bad_options_fail_before_loading(tmp_path, options, kind, message) -> None:
     with pytest.raises(kind, match=message):  # the folder does not exist: options are checked first
         CLIPScore.from_pretrained(tmp_path / "never-read", **options)
@@ -291,13 +361,19 @@ def test_build_by_name_needs_a_path(analytic) -> None:
         build_reward("clip-score", analytic)
 
 
-@pytest.mark.parametrize("video, message", [
-    (torch.rand(2, 3, 8, 8), r"video must be frames \[n, F, H, W, 3\], got shape \[2, 3, 8, 8\]"),
-    (torch.rand(2, 3, 8, 8, 4), r"got shape \[2, 3, 8, 8, 4\]"),
-    (torch.rand(2, 0, 8, 8, 3), r"got shape \[2, 0, 8, 8, 3\]"),
-    (torch.rand(1, 2, 8, 8, 3) * 2 - 1, r"video values must lie in \[0, 1\], got min -"),
-    (torch.full((1, 2, 8, 8, 3), math.nan), r"video values must lie in \[0, 1\], got min nan"),
-])
+@pytest.mark.parametrize(
+    "video, message",
+    [
+        (
+            torch.rand(2, 3, 8, 8),
+            r"video must be frames \[n, F, H, W, 3\], got shape \[2, 3, 8, 8\]",
+        ),
+        (torch.rand(2, 3, 8, 8, 4), r"got shape \[2, 3, 8, 8, 4\]"),
+        (torch.rand(2, 0, 8, 8, 3), r"got shape \[2, 0, 8, 8, 3\]"),
+        (torch.rand(1, 2, 8, 8, 3) * 2 - 1, r"video values must lie in \[0, 1\], got min -"),
+        (torch.full((1, 2, 8, 8, 3), math.nan), r"video values must lie in \[0, 1\], got min nan"),
+    ],
+)
 def test_bad_frames(reward, video, message) -> None:
     with pytest.raises(ValueError, match=message) as error:
         reward(batch_of(video))
@@ -309,8 +385,12 @@ def _check_search(backend, reward, result, n: int) -> None:
     final = result.trace.scored[-1]
     assert final.scores.shape == (n, 1)
     assert int(final.chosen) == int(final.total.argmax())
-    batch = RewardBatch(data=result.video[None], sigma=torch.zeros(1),
-                        conditioning=backend.encode(PROMPT), step=backend.num_steps)
+    batch = RewardBatch(
+        data=result.video[None],
+        sigma=torch.zeros(1),
+        conditioning=backend.encode(PROMPT),
+        step=backend.num_steps,
+    )
     torch.testing.assert_close(result.scores, reward(batch)[0], rtol=1e-5, atol=1e-4)
     assert result.dimensions == ("CLIP",) and np.isfinite(result.reward)
 

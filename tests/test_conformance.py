@@ -39,7 +39,9 @@ class TestEveryRegisteredStrategy(StrategyConformance):
 
 class TestPluginStrategyOnThePluginWorld(StrategyConformance):
     worlds = {
-        "gaussian": lambda: World.of("gaussian", plugin.GaussianBackend(num_steps=NUM_STEPS), plugin.Brightness()),
+        "gaussian": lambda: World.of(
+            "gaussian", plugin.GaussianBackend(num_steps=NUM_STEPS), plugin.Brightness()
+        ),
     }
 
     @pytest.fixture
@@ -73,8 +75,15 @@ class TestAnalyticBackend(BackendConformance):
 
 class TestAnalyticBackendStochastic(BackendConformance):
     backend_class = get_backend("analytic")
-    backend_options = {"channels": 2, "frames": 3, "height": 4, "width": 4, "num_steps": 6,
-                       "solver": "sde-dpmsolver++", "guidance_scale": 1.0}
+    backend_options = {
+        "channels": 2,
+        "frames": 3,
+        "height": 4,
+        "width": 4,
+        "num_steps": 6,
+        "solver": "sde-dpmsolver++",
+        "guidance_scale": 1.0,
+    }
 
 
 class TestTinyWanBackend(BackendConformance):
@@ -151,7 +160,9 @@ def test_the_strategy_suite_catches_unmetered_model_calls() -> None:
 def test_the_strategy_suite_catches_hidden_randomness() -> None:
     world = build_world("analytic")
     with pytest.raises(AssertionError, match="same seed gave different"):
-        StrategyConformance().test_deterministic_per_seed(_GloballySeeded(world.backend.latent_shape), world)
+        StrategyConformance().test_deterministic_per_seed(
+            _GloballySeeded(world.backend.latent_shape), world
+        )
 
 
 def test_the_strategy_suite_uses_wan_whenever_it_is_registered() -> None:

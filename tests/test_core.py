@@ -18,7 +18,9 @@ BATCH_TOL = 1e-5
 
 
 def _ctx(backend, reward, prompt, seed=0, **kw):
-    return SearchContext(backend, reward, prompt, generator=torch.Generator().manual_seed(seed), **kw)
+    return SearchContext(
+        backend, reward, prompt, generator=torch.Generator().manual_seed(seed), **kw
+    )
 
 
 @pytest.mark.parametrize("solver", ["unipc", "euler"])
@@ -84,11 +86,27 @@ def test_same_seed_same_result_different_seed_different(analytic, analytic_rewar
 def test_meter_counts_baseline_and_best_of_n(analytic, analytic_reward, prompt) -> None:
     steps = analytic.num_steps  # 50, CFG on: 2 forwards per particle-step
     base = Baseline().run(analytic, analytic_reward, prompt, seed=0).cost
-    assert (base.particle_steps, base.nfe, base.reward_calls, base.decodes) == (steps, 2 * steps, 1, 1)
+    assert (base.particle_steps, base.nfe, base.reward_calls, base.decodes) == (
+        steps,
+        2 * steps,
+        1,
+        1,
+    )
     bon = BestOfN(n=8).run(analytic, analytic_reward, prompt, seed=0).cost
-    assert (bon.particle_steps, bon.nfe, bon.reward_calls, bon.decodes) == (8 * steps, 16 * steps, 8, 1)
+    assert (bon.particle_steps, bon.nfe, bon.reward_calls, bon.decodes) == (
+        8 * steps,
+        16 * steps,
+        8,
+        1,
+    )
     assert set(bon.seconds) == {"model", "reward", "decode", "other", "total"}
-    assert abs(sum(bon.seconds[k] for k in ("model", "reward", "decode", "other")) - bon.seconds["total"]) < 1e-6
+    assert (
+        abs(
+            sum(bon.seconds[k] for k in ("model", "reward", "decode", "other"))
+            - bon.seconds["total"]
+        )
+        < 1e-6
+    )
 
 
 def test_best_of_n_beats_baseline_on_the_oracle(analytic, analytic_reward, prompt) -> None:
@@ -142,8 +160,12 @@ def test_prompt_must_be_a_string(analytic, analytic_reward) -> None:
         Baseline().run(analytic, analytic_reward, 42)  # type: ignore[arg-type]
 
 
-def test_noise_of_the_wrong_shape_is_rejected_before_compute(analytic, analytic_reward, prompt) -> None:
-    with pytest.raises(ValueError, match=r"noise must have shape \[n, 4, 5, 8, 8\], got \[1, 4, 5, 8\]"):
+def test_noise_of_the_wrong_shape_is_rejected_before_compute(
+    analytic, analytic_reward, prompt
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"noise must have shape \[n, 4, 5, 8, 8\], got \[1, 4, 5, 8\]"
+    ):
         Baseline().run(analytic, analytic_reward, prompt, noise=torch.zeros(1, 4, 5, 8))
 
 
@@ -154,7 +176,9 @@ def test_given_noise_is_used(analytic, analytic_reward, prompt) -> None:
     assert torch.equal(a.latents, b.latents)
 
 
-def test_best_of_n_first_candidate_is_the_baseline_sample(analytic, analytic_reward, prompt) -> None:
+def test_best_of_n_first_candidate_is_the_baseline_sample(
+    analytic, analytic_reward, prompt
+) -> None:
     base = Baseline().run(analytic, analytic_reward, prompt, seed=4)
     best = BestOfN(n=4).run(analytic, analytic_reward, prompt, seed=4)
     first = best.trace[0].scores[0]
@@ -182,14 +206,16 @@ def test_a_perturbation_survives_the_next_solver_step(solver, prompt) -> None:
     particles = ctx.advance(ctx.start(2), to=20)
     perturbed = ctx.perturb(particles, 0.5)
     gap = (perturbed.latents - particles.latents).flatten(1).norm(dim=1)
-    later = (ctx.advance(perturbed, to=21).latents - ctx.advance(particles, to=21).latents)
+    later = ctx.advance(perturbed, to=21).latents - ctx.advance(particles, to=21).latents
     ratio = later.flatten(1).norm(dim=1) / gap
     sched = particles.solver.scheduler
     contraction = float(sched.sigmas[21] / sched.sigmas[20])
     assert torch.all(ratio > 0.5 * contraction), ratio
 
 
-def test_perturbation_at_step_zero_is_the_correlated_redraw(analytic, analytic_reward, prompt) -> None:
+def test_perturbation_at_step_zero_is_the_correlated_redraw(
+    analytic, analytic_reward, prompt
+) -> None:
     ctx = _ctx(analytic, analytic_reward, prompt, seed=3)
     particles = ctx.start(1)
     state = ctx.generator.get_state()
@@ -220,10 +246,14 @@ def test_a_video_reward_decodes_each_output_once(analytic, prompt) -> None:
     best = BestOfN(n=4).run(analytic, reward, prompt, seed=0)
     assert best.cost.decodes == 4 and best.cost.reward_calls == 4
     assert torch.allclose(best.video, analytic.decode(best.latents[None])[0], atol=1e-6)
-    assert torch.allclose(reward.score(type("B", (), {"data": best.video[None]})()), best.scores[None])
+    assert torch.allclose(
+        reward.score(type("B", (), {"data": best.video[None]})()), best.scores[None]
+    )
 
 
-def test_per_particle_perturbation_leaves_zero_share_particles_alone(analytic, analytic_reward, prompt) -> None:
+def test_per_particle_perturbation_leaves_zero_share_particles_alone(
+    analytic, analytic_reward, prompt
+) -> None:
     ctx = _ctx(analytic, analytic_reward, prompt)
     particles = ctx.advance(ctx.start(3), to=10)
     perturbed = ctx.perturb(particles, torch.tensor([0.0, 0.5, 0.0]))

@@ -31,8 +31,15 @@ PAGES_WITH_CODE = [p for p in [*PAGES, README] if python_blocks(p)]
 
 def test_docs_have_pages_with_examples():
     names = {p.relative_to(DOCS).as_posix() for p in PAGES}
-    assert {"index.md", "getting-started.md", "concepts.md", "plugins.md", "benchmarks.md",
-            "wan.md", "ray.md"} <= names
+    assert {
+        "index.md",
+        "getting-started.md",
+        "concepts.md",
+        "plugins.md",
+        "benchmarks.md",
+        "wan.md",
+        "ray.md",
+    } <= names
     strategies = {p.stem for p in (DOCS / "strategies").glob("*.md")}
     documented = " ".join((DOCS / "strategies" / f"{s}.md").read_text() for s in strategies)
     for name in STRATEGIES.names():  # every registered strategy has its page
@@ -40,7 +47,9 @@ def test_docs_have_pages_with_examples():
     assert sum(len(python_blocks(p)) for p in PAGES) >= 10
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: p.relative_to(DOCS.parent).as_posix())
+@pytest.mark.parametrize(
+    "page", PAGES_WITH_CODE, ids=lambda p: p.relative_to(DOCS.parent).as_posix()
+)
 def test_docs_examples_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(page)
     monkeypatch.chdir(tmp_path)

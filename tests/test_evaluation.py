@@ -25,12 +25,19 @@ def small() -> AnalyticBackend:
 
 
 def _outputs(backend, prompt, n=64, seed=0) -> torch.Tensor:
-    ctx = SearchContext(backend, AnalyticReward(backend), prompt, generator=torch.Generator().manual_seed(seed))
+    ctx = SearchContext(
+        backend, AnalyticReward(backend), prompt, generator=torch.Generator().manual_seed(seed)
+    )
     return ctx.advance(ctx.start(n), to=backend.num_steps).latents
 
 
 def _batch(backend, x, prompt) -> RewardBatch:
-    return RewardBatch(data=x, sigma=torch.zeros(len(x)), conditioning=backend.encode(prompt), step=backend.num_steps)
+    return RewardBatch(
+        data=x,
+        sigma=torch.zeros(len(x)),
+        conditioning=backend.encode(prompt),
+        step=backend.num_steps,
+    )
 
 
 # -- the proxy verifier ---------------------------------------------------------------------------
@@ -74,7 +81,13 @@ def test_misalignment_turns_the_quality_direction(small, prompt) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("misalignment", 91.0), ("noise", -1.0), ("length_scale", 0.0), ("num_features", 0), ("input", "video")],
+    [
+        ("misalignment", 91.0),
+        ("noise", -1.0),
+        ("length_scale", 0.0),
+        ("num_features", 0),
+        ("input", "video"),
+    ],
 )
 def test_bad_proxy_options_name_the_field(small, option, value) -> None:
     with pytest.raises(ValueError, match=option):
@@ -99,9 +112,14 @@ def test_repeated_evaluators_are_refused(small) -> None:
 
 
 def test_bench_rows_carry_evaluator_scores_apart_from_the_search_reward(tmp_path) -> None:
-    config = SweepConfig.from_dict(tiny_sweep(
-        reward={"name": "analytic-proxy"}, evaluators=[{"name": "analytic"}], metric="analytic", seeds=2,
-    ))
+    config = SweepConfig.from_dict(
+        tiny_sweep(
+            reward={"name": "analytic-proxy"},
+            evaluators=[{"name": "analytic"}],
+            metric="analytic",
+            seeds=2,
+        )
+    )
     outcome = run_sweep(config, tmp_path / "out", progress=False)
     assert outcome.rows and all(set(r["evaluators"]) == {"analytic"} for r in outcome.rows)
     for row in outcome.rows:
@@ -127,9 +145,25 @@ def test_an_unknown_metric_is_a_config_error() -> None:
 
 def test_generate_records_backend_versions_and_evaluators(tmp_path, capsys) -> None:
     out = tmp_path / "gen"
-    code = main(["generate", "--strategy", "best-of-n", "--n", "2", "--out", str(out),
-                 "--backend-opt", "num_steps=6", "--evaluator", "analytic",
-                 "--evaluator-opt", "analytic:input=latent", "--format", "frames"])
+    code = main(
+        [
+            "generate",
+            "--strategy",
+            "best-of-n",
+            "--n",
+            "2",
+            "--out",
+            str(out),
+            "--backend-opt",
+            "num_steps=6",
+            "--evaluator",
+            "analytic",
+            "--evaluator-opt",
+            "analytic:input=latent",
+            "--format",
+            "frames",
+        ]
+    )
     assert code == 0
     record = json.loads((out / "result.json").read_text())
     assert record["backend"]["name"] == "analytic" and record["backend"]["num_steps"] == 6

@@ -34,10 +34,17 @@ def reward(small) -> AnalyticReward:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("num_passes", 0), ("num_passes", 2.5), ("num_passes", True),
-        ("ratio", -0.1), ("ratio", 1.5), ("ratio", math.nan),
-        ("mid_fraction", -0.1), ("mid_fraction", 1.01),
-        ("cutoff", 0.0), ("cutoff", 1.5), ("order", 0),
+        ("num_passes", 0),
+        ("num_passes", 2.5),
+        ("num_passes", True),
+        ("ratio", -0.1),
+        ("ratio", 1.5),
+        ("ratio", math.nan),
+        ("mid_fraction", -0.1),
+        ("mid_fraction", 1.01),
+        ("cutoff", 0.0),
+        ("cutoff", 1.5),
+        ("order", 0),
     ],
     ids=repr,
 )
@@ -87,7 +94,9 @@ def test_free_init_mix_would_fail_the_whiteness_test() -> None:
     g = torch.Generator().manual_seed(1)
     z, xi = torch.randn(DRAWS, 2, *SHAPE, generator=g), torch.randn(DRAWS, 2, *SHAPE, generator=g)
     gain = butterworth_3d(SHAPE, cutoff=0.25, order=4)
-    power = _per_frequency_mean(torch.fft.fftn(frequency_mix(z, xi, gain).double(), dim=DIMS).abs() ** 2 / N)
+    power = _per_frequency_mean(
+        torch.fft.fftn(frequency_mix(z, xi, gain).double(), dim=DIMS).abs() ** 2 / N
+    )
     assert float(power.min()) < 1 - 3 * TOLERANCE  # H^2 + (1 - H)^2 = 1/2 at H = 1/2
 
 
@@ -111,7 +120,9 @@ def test_ratio_one_keeps_the_lowest_frequency_and_takes_the_highest_from_fresh_n
     dc = (..., 0, 0, 0)
     assert torch.allclose(prior[dc], torch.fft.fftn(z.double(), dim=DIMS)[dc], atol=1e-4)
     high = gain < 1e-6
-    assert torch.allclose(prior[..., high], torch.fft.fftn(xi.double(), dim=DIMS)[..., high], atol=1e-4)
+    assert torch.allclose(
+        prior[..., high], torch.fft.fftn(xi.double(), dim=DIMS)[..., high], atol=1e-4
+    )
 
 
 def test_variance_preserving_mix_extremes() -> None:
@@ -130,14 +141,20 @@ def test_renoise_is_the_flows_forward_transition() -> None:
     x0 = torch.randn(count, generator=g, dtype=torch.float64)
     sigma_mid, sigma_max = 0.6, 0.98
     latent = (1 - sigma_mid) * x0 + sigma_mid * torch.randn(count, generator=g, dtype=torch.float64)
-    jumped = renoise(latent, torch.randn(count, generator=g, dtype=torch.float64), sigma_mid, sigma_max)
+    jumped = renoise(
+        latent, torch.randn(count, generator=g, dtype=torch.float64), sigma_mid, sigma_max
+    )
     residual = jumped - (1 - sigma_max) * x0
     # the residual is N(0, sigma_max^2): its sample std has standard error sigma / sqrt(2 n)
-    assert float(residual.std()) == pytest.approx(sigma_max, abs=5 * sigma_max / math.sqrt(2 * count))
+    assert float(residual.std()) == pytest.approx(
+        sigma_max, abs=5 * sigma_max / math.sqrt(2 * count)
+    )
     assert abs(float(residual.mean())) < 5 * sigma_max / math.sqrt(count)
     # from a clean latent it is FreeInit's re-noising; at the same level it is the identity
     noise = torch.randn(8, generator=g, dtype=torch.float64)
-    assert torch.allclose(renoise(x0[:8], noise, 0.0, sigma_max), (1 - sigma_max) * x0[:8] + sigma_max * noise)
+    assert torch.allclose(
+        renoise(x0[:8], noise, 0.0, sigma_max), (1 - sigma_max) * x0[:8] + sigma_max * noise
+    )
     assert torch.equal(renoise(latent[:8], noise, 1.0, 1.0), latent[:8])
 
 
@@ -199,7 +216,9 @@ class _PassStarts(SpyBackend):
 def test_each_pass_starts_from_the_filtered_initial_noise() -> None:
     """Euler's schedule starts at sigma = 1, so the jump lands on the initial noise exactly:
     with ratio 1 every later pass keeps its mean (the DC term, H = 1) and nothing more."""
-    backend = AnalyticBackend(channels=2, frames=3, height=4, width=4, num_steps=STEPS, solver="euler")
+    backend = AnalyticBackend(
+        channels=2, frames=3, height=4, width=4, num_steps=STEPS, solver="euler"
+    )
     spy = _PassStarts(backend, first_sigma=1.0)
     FreqPrior(num_passes=3, ratio=1.0).run(spy, AnalyticReward(backend), PROMPT, seed=0)
     assert len(spy.starts) == 3

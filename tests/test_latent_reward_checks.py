@@ -41,7 +41,9 @@ def world() -> AnalyticBackend:
 def collected(tmp_path_factory, world) -> Path:
     """Four prompts, two seeds, two stored steps, labelled by the analytic reward."""
     folder = tmp_path_factory.mktemp("collected")
-    collect(world, AnalyticReward(world), PROMPTS, folder, CollectConfig(steps=(4, 9), seeds=(0, 1)))
+    collect(
+        world, AnalyticReward(world), PROMPTS, folder, CollectConfig(steps=(4, 9), seeds=(0, 1))
+    )
     return folder
 
 
@@ -52,7 +54,9 @@ def data(tmp_path, collected) -> Path:
 
 
 def _fresh(world) -> LatentRewardModel:
-    return LatentRewardModel.for_backend(world, width=8, depth=1, generator=torch.Generator().manual_seed(0))
+    return LatentRewardModel.for_backend(
+        world, width=8, depth=1, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def _world_options() -> list[str]:
@@ -78,8 +82,29 @@ def test_noise_levels_are_the_schedule(world):
 
 def test_collect_cli_labels_with_a_named_teacher_and_records_it(tmp_path, world):
     out = tmp_path / "pixel"
-    assert cli_main(["reward", "collect", *_world_options(), "--out", str(out), "--prompt", "a fox",
-                     "--prompt", "a boat", "--seeds", "3", "--steps", "2", "7", "--teacher", "pixel"]) == 0
+    assert (
+        cli_main(
+            [
+                "reward",
+                "collect",
+                *_world_options(),
+                "--out",
+                str(out),
+                "--prompt",
+                "a fox",
+                "--prompt",
+                "a boat",
+                "--seeds",
+                "3",
+                "--steps",
+                "2",
+                "7",
+                "--teacher",
+                "pixel",
+            ]
+        )
+        == 0
+    )
     teacher = recorded_teacher(out)
     assert teacher["name"] == "pixel" and teacher["options"] == {}
     assert teacher["config"] == PixelReward(world).config_dict()
@@ -98,17 +123,37 @@ def test_collect_cli_labels_with_a_named_teacher_and_records_it(tmp_path, world)
 
 def test_teacher_options_are_recorded_and_a_changed_teacher_is_refused(tmp_path, world):
     out = tmp_path / "latent-teacher"
-    args = ["reward", "collect", *_world_options(), "--out", str(out), "--prompt", "a fox",
-            "--seeds", "1", "--steps", "2"]
-    assert cli_main([*args, "--teacher", "analytic", "--teacher-opt", "input=latent", "--limit", "0"]) == 0
+    args = [
+        "reward",
+        "collect",
+        *_world_options(),
+        "--out",
+        str(out),
+        "--prompt",
+        "a fox",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+    ]
+    assert (
+        cli_main([*args, "--teacher", "analytic", "--teacher-opt", "input=latent", "--limit", "0"])
+        == 0
+    )
     assert recorded_teacher(out)["options"] == {"input": "latent"}
     assert recorded_teacher(out)["config"]["input"] == "latent"
     # Resuming with the default teacher (another input) is refused before any compute.
     assert cli_main(args) == 2
     assert not (out / "seed_1").exists()
     # The Python API takes a name and options too, and a built reward.
-    summary = collect(world, "analytic", ["a fox"], out, CollectConfig(steps=(2,), seeds=(1,)),
-                      teacher_options={"input": "latent"})
+    summary = collect(
+        world,
+        "analytic",
+        ["a fox"],
+        out,
+        CollectConfig(steps=(2,), seeds=(1,)),
+        teacher_options={"input": "latent"},
+    )
     assert summary.written == 1
     with pytest.raises(ValueError, match="different teacher"):
         collect(world, AnalyticReward(world), ["a fox"], out, CollectConfig(steps=(2,), seeds=(1,)))
@@ -128,7 +173,9 @@ def _edit_records(data: Path, seed: int, edit) -> None:
 
 def test_a_seed_file_without_records_is_an_error(data, world):
     _edit_records(data, 1, lambda records: records.clear())
-    with pytest.raises(LatentDataError, match=r"all_latent_metadata_seed_0001.json: holds no records"):
+    with pytest.raises(
+        LatentDataError, match=r"all_latent_metadata_seed_0001.json: holds no records"
+    ):
         read_latent_dataset(data, backend=world)
 
 
@@ -137,13 +184,26 @@ def test_paths_that_leave_the_dataset_folder_are_refused(data, world, tmp_path, 
     outside = tmp_path / "outside.pt"
     torch.save(torch.zeros(world.latent_shape), outside)  # a valid tensor: only its place is wrong
     target = "../../outside.pt" if escape == "relative" else str(outside)
-    _edit_records(data, 0, lambda records: records[1]["latent_tensor_path"][0].__setitem__("t9", target))
-    with pytest.raises(LatentDataError, match=r"seed_0000.json record 1 .*\['t9'\] .* leaves the dataset folder"):
+    _edit_records(
+        data, 0, lambda records: records[1]["latent_tensor_path"][0].__setitem__("t9", target)
+    )
+    with pytest.raises(
+        LatentDataError, match=r"seed_0000.json record 1 .*\['t9'\] .* leaves the dataset folder"
+    ):
         read_latent_dataset(data, backend=world)
-    _edit_records(data, 0, lambda records: records[1]["latent_tensor_path"][0].__setitem__(
-        "t9", "../seed_0/0001/latent_step_t9_tensor.pt"))
-    _edit_records(data, 0, lambda records: records[2]["x0_tensor_path"][0].__setitem__("t4", target))
-    with pytest.raises(LatentDataError, match=r"record 2 .*x0_tensor_path\['t4'\] .* leaves the dataset folder"):
+    _edit_records(
+        data,
+        0,
+        lambda records: records[1]["latent_tensor_path"][0].__setitem__(
+            "t9", "../seed_0/0001/latent_step_t9_tensor.pt"
+        ),
+    )
+    _edit_records(
+        data, 0, lambda records: records[2]["x0_tensor_path"][0].__setitem__("t4", target)
+    )
+    with pytest.raises(
+        LatentDataError, match=r"record 2 .*x0_tensor_path\['t4'\] .* leaves the dataset folder"
+    ):
         read_latent_dataset(data, backend=world)
 
 
@@ -151,8 +211,14 @@ def test_paths_that_leave_the_dataset_folder_are_refused(data, world, tmp_path, 
     "damage,message",
     [
         (lambda p: p.write_bytes(b"not a tensor file"), "cannot load"),
-        (lambda p: torch.save(torch.zeros(4, 3, 4, 5), p), r"shape \[4, 3, 4, 5\], expected \[4, 3, 4, 4\]"),
-        (lambda p: torch.save({"latent": torch.zeros(4, 3, 4, 4)}, p), "holds a dict, not a tensor"),
+        (
+            lambda p: torch.save(torch.zeros(4, 3, 4, 5), p),
+            r"shape \[4, 3, 4, 5\], expected \[4, 3, 4, 4\]",
+        ),
+        (
+            lambda p: torch.save({"latent": torch.zeros(4, 3, 4, 4)}, p),
+            "holds a dict, not a tensor",
+        ),
         (lambda p: torch.save(torch.full((4, 3, 4, 4), float("nan")), p), "non-finite"),
     ],
 )
@@ -185,8 +251,26 @@ def test_train_needs_pairs_to_learn_from_and_to_validate_on(data, world, tmp_pat
 def test_cli_train_on_a_broken_dataset_exits_2_and_writes_nothing(data, tmp_path, capsys):
     (data / "seed_0" / "0002" / "latent_step_t4_tensor.pt").write_bytes(b"garbage")
     out = tmp_path / "run"
-    assert cli_main(["reward", "train", *_world_options(), "--data", str(data), "--out", str(out),
-                     "--width", "8", "--depth", "1", "--epochs", "1"]) == 2
+    assert (
+        cli_main(
+            [
+                "reward",
+                "train",
+                *_world_options(),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--width",
+                "8",
+                "--depth",
+                "1",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "seed_0000.json record 2" in err and "latent_step_t4_tensor.pt" in err
     assert "Traceback" not in err
@@ -208,9 +292,16 @@ def finished_run(tmp_path_factory, collected, world) -> Path:
     [
         (lambda run: (run / "train_state.json").write_text("{not json"), "train_state.json"),
         (lambda run: (run / "train_state.json").write_text("[1, 2]"), "train_state.json"),
-        (lambda run: (run / "checkpoints" / "epoch_001" / "trainer.pt").write_bytes(b"torn"), "trainer.pt"),
-        (lambda run: torch.save({"optimizer": {}}, run / "checkpoints" / "epoch_001" / "trainer.pt"),
-         "trainer.pt"),
+        (
+            lambda run: (run / "checkpoints" / "epoch_001" / "trainer.pt").write_bytes(b"torn"),
+            "trainer.pt",
+        ),
+        (
+            lambda run: torch.save(
+                {"optimizer": {}}, run / "checkpoints" / "epoch_001" / "trainer.pt"
+            ),
+            "trainer.pt",
+        ),
         (lambda run: shutil.rmtree(run / "checkpoints" / "epoch_001"), "epoch_001"),
     ],
 )
@@ -227,14 +318,23 @@ def test_a_resume_state_that_fails_to_load_is_a_clean_error(
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
 
 
-def test_a_folder_of_another_run_is_an_output_folder_error(tmp_path, finished_run, collected, world):
+def test_a_folder_of_another_run_is_an_output_folder_error(
+    tmp_path, finished_run, collected, world
+):
     run = Path(shutil.copytree(finished_run, tmp_path / "run"))
     other = TrainConfig(epochs=1, batch_size=4, group_size=2, lr=1e-2)
     with pytest.raises(OutputFolderError, match="different training config"):
         train(_fresh(world), read_latent_dataset(collected), world, run, other, progress=False)
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputFolderError, match="is a file"):
-        train(_fresh(world), read_latent_dataset(collected), world, tmp_path / "file", FAST, progress=False)
+        train(
+            _fresh(world),
+            read_latent_dataset(collected),
+            world,
+            tmp_path / "file",
+            FAST,
+            progress=False,
+        )
 
 
 # -- evaluation decodes through the meter -----------------------------------------------------------

@@ -43,13 +43,17 @@ def _paper_dataset(root: Path, *, n: int = 3, shape=SHAPE, with_batch_dim: bool 
             torch.save(t, sample / f"latent_step_t{step}_tensor.pt")
             paths[f"t{step}"] = f"../seed_200/{i:04d}/latent_step_t{step}_tensor.pt"
             sims[f"t{step}"] = 0.5 + 0.1 * step / 5
-        records.append({
-            "prompt": f"prompt {i % 2}",
-            "video_path": f"../seed_200/{i:04d}/video.mp4",
-            "output_reward": [{"VQ": 1.0 + i, "MQ": -0.5, "TA": 0.25 * i, "Overall": 0.5 + 1.25 * i}],
-            "latent_tensor_path": [paths],
-            "latent_z0_similarity": [sims],
-        })
+        records.append(
+            {
+                "prompt": f"prompt {i % 2}",
+                "video_path": f"../seed_200/{i:04d}/video.mp4",
+                "output_reward": [
+                    {"VQ": 1.0 + i, "MQ": -0.5, "TA": 0.25 * i, "Overall": 0.5 + 1.25 * i}
+                ],
+                "latent_tensor_path": [paths],
+                "latent_z0_similarity": [sims],
+            }
+        )
     (meta / metadata_name(200)).write_text(json.dumps(records, indent=2))
     return meta
 
@@ -80,14 +84,18 @@ def test_batch_of_one_latents_load(tmp_path, world):
 
 def test_without_sigma_or_schedule_the_error_says_what_to_pass(tmp_path):
     meta = _paper_dataset(tmp_path)
-    with pytest.raises(LatentDataError, match=r"record 0 \(prompt 'prompt 0'\).*latent_sigma.*backend="):
+    with pytest.raises(
+        LatentDataError, match=r"record 0 \(prompt 'prompt 0'\).*latent_sigma.*backend="
+    ):
         read_latent_dataset(meta)
 
 
 def test_missing_file_names_the_record(tmp_path, world):
     meta = _paper_dataset(tmp_path)
     (tmp_path / "seed_200" / "0001" / "latent_step_t5_tensor.pt").unlink()
-    with pytest.raises(LatentDataError, match=r"seed_0200.json record 1 \(prompt 'prompt 1'\).*'t5'.*not found"):
+    with pytest.raises(
+        LatentDataError, match=r"seed_0200.json record 1 \(prompt 'prompt 1'\).*'t5'.*not found"
+    ):
         read_latent_dataset(meta, backend=world)
 
 
@@ -96,9 +104,15 @@ def test_missing_file_names_the_record(tmp_path, world):
     [
         (lambda r: r.pop("output_reward"), r"missing field\(s\) \['output_reward'\]"),
         (lambda r: r["output_reward"][0].pop("TA"), r"output_reward\['TA'\] must be a number"),
-        (lambda r: r.__setitem__("latent_tensor_path", "oops"), "latent_tensor_path' must be a list"),
+        (
+            lambda r: r.__setitem__("latent_tensor_path", "oops"),
+            "latent_tensor_path' must be a list",
+        ),
         (lambda r: r["latent_z0_similarity"][0].pop("t2"), "steps .* differ"),
-        (lambda r: r["latent_z0_similarity"][0].__setitem__("t2", 1.7), r"latent_z0_similarity\['t2'\] must lie in \[0, 1\]"),
+        (
+            lambda r: r["latent_z0_similarity"][0].__setitem__("t2", 1.7),
+            r"latent_z0_similarity\['t2'\] must lie in \[0, 1\]",
+        ),
         (lambda r: r.__setitem__("prompt", 3), "'prompt' must be a string"),
     ],
 )
@@ -117,7 +131,9 @@ def test_wrong_shape_latent_names_the_record(tmp_path, world):
     meta = _paper_dataset(tmp_path)
     torch.save(torch.zeros(4, 3, 4, 5), tmp_path / "seed_200" / "0002" / "latent_step_t2_tensor.pt")
     ds = read_latent_dataset(meta, backend=world)
-    with pytest.raises(LatentDataError, match=r"record 2 .*'t2'.*shape \[4, 3, 4, 5\], expected \[4, 3, 4, 4\]"):
+    with pytest.raises(
+        LatentDataError, match=r"record 2 .*'t2'.*shape \[4, 3, 4, 5\], expected \[4, 3, 4, 4\]"
+    ):
         ds.check()
     # Without a backend the first latent sets the expected shape.
     ds = read_latent_dataset(meta, scheduler=world.make_scheduler())
@@ -158,14 +174,20 @@ def test_collect_writes_the_schema_and_matches_the_context(tmp_path, world):
     assert r["latent_tensor_path"][0]["t6"] == "../seed_300/0001/latent_step_t6_tensor.pt"
     z0 = torch.load(tmp_path / "metadata" / r["z0_tensor_path"], weights_only=True)
     # The stored trajectory is exactly the baseline's with the same generator seed.
-    base = Baseline().run(world, teacher, PROMPTS[1], generator=torch.Generator().manual_seed(sample_seed(300, 1)))
+    base = Baseline().run(
+        world, teacher, PROMPTS[1], generator=torch.Generator().manual_seed(sample_seed(300, 1))
+    )
     torch.testing.assert_close(z0, base.latents, rtol=0, atol=0)
     dims = world.reward_dimensions(z0[None], PROMPTS[1])[0]
-    assert [r["output_reward"][0][k] for k in ("VQ", "MQ", "TA")] == pytest.approx(dims.tolist(), rel=1e-5)
+    assert [r["output_reward"][0][k] for k in ("VQ", "MQ", "TA")] == pytest.approx(
+        dims.tolist(), rel=1e-5
+    )
     assert r["output_reward"][0]["Overall"] == pytest.approx(float(dims.sum()), rel=1e-5)
     sigmas = world.make_scheduler().sigmas
     assert r["latent_sigma"][0]["t6"] == pytest.approx(float(sigmas[7]))
-    latent = torch.load(tmp_path / "metadata" / r["latent_tensor_path"][0]["t10"], weights_only=True)
+    latent = torch.load(
+        tmp_path / "metadata" / r["latent_tensor_path"][0]["t10"], weights_only=True
+    )
     cos = torch.nn.functional.cosine_similarity(latent.flatten(), z0.flatten(), dim=0)
     assert r["latent_z0_similarity"][0]["t10"] == pytest.approx(float((1 + cos) / 2), abs=1e-6)
     sims = [r["latent_z0_similarity"][0][k] for k in ("t2", "t6", "t10")]

@@ -115,10 +115,14 @@ def test_save_load_round_trip(tmp_path, world, model):
     x = torch.randn(2, 4, 5, 8, 8, generator=_gen(12))
     text = torch.rand(8, generator=_gen(13))
     sigma = torch.tensor([0.8, 0.2])
-    torch.testing.assert_close(loaded.predict(x, sigma, text), model.predict(x, sigma, text), rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.predict(x, sigma, text), model.predict(x, sigma, text), rtol=0, atol=0
+    )
     # Through the builder, as the CLI does.
     built = build_reward("latent-reward-model", world, path=str(folder))
-    torch.testing.assert_close(built.predict(x, sigma, text), model.predict(x, sigma, text), rtol=0, atol=0)
+    torch.testing.assert_close(
+        built.predict(x, sigma, text), model.predict(x, sigma, text), rtol=0, atol=0
+    )
     model.net.target_mean.zero_()
     model.net.target_std.fill_(1.0)
 

@@ -38,7 +38,9 @@ def world() -> AnalyticBackend:
 def small_data(tmp_path_factory, world):
     folder = tmp_path_factory.mktemp("lrm_data")
     prompts = [f"prompt {i}" for i in range(6)]
-    collect(world, AnalyticReward(world), prompts, folder, CollectConfig(steps=(4, 9), seeds=(0, 1, 2)))
+    collect(
+        world, AnalyticReward(world), prompts, folder, CollectConfig(steps=(4, 9), seeds=(0, 1, 2))
+    )
     return read_latent_dataset(folder)
 
 
@@ -73,7 +75,9 @@ def test_pairwise_loss_prefers_the_right_order():
     assert right < 0.7 < wrong  # log 2 = 0.693 is the no-information loss
     # Pairs across chunks do not count: only in-chunk order matters.
     across = pairwise_loss(torch.tensor([[1.0], [0.0], [-5.0], [-6.0]]), rewards, chunk)
-    torch.testing.assert_close(across, pairwise_loss(torch.tensor([[1.0], [0.0], [1.0], [0.0]]), rewards, chunk))
+    torch.testing.assert_close(
+        across, pairwise_loss(torch.tensor([[1.0], [0.0], [1.0], [0.0]]), rewards, chunk)
+    )
 
 
 def test_prompt_split_is_disjoint_seeded_and_80_20():
@@ -96,22 +100,33 @@ def test_train_config_validates():
 
 
 def _fresh(world, input="latent"):
-    return LatentRewardModel.for_backend(world, input=input, width=16, depth=1,
-                                         generator=torch.Generator().manual_seed(0))
+    return LatentRewardModel.for_backend(
+        world, input=input, width=16, depth=1, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_training_checkpoints_keeps_the_best_and_resumes_exactly(tmp_path, world, small_data):
     config = TrainConfig(epochs=3, batch_size=6, group_size=3, lr=3e-3)
-    straight = train(_fresh(world), small_data, world, tmp_path / "straight", config, progress=False)
+    straight = train(
+        _fresh(world), small_data, world, tmp_path / "straight", config, progress=False
+    )
     staged_dir = tmp_path / "staged"
-    train(_fresh(world), small_data, world, staged_dir, TrainConfig(epochs=2, batch_size=6, group_size=3, lr=3e-3),
-          progress=False)
+    train(
+        _fresh(world),
+        small_data,
+        world,
+        staged_dir,
+        TrainConfig(epochs=2, batch_size=6, group_size=3, lr=3e-3),
+        progress=False,
+    )
     state = json.loads((staged_dir / "train_state.json").read_text())
     assert state["epochs_done"] == 2 and len(state["history"]) == 2
     resumed = train(_fresh(world), small_data, world, staged_dir, config, progress=False)
     for epoch in (1, 2, 3):
         assert (staged_dir / "checkpoints" / f"epoch_{epoch:03d}" / "model.safetensors").is_file()
-    a = LatentRewardModel.from_pretrained(tmp_path / "straight" / "checkpoints" / "epoch_003").net.state_dict()
+    a = LatentRewardModel.from_pretrained(
+        tmp_path / "straight" / "checkpoints" / "epoch_003"
+    ).net.state_dict()
     b = LatentRewardModel.from_pretrained(staged_dir / "checkpoints" / "epoch_003").net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.history == straight.history
@@ -123,7 +138,14 @@ def test_training_checkpoints_keeps_the_best_and_resumes_exactly(tmp_path, world
     # The target normalisation comes from the training prompts and is saved with the weights.
     assert not torch.equal(straight.model.net.target_std, torch.ones(3))
     with pytest.raises(ValueError, match="different training config"):
-        train(_fresh(world), small_data, world, staged_dir, TrainConfig(epochs=3, lr=1e-2), progress=False)
+        train(
+            _fresh(world),
+            small_data,
+            world,
+            staged_dir,
+            TrainConfig(epochs=3, lr=1e-2),
+            progress=False,
+        )
 
 
 def test_x0_model_needs_x0_data(tmp_path, world, small_data):
@@ -139,7 +161,9 @@ def test_x0_model_needs_x0_data(tmp_path, world, small_data):
         path.write_text(json.dumps(records))
     paper = read_latent_dataset(meta, backend=world)
     with pytest.raises(ValueError, match="input 'x0'.*no x0_tensor_path"):
-        train(_fresh(world, "x0"), paper, world, tmp_path / "t", TrainConfig(epochs=1), progress=False)
+        train(
+            _fresh(world, "x0"), paper, world, tmp_path / "t", TrainConfig(epochs=1), progress=False
+        )
     with pytest.raises(ValueError, match="teacher baseline needs predicted x0"):
         evaluate(_fresh(world), paper, world, teacher=AnalyticReward(world))
 
@@ -151,24 +175,98 @@ def test_end_to_end_cli_collect_train_eval(tmp_path):
     prompts.write_text(json.dumps([f"scene {i}" for i in range(40)]))
     opts = [f"--backend-opt={k}={v}" for k, v in {**WORLD, "num_components": 3}.items()]
     seeds = [str(s) for s in range(8)]
-    assert cli_main(["reward", "collect", *opts, "--out", str(data), "--prompt-file", str(prompts),
-                     "--seeds", *seeds, "--steps", "3", "6", "9", "11"]) == 0
-    assert cli_main(["reward", "train", *opts, "--data", str(data), "--out", str(run), "--input", "latent",
-                     "--width", "32", "--depth", "1", "--epochs", "10", "--batch-size", "48",
-                     "--group-size", "8", "--lr", "3e-3"]) == 0
-    assert cli_main(["reward", "eval", *opts, "--model", str(run / "best"), "--data", str(data),
-                     "--out", str(report)]) == 0
+    assert (
+        cli_main(
+            [
+                "reward",
+                "collect",
+                *opts,
+                "--out",
+                str(data),
+                "--prompt-file",
+                str(prompts),
+                "--seeds",
+                *seeds,
+                "--steps",
+                "3",
+                "6",
+                "9",
+                "11",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "reward",
+                "train",
+                *opts,
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--input",
+                "latent",
+                "--width",
+                "32",
+                "--depth",
+                "1",
+                "--epochs",
+                "10",
+                "--batch-size",
+                "48",
+                "--group-size",
+                "8",
+                "--lr",
+                "3e-3",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "reward",
+                "eval",
+                *opts,
+                "--model",
+                str(run / "best"),
+                "--data",
+                str(data),
+                "--out",
+                str(report),
+            ]
+        )
+        == 0
+    )
     result = json.loads((report / "eval.json").read_text())
     assert (report / "eval.png").stat().st_size > 1000
     rows = {r["step"]: r for r in result["rows"]}
     assert set(rows) == {3, 6, 9, 11}
-    assert all(r["pairs"] <= 8 * 28 and r["pairs"] > 7 * 28 for r in rows.values())  # 8 validation prompts
+    assert all(
+        r["pairs"] <= 8 * 28 and r["pairs"] > 7 * 28 for r in rows.values()
+    )  # 8 validation prompts
     late = (rows[9]["learned_accuracy"] + rows[11]["learned_accuracy"]) / 2
     assert late > 0.65, result
     assert rows[11]["teacher_accuracy"] > 0.9  # the teacher on x0 is nearly exact at the end
     # Bad input is a clear CLI error, before any compute.
-    assert cli_main(["reward", "train", *opts, "--data", str(data), "--out", str(tmp_path / "x"),
-                     "--val-fraction", "1.5"]) == 2
+    assert (
+        cli_main(
+            [
+                "reward",
+                "train",
+                *opts,
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "x"),
+                "--val-fraction",
+                "1.5",
+            ]
+        )
+        == 2
+    )
 
 
 def test_plot_report_writes_a_png(tmp_path, world, small_data):

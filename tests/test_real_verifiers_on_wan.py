@@ -25,8 +25,13 @@ PROMPT = "a small boat on a lake at sunset"
 @pytest.fixture(scope="module")
 def backend() -> WanBackend:
     return WanBackend.from_pipeline(
-        tiny_pipeline(seed=1), solver="sde-dpmsolver++", height=16, width=16, num_frames=9,
-        num_steps=50, max_sequence_length=16,
+        tiny_pipeline(seed=1),
+        solver="sde-dpmsolver++",
+        height=16,
+        width=16,
+        num_frames=9,
+        num_steps=50,
+        max_sequence_length=16,
     )
 
 
@@ -45,8 +50,13 @@ def video_reward(backend, checkpoints):
 
 @pytest.fixture(scope="module")
 def latent_reward(backend, checkpoints):
-    return build_reward("latsearch-latent-reward", backend, backbone_path=str(checkpoints[0]),
-                        checkpoint_path=str(checkpoints[1]), dtype="float32")
+    return build_reward(
+        "latsearch-latent-reward",
+        backend,
+        backbone_path=str(checkpoints[0]),
+        checkpoint_path=str(checkpoints[1]),
+        dtype="float32",
+    )
 
 
 def _check(result, backend, reward) -> None:
@@ -65,8 +75,12 @@ def test_best_of_n_with_video_reward(backend, video_reward) -> None:
     assert final.input == "video" and final.scores.shape == (2, 3)
     # the returned output is the best of the two, and its scores are the reward of its video
     assert result.reward == pytest.approx(float(final.total.max()), rel=1e-5)
-    torch.testing.assert_close(result.scores, video_reward.score_frames(result.video[None], [PROMPT])[0],
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        result.scores,
+        video_reward.score_frames(result.video[None], [PROMPT])[0],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_rgrp_with_video_reward(backend, video_reward) -> None:
@@ -81,19 +95,30 @@ def test_rgrp_with_the_latent_reward(backend, latent_reward) -> None:
     result = RGRP(num_particles=3).run(backend, latent_reward, PROMPT, seed=2)
     _check(result, backend, latent_reward)
     scheduled = result.trace.scored[:3]
-    assert [r.step for r in scheduled] == [11, 16, 21] and all(r.input == "latent" for r in scheduled)
+    assert [r.step for r in scheduled] == [11, 16, 21] and all(
+        r.input == "latent" for r in scheduled
+    )
     assert result.cost.decodes == 1  # a latent verifier: only the output is decoded
 
 
-def test_best_of_n_with_the_latent_reward_scores_outputs_at_the_highest_label(backend, checkpoints,
-                                                                              latent_reward) -> None:
+def test_best_of_n_with_the_latent_reward_scores_outputs_at_the_highest_label(
+    backend, checkpoints, latent_reward
+) -> None:
     result = BestOfN(n=2).run(backend, latent_reward, PROMPT, seed=0)
     _check(result, backend, latent_reward)
     final = result.latents[None]
-    torch.testing.assert_close(result.scores, latent_reward.score_latents(final, [PROMPT], 31)[0])  # label 600
+    torch.testing.assert_close(
+        result.scores, latent_reward.score_latents(final, [PROMPT], 31)[0]
+    )  # label 600
     # the paper's model knows steps 10 to 30 only; without score_final a clean output is refused
-    strict = build_reward("latsearch-latent-reward", backend, backbone_path=str(checkpoints[0]),
-                          checkpoint_path=str(checkpoints[1]), dtype="float32", score_final=False)
+    strict = build_reward(
+        "latsearch-latent-reward",
+        backend,
+        backbone_path=str(checkpoints[0]),
+        checkpoint_path=str(checkpoints[1]),
+        dtype="float32",
+        score_final=False,
+    )
     with pytest.raises(ValueError, match="after step 49 needs label 980"):
         strict.check_steps((backend.num_steps - 1,), backend.num_steps)
     with pytest.raises(ValueError, match="after step 49 needs label 980"):
@@ -102,6 +127,13 @@ def test_best_of_n_with_the_latent_reward_scores_outputs_at_the_highest_label(ba
 
 def test_a_latent_checkpoint_for_other_channels_is_refused(backend, checkpoints, tmp_path) -> None:
     four = build_latent_checkpoint(tmp_path / "four.pt", checkpoints[0], channels=4)
-    with pytest.raises(ValueError, match="reads 4-channel latents, backend 'wan' makes 16 channels"):
-        build_reward("latsearch-latent-reward", backend, backbone_path=str(checkpoints[0]),
-                     checkpoint_path=str(four), dtype="float32")
+    with pytest.raises(
+        ValueError, match="reads 4-channel latents, backend 'wan' makes 16 channels"
+    ):
+        build_reward(
+            "latsearch-latent-reward",
+            backend,
+            backbone_path=str(checkpoints[0]),
+            checkpoint_path=str(four),
+            dtype="float32",
+        )

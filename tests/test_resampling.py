@@ -92,8 +92,13 @@ def test_a_uniform_above_the_float32_total_still_maps_to_the_last_particle() -> 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize(
     "weights, message",
-    [([0.5, -0.1], "negative"), ([0.5, float("nan")], "NaN"), ([float("inf"), 1.0], "infinity"),
-     ([0.0, 0.0], "all be zero"), ([], "non-empty")],
+    [
+        ([0.5, -0.1], "negative"),
+        ([0.5, float("nan")], "NaN"),
+        ([float("inf"), 1.0], "infinity"),
+        ([0.0, 0.0], "all be zero"),
+        ([], "non-empty"),
+    ],
 )
 def test_bad_weights_raise(scheme, weights, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -131,12 +136,16 @@ def test_expected_unique_count_of_a_multinomial_draw() -> None:
         n, reps = 6, 4000
         g = torch.Generator().manual_seed(7)
         uniques = torch.tensor(
-            [float(torch.unique(multinomial(w, n, g)).numel()) for _ in range(reps)], dtype=torch.float64
+            [float(torch.unique(multinomial(w, n, g)).numel()) for _ in range(reps)],
+            dtype=torch.float64,
         )
         expected = float((1 - (1 - w.double()) ** n).sum())
         se = float(uniques.std()) / math.sqrt(reps)
         assert abs(float(uniques.mean()) - expected) < 4.5 * se
-    assert abs(float((1 - (1 - torch.full((6,), 1 / 6, dtype=torch.float64)) ** 6).sum()) - 3.99) < 0.01
+    assert (
+        abs(float((1 - (1 - torch.full((6,), 1 / 6, dtype=torch.float64)) ** 6).sum()) - 3.99)
+        < 0.01
+    )
 
 
 @settings(max_examples=100, deadline=None)

@@ -61,8 +61,10 @@ def test_output_equals_a_per_particle_reference_loop(analytic, analytic_reward, 
     cond = analytic.encode(prompt)
     z = analytic.initial_noise(1, g)
     eps = analytic.initial_noise(n - 1, g)
-    alive = [(x[None], analytic.make_scheduler(), 0.0)
-             for x in torch.cat([z, math.sqrt(1 - beta**2) * z + beta * eps])]
+    alive = [
+        (x[None], analytic.make_scheduler(), 0.0)
+        for x in torch.cat([z, math.sqrt(1 - beta**2) * z + beta * eps])
+    ]
     position = 0
     for event, j in enumerate(schedule):
         advanced = []
@@ -105,7 +107,9 @@ def test_ties_go_to_the_lowest_index(analytic, prompt) -> None:
 
 
 def test_keep_duplicates_keeps_the_count(analytic, analytic_reward, prompt) -> None:
-    result = RGRP(num_particles=4, keep_duplicates=True).run(analytic, analytic_reward, prompt, seed=0)
+    result = RGRP(num_particles=4, keep_duplicates=True).run(
+        analytic, analytic_reward, prompt, seed=0
+    )
     assert result.cost.particle_steps == 21 * 4 + 29
     first = result.trace[0]
     assert len(first.survivors) == 4 and len(first.chosen) == 4
@@ -191,15 +195,42 @@ def test_generate_command_takes_every_option(tmp_path) -> None:
 
     from searchkit.cli import main
 
-    argv = ["generate", "--strategy", "rgrp", "--num-particles", "4", "--beta", "0.2",
-            "--temperature", "0.5", "--schedule", "5,9,12", "--resampler", "systematic",
-            "--keep-duplicates", "false", "--score-input", "latent", "--seed", "3",
-            "--format", "frames", "--out", str(tmp_path)]
+    argv = [
+        "generate",
+        "--strategy",
+        "rgrp",
+        "--num-particles",
+        "4",
+        "--beta",
+        "0.2",
+        "--temperature",
+        "0.5",
+        "--schedule",
+        "5,9,12",
+        "--resampler",
+        "systematic",
+        "--keep-duplicates",
+        "false",
+        "--score-input",
+        "latent",
+        "--seed",
+        "3",
+        "--format",
+        "frames",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     report = json.loads((tmp_path / "result.json").read_text())
-    assert report["config"] == {"num_particles": 4, "beta": 0.2, "temperature": 0.5,
-                                "schedule": [5, 9, 12], "resampler": "systematic",
-                                "keep_duplicates": False, "score_input": "latent"}
+    assert report["config"] == {
+        "num_particles": 4,
+        "beta": 0.2,
+        "temperature": 0.5,
+        "schedule": [5, 9, 12],
+        "resampler": "systematic",
+        "keep_duplicates": False,
+        "score_input": "latent",
+    }
     assert [e["step"] for e in report["trace"]["scored"][:3]] == [6, 10, 13]
     assert len(list((tmp_path / "frames").glob("*.png"))) == 5
     assert main(["generate", "--strategy", "rgrp", "--beta", "2", "--out", str(tmp_path)]) == 2

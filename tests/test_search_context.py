@@ -29,7 +29,9 @@ def small() -> AnalyticBackend:
 
 
 def _context(backend, prompt, seed=0) -> SearchContext:
-    return SearchContext(backend, AnalyticReward(backend), prompt, generator=torch.Generator().manual_seed(seed))
+    return SearchContext(
+        backend, AnalyticReward(backend), prompt, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 # -- record_selection ---------------------------------------------------------------------
@@ -74,7 +76,10 @@ def test_record_selection_refuses_foreign_records_and_bad_fields(small, prompt) 
     foreign = other.score(other.advance(other.start(3), to=3))
     with pytest.raises(ValueError, match="returned by this search"):
         ctx.record_selection(foreign, particles)
-    with pytest.raises(ValueError, match=re.escape("chosen must be indices into the 3 scored particles, got [0, 3]")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("chosen must be indices into the 3 scored particles, got [0, 3]"),
+    ):
         ctx.record_selection(record, particles, chosen=[0, 3])
     with pytest.raises(ValueError, match=re.escape("weights must have shape [3], got [2]")):
         ctx.record_selection(record, particles, weights=torch.tensor([0.5, 0.5]))
@@ -83,9 +88,15 @@ def test_record_selection_refuses_foreign_records_and_bad_fields(small, prompt) 
 def test_only_the_context_assigns_record_fields_and_strategies_reach_nothing_private() -> None:
     """The code base's own rule, checked on its source: no trace-record field is assigned
     outside ``searchkit/context.py``; no strategy reads the context's backend or noise."""
-    assign = re.compile(r"\brecord\w*\.(weights|chosen|survivors|scores|total|ids|step|sigma|label)\s*=[^=]")
+    assign = re.compile(
+        r"\brecord\w*\.(weights|chosen|survivors|scores|total|ids|step|sigma|label)\s*=[^=]"
+    )
     private = re.compile(r"\bctx\.(_?backend|_?given_noise|_?reward|_?lineage)\b")
-    sources = [p for folder in ("searchkit", "algorithms", "rewards") for p in (REPO / folder).rglob("*.py")]
+    sources = [
+        p
+        for folder in ("searchkit", "algorithms", "rewards")
+        for p in (REPO / folder).rglob("*.py")
+    ]
     assert sources
     offenders = [
         f"{p.relative_to(REPO)}:{n}"
@@ -96,8 +107,12 @@ def test_only_the_context_assigns_record_fields_and_strategies_reach_nothing_pri
     ]
     assert not offenders, offenders
     strategies = [p for p in (REPO / "algorithms").glob("*.py")]
-    reaching = [f"{p.name}:{n}" for p in strategies for n, line in enumerate(p.read_text().splitlines(), 1)
-                if private.search(line)]
+    reaching = [
+        f"{p.name}:{n}"
+        for p in strategies
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
     assert not reaching, reaching
 
 
@@ -165,10 +180,14 @@ def test_particle_filter_resamples_only_below_the_ess_threshold(small, prompt) -
 
 # -- presets -----------------------------------------------------------------------------
 def test_presets_are_settings_with_overrides() -> None:
-    assert RGRP.from_preset("latsearch") == RGRP(num_particles=6, beta=0.1, temperature=1.0, schedule=(10, 15, 20))
+    assert RGRP.from_preset("latsearch") == RGRP(
+        num_particles=6, beta=0.1, temperature=1.0, schedule=(10, 15, 20)
+    )
     assert RGRP.from_preset("independent", num_particles=8) == RGRP(num_particles=8, beta=1.0)
     assert FKSteering.from_preset("tilted-sample").selection == "sample"
-    with pytest.raises(ValueError, match="preset must be one of rgrp's presets: independent, latsearch"):
+    with pytest.raises(
+        ValueError, match="preset must be one of rgrp's presets: independent, latsearch"
+    ):
         RGRP.from_preset("nope")
 
 
@@ -185,6 +204,8 @@ def test_import_rewards_from_the_repository_root_is_refused() -> None:
     """``rewards/`` and ``algorithms/`` install as ``searchkit.rewards`` / ``searchkit.algorithms``
     only: importing them as top-level packages would give modules a second identity."""
     for name in ("rewards", "algorithms"):
-        run = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=REPO, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], cwd=REPO, capture_output=True, text=True
+        )
         assert run.returncode != 0
         assert f"import searchkit.{name}" in run.stderr

@@ -40,7 +40,9 @@ def small() -> AnalyticBackend:
 
 @pytest.fixture(scope="module")
 def small_sde() -> AnalyticBackend:
-    return AnalyticBackend(channels=2, frames=3, height=4, width=4, num_steps=STEPS, solver="sde-dpmsolver++")
+    return AnalyticBackend(
+        channels=2, frames=3, height=4, width=4, num_steps=STEPS, solver="sde-dpmsolver++"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,26 +60,50 @@ class _Frozen(AnalyticReward):
 
 # -- bad input: every field, a clear error naming it --------------------------------------
 BAD_FIELDS = [
-    (BeamSearch, "beam_width", 0), (BeamSearch, "beam_width", 2.5), (BeamSearch, "candidates", 0),
-    (BeamSearch, "lookahead", -1), (BeamSearch, "beta", 1.5), (BeamSearch, "beta", -0.1),
-    (ZeroOrderSearch, "num_neighbors", 0), (ZeroOrderSearch, "num_rounds", 0),
-    (ZeroOrderSearch, "similarity", 1.0), (ZeroOrderSearch, "similarity", 0.0),
+    (BeamSearch, "beam_width", 0),
+    (BeamSearch, "beam_width", 2.5),
+    (BeamSearch, "candidates", 0),
+    (BeamSearch, "lookahead", -1),
+    (BeamSearch, "beta", 1.5),
+    (BeamSearch, "beta", -0.1),
+    (ZeroOrderSearch, "num_neighbors", 0),
+    (ZeroOrderSearch, "num_rounds", 0),
+    (ZeroOrderSearch, "similarity", 1.0),
+    (ZeroOrderSearch, "similarity", 0.0),
     (ZeroOrderSearch, "similarity", math.nan),
-    (NoiseOptimization, "num_iterations", 0), (NoiseOptimization, "learning_rate", 0.0),
-    (NoiseOptimization, "learning_rate", -1e-2), (NoiseOptimization, "max_grad_norm", 0.0),
+    (NoiseOptimization, "num_iterations", 0),
+    (NoiseOptimization, "learning_rate", 0.0),
+    (NoiseOptimization, "learning_rate", -1e-2),
+    (NoiseOptimization, "max_grad_norm", 0.0),
     (NoiseOptimization, "regularization", -1.0),
-    (FreeInit, "num_passes", 0), (FreeInit, "cutoff", 0.0), (FreeInit, "cutoff", 1.5),
+    (FreeInit, "num_passes", 0),
+    (FreeInit, "cutoff", 0.0),
+    (FreeInit, "cutoff", 1.5),
     (FreeInit, "order", 0),
-    (FKSteering, "num_particles", 1), (FKSteering, "lmbda", -1.0), (FKSteering, "lmbda", math.inf),
-    (FKSteering, "potential", "mean"), (FKSteering, "schedule", ()), (FKSteering, "schedule", (5, 3)),
-    (FKSteering, "schedule", (3, 3)), (FKSteering, "schedule", (-1, 3)),
-    (FKSteering, "ess_threshold", 0.0), (FKSteering, "ess_threshold", 1.5),
-    (FKSteering, "resampler", "roulette"), (FKSteering, "selection", "best"), (FKSteering, "beta", 2.0),
-    (EvoSearch, "evolution_steps", ()), (EvoSearch, "evolution_steps", (5, 5)),
-    (EvoSearch, "evolution_steps", (20, 5)), (EvoSearch, "initial_population", 0),
-    (EvoSearch, "population", 0), (EvoSearch, "population", (5, 5)),
-    (EvoSearch, "num_elites", -1), (EvoSearch, "num_elites", 6), (EvoSearch, "tournament_size", 0),
-    (EvoSearch, "tournament_size", 11), (EvoSearch, "beta", -0.5),
+    (FKSteering, "num_particles", 1),
+    (FKSteering, "lmbda", -1.0),
+    (FKSteering, "lmbda", math.inf),
+    (FKSteering, "potential", "mean"),
+    (FKSteering, "schedule", ()),
+    (FKSteering, "schedule", (5, 3)),
+    (FKSteering, "schedule", (3, 3)),
+    (FKSteering, "schedule", (-1, 3)),
+    (FKSteering, "ess_threshold", 0.0),
+    (FKSteering, "ess_threshold", 1.5),
+    (FKSteering, "resampler", "roulette"),
+    (FKSteering, "selection", "best"),
+    (FKSteering, "beta", 2.0),
+    (EvoSearch, "evolution_steps", ()),
+    (EvoSearch, "evolution_steps", (5, 5)),
+    (EvoSearch, "evolution_steps", (20, 5)),
+    (EvoSearch, "initial_population", 0),
+    (EvoSearch, "population", 0),
+    (EvoSearch, "population", (5, 5)),
+    (EvoSearch, "num_elites", -1),
+    (EvoSearch, "num_elites", 6),
+    (EvoSearch, "tournament_size", 0),
+    (EvoSearch, "tournament_size", 11),
+    (EvoSearch, "beta", -0.5),
 ]
 
 
@@ -122,7 +148,11 @@ def test_noise_optimization_needs_gradients(small, frozen) -> None:
         def is_differentiable(self) -> bool:
             return False
 
-    backend = Opaque(channels=2, frames=3, height=4, width=4, num_steps=STEPS) if frozen == "backend" else small
+    backend = (
+        Opaque(channels=2, frames=3, height=4, width=4, num_steps=STEPS)
+        if frozen == "backend"
+        else small
+    )
     reward = _Frozen(backend) if frozen == "reward" else AnalyticReward(backend)
     with pytest.raises(ValueError, match=f"differentiable {frozen}.*is_differentiable=False"):
         NoiseOptimization().run(backend, reward, PROMPT, seed=0)
@@ -133,17 +163,28 @@ T = STEPS
 COST_CASES = [
     # (strategy, particle-steps formula, reward calls formula)
     (BeamSearch(beam_width=3, candidates=2), 3 * 2 * T, 3 * 2 * T),
-    (BeamSearch(beam_width=2, candidates=3, lookahead=2), 2 * 3 * T + 2 * 3 * (2 * (T - 2) + 1), 2 * 3 * T),
+    (
+        BeamSearch(beam_width=2, candidates=3, lookahead=2),
+        2 * 3 * T + 2 * 3 * (2 * (T - 2) + 1),
+        2 * 3 * T,
+    ),
     (ZeroOrderSearch(num_neighbors=3, num_rounds=2), T * (1 + 2 * 3), 1 + 2 * 3),
     (NoiseOptimization(num_iterations=3), 4 * T, 4),
     (FreeInit(num_passes=3), 3 * T, 1),
     (FKSteering(num_particles=5, schedule=(2, 5, 8)), 5 * T, 5 * 4),
-    (EvoSearch(evolution_steps=(2, 6, 9), initial_population=6, population=(4, 3, 2), num_elites=1),
-     6 * T + 4 * (T - 2) + 3 * (T - 6) + 2 * (T - 9), 6 + 4 + 3 + 2),
+    (
+        EvoSearch(
+            evolution_steps=(2, 6, 9), initial_population=6, population=(4, 3, 2), num_elites=1
+        ),
+        6 * T + 4 * (T - 2) + 3 * (T - 6) + 2 * (T - 9),
+        6 + 4 + 3 + 2,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("strategy", "steps", "calls"), COST_CASES, ids=lambda x: getattr(x, "name", ""))
+@pytest.mark.parametrize(
+    ("strategy", "steps", "calls"), COST_CASES, ids=lambda x: getattr(x, "name", "")
+)
 def test_cost_follows_the_formula(strategy, steps, calls, small, reward) -> None:
     for seed in (0, 1):
         result = strategy.run(small, reward, PROMPT, seed=seed)
@@ -161,13 +202,19 @@ def test_paper_configurations_at_fifty_steps() -> None:
     assert FKSteering().expected_particle_steps(50) == 200
     backend = AnalyticBackend(channels=1, frames=1, height=1, width=1)
     # NFE = 2 (I + 1) T forwards + 2 * (2 I T) backward-equivalents
-    assert NoiseOptimization(num_iterations=10).expected_nfe(backend) == 2 * 11 * 50 + Meter.BACKWARD_FACTOR * 2 * 10 * 50
+    assert (
+        NoiseOptimization(num_iterations=10).expected_nfe(backend)
+        == 2 * 11 * 50 + Meter.BACKWARD_FACTOR * 2 * 10 * 50
+    )
 
 
 def test_noise_optimization_meters_backward_passes(small, reward) -> None:
     result = NoiseOptimization(num_iterations=2).run(small, reward, PROMPT, seed=0)
     assert result.cost.backward_nfe == 2 * T * small.forwards_per_step * Meter.BACKWARD_FACTOR
-    assert result.cost.nfe == result.cost.particle_steps * small.forwards_per_step + result.cost.backward_nfe
+    assert (
+        result.cost.nfe
+        == result.cost.particle_steps * small.forwards_per_step + result.cost.backward_nfe
+    )
 
 
 # -- behaviour ---------------------------------------------------------------------------
@@ -204,7 +251,9 @@ def test_sphere_neighbours_keep_norm_and_similarity() -> None:
 def test_zero_order_starts_from_the_baseline_and_only_improves(small, reward) -> None:
     for seed in range(4):
         baseline = Baseline().run(small, reward, PROMPT, seed=seed)
-        result = ZeroOrderSearch(num_neighbors=3, num_rounds=3).run(small, reward, PROMPT, seed=seed)
+        result = ZeroOrderSearch(num_neighbors=3, num_rounds=3).run(
+            small, reward, PROMPT, seed=seed
+        )
         first = result.trace[0]
         assert float(first.total[0]) == pytest.approx(baseline.reward, abs=1e-5)  # the pivot itself
         assert torch.allclose(result.latents, baseline.latents) or result.reward > baseline.reward
@@ -212,7 +261,9 @@ def test_zero_order_starts_from_the_baseline_and_only_improves(small, reward) ->
 
 
 def test_noise_optimization_climbs_the_reward(small, reward) -> None:
-    result = NoiseOptimization(num_iterations=4, learning_rate=0.05).run(small, reward, PROMPT, seed=0)
+    result = NoiseOptimization(num_iterations=4, learning_rate=0.05).run(
+        small, reward, PROMPT, seed=0
+    )
     totals = [float(r.total[0]) for r in result.trace]
     baseline = Baseline().run(small, reward, PROMPT, seed=0)
     assert totals[0] == pytest.approx(baseline.reward, abs=1e-4)  # iteration 0 is the baseline
@@ -252,7 +303,9 @@ def test_free_init_single_pass_is_the_baseline(small, reward) -> None:
 
 
 def test_evo_search_elites_tournaments_and_best_ever(small, reward) -> None:
-    strategy = EvoSearch(evolution_steps=(0, 3, 7), initial_population=6, population=4, num_elites=2)
+    strategy = EvoSearch(
+        evolution_steps=(0, 3, 7), initial_population=6, population=4, num_elites=2
+    )
     result = strategy.run(small, reward, PROMPT, seed=1)
     generations = list(result.trace)
     assert [len(r.ids) for r in generations] == [6, 4, 4, 4]
@@ -299,11 +352,15 @@ def test_potentials_and_final_correction_multiply_to_the_tilt(kind) -> None:
 
 
 def test_fk_resampling_policy(small, reward) -> None:
-    always = FKSteering(num_particles=4, schedule=(2, 5, 8), ess_threshold=None).run(small, reward, PROMPT, seed=0)
+    always = FKSteering(num_particles=4, schedule=(2, 5, 8), ess_threshold=None).run(
+        small, reward, PROMPT, seed=0
+    )
     events = [r for r in always.trace if r.label == "fk"]
     assert all(r.chosen is not None and len(r.chosen) == 4 for r in events)  # duplicates kept
     assert all(len(r.ids) == 4 for r in always.trace)
-    flat = FKSteering(num_particles=4, schedule=(2, 5, 8), lmbda=0.0).run(small, reward, PROMPT, seed=0)
+    flat = FKSteering(num_particles=4, schedule=(2, 5, 8), lmbda=0.0).run(
+        small, reward, PROMPT, seed=0
+    )
     # lambda = 0: uniform weights, ESS = N, the adaptive rule never resamples
     assert all(r.chosen is None for r in flat.trace if r.label == "fk")
     final = always.trace[-1]
@@ -313,7 +370,9 @@ def test_fk_resampling_policy(small, reward) -> None:
 
 @pytest.mark.parametrize("resampler", sorted(RESAMPLERS))
 def test_fk_runs_with_every_resampler(resampler, small, reward) -> None:
-    strategy = FKSteering(num_particles=5, schedule=(2, 5, 8), ess_threshold=None, resampler=resampler)
+    strategy = FKSteering(
+        num_particles=5, schedule=(2, 5, 8), ess_threshold=None, resampler=resampler
+    )
     result = strategy.run(small, reward, PROMPT, seed=1)
     events = [r for r in result.trace if r.label == "fk"]
     for record in events:
@@ -359,8 +418,17 @@ def test_fk_steering_rt_samples_the_tilted_distribution() -> None:
     exp(lambda sum_s r_s) and the mean would move by about 0.8.
     """
     backend = AnalyticBackend(
-        channels=1, frames=1, height=1, width=1, num_components=2, component_scale=1.5,
-        component_std=0.4, guidance_scale=1.0, solver="sde-dpmsolver++", num_steps=50, world_seed=1,
+        channels=1,
+        frames=1,
+        height=1,
+        width=1,
+        num_components=2,
+        component_scale=1.5,
+        component_std=0.4,
+        guidance_scale=1.0,
+        solver="sde-dpmsolver++",
+        num_steps=50,
+        world_seed=1,
     )
     lam, s2, prompt = 1.0, 0.4**2, "a cat"
     pi = backend.prompt_log_weights(prompt).exp().double()
@@ -373,16 +441,30 @@ def test_fk_steering_rt_samples_the_tilted_distribution() -> None:
     midpoint = float(mu.mean())
     normal = torch.distributions.Normal(centres, math.sqrt(s2))
     above = float((weights * (1 - normal.cdf(torch.tensor(midpoint, dtype=torch.float64)))).sum())
-    base_above = float((pi * (1 - torch.distributions.Normal(mu, math.sqrt(s2)).cdf(
-        torch.tensor(midpoint, dtype=torch.float64)))).sum())
+    base_above = float(
+        (
+            pi
+            * (
+                1
+                - torch.distributions.Normal(mu, math.sqrt(s2)).cdf(
+                    torch.tensor(midpoint, dtype=torch.float64)
+                )
+            )
+        ).sum()
+    )
     assert abs(above - base_above) > 0.4  # the tilt moves the mode weights a lot
 
-    strategy = FKSteering(num_particles=128, lmbda=lam, potential="rt", beta=0.0, selection="sample")
+    strategy = FKSteering(
+        num_particles=128, lmbda=lam, potential="rt", beta=0.0, selection="sample"
+    )
     runs = 400
-    draws = torch.tensor([
-        float(strategy.run(backend, _Coordinate(), prompt, seed=seed).latents.reshape(-1)[0])
-        for seed in range(runs)
-    ], dtype=torch.float64)
+    draws = torch.tensor(
+        [
+            float(strategy.run(backend, _Coordinate(), prompt, seed=seed).latents.reshape(-1)[0])
+            for seed in range(runs)
+        ],
+        dtype=torch.float64,
+    )
     mean_se = math.sqrt(tilted_var / runs)
     frac_se = math.sqrt(above * (1 - above) / runs)
     assert abs(float(draws.mean()) - tilted_mean) < 4.5 * mean_se

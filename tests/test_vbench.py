@@ -35,7 +35,11 @@ QUOTED = 'She says "hello, world", then the chef\'s knife slices 3 tomatoes; 50%
 RECORDS = [
     {"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"], "auxiliary_info": "zoom_in"},
     {"prompt_en": "A man is playing basketball.", "dimension": ["Diversity"]},
-    {"prompt_en": LONG, "dimension": ["Complex_Plot"], "prompt_aug": "A detailed lighthouse scene."},
+    {
+        "prompt_en": LONG,
+        "dimension": ["Complex_Plot"],
+        "prompt_aug": "A detailed lighthouse scene.",
+    },
     {"prompt_en": QUOTED, "dimension": "Human_Clothes"},  # the bare-string form of meta_info files
 ]
 
@@ -80,35 +84,67 @@ def test_names_folders_and_sample_counts(prompts_file):
     # the model gets the augmented prompt; the file keeps the original's name
     long_slots = [s for s in plan if s.dimension == "Complex_Plot"]
     assert {s.prompt for s in long_slots} == {"A detailed lighthouse scene."}
-    assert {s.prompt for s in plan_videos(load_vbench_prompts(prompts_file), augmented=False)
-            if s.dimension == "Complex_Plot"} == {LONG}
+    assert {
+        s.prompt
+        for s in plan_videos(load_vbench_prompts(prompts_file), augmented=False)
+        if s.dimension == "Complex_Plot"
+    } == {LONG}
     # every video its own seed, the same on every plan, independent of the file's order
     assert len({s.seed for s in plan}) == len(plan)
     reordered = plan_videos(load_vbench_prompts(prompts_file)[::-1])
     assert {(s.dimension, s.file_name, s.seed) for s in reordered} == {
-        (s.dimension, s.file_name, s.seed) for s in plan}
+        (s.dimension, s.file_name, s.seed) for s in plan
+    }
     shifted = plan_videos(load_vbench_prompts(prompts_file), seed=5)
     assert [s.seed - 5 for s in shifted] == [s.seed for s in plan]
 
 
 def test_a_record_in_two_dimensions_fills_both_folders(tmp_path):
     path = tmp_path / "two.json"
-    path.write_text(json.dumps([{"prompt_en": "A ball rolls.", "dimension": ["Mechanics", "Material"]},
-                                {"prompt_en": "A ball rolls.", "dimension": ["Mechanics"]}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"prompt_en": "A ball rolls.", "dimension": ["Mechanics", "Material"]},
+                {"prompt_en": "A ball rolls.", "dimension": ["Mechanics"]},
+            ]
+        )
+    )
     plan = plan_videos(load_vbench_prompts(path))
     assert sorted(f"{s.dimension}/{s.file_name}" for s in plan) == sorted(
         [f"Mechanics/A ball rolls.-{i}.mp4" for i in range(3)]
-        + [f"Material/A ball rolls.-{i}.mp4" for i in range(3)])
+        + [f"Material/A ball rolls.-{i}.mp4" for i in range(3)]
+    )
 
 
-@pytest.mark.parametrize(("record", "message"), [
-    ({"prompt_en": "AC/DC plays on a stage.", "dimension": ["Composition"]}, r"record 1: .*'/'"),
-    ({"prompt_en": "A cat.", "dimension": ["Aesthetic_Quality"]}, r"record 1: unknown dimension 'Aesthetic_Quality'"),
-    ({"prompt_en": "A cat.", "dimension": []}, r"record 1: 'dimension' must be a non-empty list"),
-    ({"prompt_en": "  ", "dimension": ["Composition"]}, r"record 1: lacks a non-empty string 'prompt_en'"),
-    ({"prompt_en": "A cat.", "dimension": ["Composition"], "prompt_aug": 3}, r"record 1: 'prompt_aug'"),
-    ({"prompt_en": "\u2019" * 90, "dimension": ["Composition"]}, r"record 1: .*longer than 255 bytes"),
-])
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"prompt_en": "AC/DC plays on a stage.", "dimension": ["Composition"]},
+            r"record 1: .*'/'",
+        ),
+        (
+            {"prompt_en": "A cat.", "dimension": ["Aesthetic_Quality"]},
+            r"record 1: unknown dimension 'Aesthetic_Quality'",
+        ),
+        (
+            {"prompt_en": "A cat.", "dimension": []},
+            r"record 1: 'dimension' must be a non-empty list",
+        ),
+        (
+            {"prompt_en": "  ", "dimension": ["Composition"]},
+            r"record 1: lacks a non-empty string 'prompt_en'",
+        ),
+        (
+            {"prompt_en": "A cat.", "dimension": ["Composition"], "prompt_aug": 3},
+            r"record 1: 'prompt_aug'",
+        ),
+        (
+            {"prompt_en": "\u2019" * 90, "dimension": ["Composition"]},
+            r"record 1: .*longer than 255 bytes",
+        ),
+    ],
+)
 def test_a_record_vbench_cannot_grade_is_refused(tmp_path, record, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps([RECORDS[0], record]), encoding="utf-8")
@@ -131,7 +167,10 @@ def test_the_check_reports_a_missing_and_a_stray_file(prompts_file, tmp_path):
     report = check_layout(plan, root)
     assert not report.ok
     assert report.missing == (gone,)
-    assert set(report.stray) == {root / "Diversity" / "notes.txt", root / "Camera_Motion" / ".DS_Store"}
+    assert set(report.stray) == {
+        root / "Diversity" / "notes.txt",
+        root / "Camera_Motion" / ".DS_Store",
+    }
     assert report.expected == len(plan)
     text = report.describe()
     assert f"missing: {gone}" in text and "notes.txt" in text
@@ -171,7 +210,9 @@ def _frames(path):
         reader.close()
 
 
-def test_generate_over_a_prompt_file_writes_exactly_the_layout_and_resumes(prompts_file, tmp_path, capsys):
+def test_generate_over_a_prompt_file_writes_exactly_the_layout_and_resumes(
+    prompts_file, tmp_path, capsys
+):
     out = tmp_path / "vbench_videos"
     argv = ["generate", "--prompts-file", str(prompts_file), "--vbench-out", str(out)]
     assert main(argv) == 0
@@ -200,11 +241,21 @@ def test_generate_over_a_prompt_file_writes_exactly_the_layout_and_resumes(promp
     assert "holds videos of another run" in capsys.readouterr().err
 
 
-def test_sigkill_mid_run_leaves_only_finished_videos_and_resume_completes(prompts_file, tmp_path, capsys):
+def test_sigkill_mid_run_leaves_only_finished_videos_and_resume_completes(
+    prompts_file, tmp_path, capsys
+):
     out = tmp_path / "videos"
     diversity = out / "Diversity"
-    command = [sys.executable, "-m", "searchkit.cli", "generate", "--prompts-file", str(prompts_file),
-               "--vbench-out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "searchkit.cli",
+        "generate",
+        "--prompts-file",
+        str(prompts_file),
+        "--vbench-out",
+        str(out),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -230,7 +281,9 @@ def test_sigkill_mid_run_leaves_only_finished_videos_and_resume_completes(prompt
 
 def test_check_only_reports_without_generating(prompts_file, tmp_path, capsys):
     out = tmp_path / "videos"
-    code = main(["generate", "--prompts-file", str(prompts_file), "--vbench-out", str(out), "--check-only"])
+    code = main(
+        ["generate", "--prompts-file", str(prompts_file), "--vbench-out", str(out), "--check-only"]
+    )
     assert code == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["written"], len(report["missing"]), report["stray"]) == (0, 29, [])
@@ -249,26 +302,47 @@ def test_generate_refuses_options_that_do_not_apply(prompts_file, tmp_path, caps
 def _eval_results(folder, scores: dict[str, float], stamp: str) -> None:
     """A result file as VBench-2.0's evaluate.py writes it, with its full_info companion."""
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {d: [s, [{"video_path": f"vbench_videos/{d}/x-0.mp4", "video_results": s}]]
-               for d, s in scores.items()}
+    payload = {
+        d: [s, [{"video_path": f"vbench_videos/{d}/x-0.mp4", "video_results": s}]]
+        for d, s in scores.items()
+    }
     (folder / f"results_{stamp}_eval_results.json").write_text(json.dumps(payload, indent=4))
     (folder / f"results_{stamp}_full_info.json").write_text(json.dumps([{"prompt_en": "x"}]))
 
 
 ALL = {
-    "Diversity": 0.50, "Composition": 0.40, "Motion_Rationality": 0.30, "Instance_Preservation": 0.90,
-    "Dynamic_Spatial_Relationship": 0.20, "Dynamic_Attribute": 0.10, "Motion_Order_Understanding": 0.30,
-    "Human_Interaction": 0.70, "Complex_Landscape": 0.20, "Complex_Plot": 0.10, "Camera_Motion": 0.40,
-    "Human_Anatomy": 0.80, "Human_Identity": 0.70, "Human_Clothes": 0.90,
-    "Mechanics": 0.60, "Thermotics": 0.50, "Material": 0.70, "Multi-View_Consistency": 0.20,
+    "Diversity": 0.50,
+    "Composition": 0.40,
+    "Motion_Rationality": 0.30,
+    "Instance_Preservation": 0.90,
+    "Dynamic_Spatial_Relationship": 0.20,
+    "Dynamic_Attribute": 0.10,
+    "Motion_Order_Understanding": 0.30,
+    "Human_Interaction": 0.70,
+    "Complex_Landscape": 0.20,
+    "Complex_Plot": 0.10,
+    "Camera_Motion": 0.40,
+    "Human_Anatomy": 0.80,
+    "Human_Identity": 0.70,
+    "Human_Clothes": 0.90,
+    "Mechanics": 0.60,
+    "Thermotics": 0.50,
+    "Material": 0.70,
+    "Multi-View_Consistency": 0.20,
 }
 
 
 def test_vbench_results_come_back_as_one_table(tmp_path):
     # evaluate.sh writes evaluation_results/{dimension}/{model}/results_*_eval_results.json
     for dimension, score in ALL.items():
-        _eval_results(tmp_path / "full" / dimension / "vbench_videos", {dimension: score}, "2025-05-01-10:00:00")
-    _eval_results(tmp_path / "part", {"Diversity": 0.25, "Composition": 0.35}, "2025-05-02-10:00:00")
+        _eval_results(
+            tmp_path / "full" / dimension / "vbench_videos",
+            {dimension: score},
+            "2025-05-01-10:00:00",
+        )
+    _eval_results(
+        tmp_path / "part", {"Diversity": 0.25, "Composition": 0.35}, "2025-05-02-10:00:00"
+    )
     full = read_vbench_scores(tmp_path / "full")
     assert full == ALL
     categories = category_scores(full)

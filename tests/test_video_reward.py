@@ -67,13 +67,19 @@ def _ref_patches(video: torch.Tensor, max_pixels: int) -> tuple[np.ndarray, list
     elif h_bar * w_bar < 128 * 28 * 28:
         beta = math.sqrt(128 * 28 * 28 / (height * width))
         h_bar, w_bar = math.ceil(height * beta / 28) * 28, math.ceil(width * beta / 28) * 28
-    x = torch.nn.functional.interpolate(x, size=(h_bar, w_bar), mode="bicubic", align_corners=False, antialias=True)
+    x = torch.nn.functional.interpolate(
+        x, size=(h_bar, w_bar), mode="bicubic", align_corners=False, antialias=True
+    )
     x = ((x + 1) / 2).clamp(0, 1)
     mean = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
     std = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
     frames = []
-    for frame in x.numpy():  # the image processor: a PIL round trip (to uint8 by truncation), then CLIP
-        as_uint8 = (frame.transpose(1, 2, 0).astype(np.float64) * 255).astype(np.float32).astype(np.uint8)
+    for (
+        frame
+    ) in x.numpy():  # the image processor: a PIL round trip (to uint8 by truncation), then CLIP
+        as_uint8 = (
+            (frame.transpose(1, 2, 0).astype(np.float64) * 255).astype(np.float32).astype(np.uint8)
+        )
         back = np.array(Image.fromarray(as_uint8).resize((w_bar, h_bar), Image.BICUBIC))
         back = (back.astype(np.float64) * (1 / 255)).astype(np.float32)
         frames.append(((back - mean) / std).transpose(2, 0, 1))
@@ -81,7 +87,9 @@ def _ref_patches(video: torch.Tensor, max_pixels: int) -> tuple[np.ndarray, list
     if patches.shape[0] % 2:
         patches = np.concatenate([patches, patches[-1:]])
     gt, gh, gw = patches.shape[0] // 2, h_bar // 14, w_bar // 14
-    patches = patches.reshape(gt, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    patches = patches.reshape(gt, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).transpose(
+        0, 3, 6, 4, 7, 2, 1, 5, 8
+    )
     return patches.reshape(gt * gh * gw, 3 * 2 * 14 * 14), [gt, gh, gw]
 
 
@@ -95,20 +103,36 @@ def _ref_model(base, folder):
     model = Qwen2VLForConditionalGeneration.from_pretrained(str(base), dtype=torch.float32)
     model.resize_token_embeddings(len(tok))
     lora = config["peft_lora_config"]
-    targets = [name for name, m in model.named_modules() if isinstance(m, nn.Linear | nn.Embedding)
-               and not any(x in name for x in lora["lora_namespan_exclude"])]
-    model = get_peft_model(model, LoraConfig(target_modules=targets, r=lora["lora_r"], lora_alpha=lora["lora_alpha"],
-                                             lora_dropout=lora["lora_dropout"], bias="none"))
+    targets = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear | nn.Embedding)
+        and not any(x in name for x in lora["lora_namespan_exclude"])
+    ]
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            target_modules=targets,
+            r=lora["lora_r"],
+            lora_alpha=lora["lora_alpha"],
+            lora_dropout=lora["lora_dropout"],
+            bias="none",
+        ),
+    )
     ckpt = sorted(folder.glob("checkpoint-*"))[-1]
-    trained = {**torch.load(ckpt / "non_lora_state_dict.pth", weights_only=True),
-               **load_file(str(ckpt / "adapter_model.safetensors"))}
+    trained = {
+        **torch.load(ckpt / "non_lora_state_dict.pth", weights_only=True),
+        **load_file(str(ckpt / "adapter_model.safetensors")),
+    }
     rm_head = trained.pop("base_model.model.rm_head.weight")
     state = model.state_dict()
     for name, tensor in trained.items():  # the release layout, renamed for current transformers
         name = name.replace("base_model.model.visual.", "base_model.model.model.visual.")
         if name.startswith("base_model.model.model.") and ".visual." not in name:
             name = name.replace("base_model.model.model.", "base_model.model.model.language_model.")
-        name = name.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
+        name = name.replace(".lora_A.weight", ".lora_A.default.weight").replace(
+            ".lora_B.weight", ".lora_B.default.weight"
+        )
         assert name in state, name
         state[name] = tensor
     model.load_state_dict(state)
@@ -121,21 +145,34 @@ def _reference_scores(base, folder, videos: torch.Tensor, prompts: list[str]) ->
 
     model, tok, rm_head, config = _ref_model(base, folder)
     inner = model.base_model.model.model
-    rows, grids = zip(*(_ref_patches(v, config["data_config"]["max_frame_pixels"]) for v in videos), strict=True)
+    rows, grids = zip(
+        *(_ref_patches(v, config["data_config"]["max_frame_pixels"]) for v in videos), strict=True
+    )
     texts = []
     for prompt, (gt, gh, gw) in zip(prompts, grids, strict=True):
-        messages = [{"role": "user", "content": [{"type": "video", "video": "in memory"},
-                                                 {"type": "text", "text": RUBRIC.format(text_prompt=prompt)}]}]
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "video", "video": "in memory"},
+                    {"type": "text", "text": RUBRIC.format(text_prompt=prompt)},
+                ],
+            }
+        ]
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         texts.append(text.replace("<|video_pad|>", "<|video_pad|>" * (gt * gh * gw // 4)))
     tok.padding_side = "right"
     batch = tok(texts, padding=True, return_tensors="pt")
     ids = batch["input_ids"]
     embeds = inner.language_model.embed_tokens(ids)
-    vision = inner.visual(torch.from_numpy(np.concatenate(rows)), grid_thw=torch.tensor(grids)).pooler_output
+    vision = inner.visual(
+        torch.from_numpy(np.concatenate(rows)), grid_thw=torch.tensor(grids)
+    ).pooler_output
     is_video = (ids == model.config.video_token_id)[..., None].expand_as(embeds)
     embeds = embeds.masked_scatter(is_video, vision)
-    hidden = inner.language_model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).last_hidden_state
+    hidden = inner.language_model(
+        inputs_embeds=embeds, attention_mask=batch["attention_mask"]
+    ).last_hidden_state
     special = torch.isin(ids, torch.tensor(tok.convert_tokens_to_ids(REWARD_TOKENS)))
     return (hidden[special] @ rm_head.T).view(len(prompts), 3)
 
@@ -153,9 +190,13 @@ def test_a_batch_scores_as_its_members_one_by_one(folders, reward) -> None:
     videos = ((_frames(3, seed=4) + 1) / 2).clamp(0, 1)
     prompts = [PROMPTS[1], PROMPTS[0], "x"]
     together = reward.score_frames(videos, prompts)
-    alone = torch.cat([reward.score_frames(videos[i:i + 1], prompts[i:i + 1]) for i in range(3)])
+    alone = torch.cat(
+        [reward.score_frames(videos[i : i + 1], prompts[i : i + 1]) for i in range(3)]
+    )
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(together[0], together[1])  # different videos and prompts, different scores
+    assert not torch.allclose(
+        together[0], together[1]
+    )  # different videos and prompts, different scores
 
 
 def test_normalisation_uses_the_inference_statistics(reward) -> None:
@@ -169,7 +210,9 @@ def test_normalisation_uses_the_inference_statistics(reward) -> None:
 def test_frame_sampling_and_resizing_follow_the_reference_rules() -> None:
     assert sample_count(33, fps=2.0) == 4 and sample_indices(33, 4).tolist() == [0, 11, 21, 32]
     assert sample_count(81, fps=2.0) == 10
-    assert sample_count(9, nframes=9) == 8 and sample_count(21, nframes=21) == 20  # round half to even
+    assert (
+        sample_count(9, nframes=9) == 8 and sample_count(21, nframes=21) == 20
+    )  # round half to even
     assert smart_resize(480, 832, max_pixels=200704) == (336, 588)
     assert smart_resize(16, 16, max_pixels=200704) == (336, 336)
     with pytest.raises(ValueError, match="at least 2 frames"):
@@ -197,10 +240,15 @@ def test_a_missing_base_model_is_named(folders, tmp_path) -> None:
     config = json.loads((folder / "model_config.json").read_text())
     config["model_config"]["model_name_or_path"] = str(tmp_path / "no-such-model")
     (folder / "model_config.json").write_text(json.dumps(config))
-    with pytest.raises(VideoRewardCheckpointError, match="base model .*no-such-model.* is not a folder"):
+    with pytest.raises(
+        VideoRewardCheckpointError, match="base model .*no-such-model.* is not a folder"
+    ):
         VideoReward.from_pretrained(folder, device="cpu")
     # base_model= overrides the config's name
-    assert VideoReward.from_pretrained(folder, folders[0], device="cpu", dtype="float32").loaded.folder == folder
+    assert (
+        VideoReward.from_pretrained(folder, folders[0], device="cpu", dtype="float32").loaded.folder
+        == folder
+    )
 
 
 def _edit_adapters(folder, edit) -> None:
@@ -213,11 +261,20 @@ def _edit_adapters(folder, edit) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.pop("base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"), "lacks 1 tensors"),
-        (lambda t: t.update({"base_model.model.model.layers.0.mlp.up_proj.lora_A.weight": torch.zeros(3, 32)}),
-         r"adapter_model\.safetensors: tensor .*up_proj\.lora_A\.weight' has shape \[3, 32\]"),
-        (lambda t: t.update({"base_model.model.projector.weight": torch.zeros(2)}),
-         r"adapter_model\.safetensors: tensor 'base_model\.model\.projector\.weight' does not belong"),
+        (
+            lambda t: t.pop("base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"),
+            "lacks 1 tensors",
+        ),
+        (
+            lambda t: t.update(
+                {"base_model.model.model.layers.0.mlp.up_proj.lora_A.weight": torch.zeros(3, 32)}
+            ),
+            r"adapter_model\.safetensors: tensor .*up_proj\.lora_A\.weight' has shape \[3, 32\]",
+        ),
+        (
+            lambda t: t.update({"base_model.model.projector.weight": torch.zeros(2)}),
+            r"adapter_model\.safetensors: tensor 'base_model\.model\.projector\.weight' does not belong",
+        ),
     ],
 )
 def test_tensors_that_do_not_fit_are_named(folders, tmp_path, edit, message) -> None:
@@ -230,7 +287,9 @@ def test_tensors_that_do_not_fit_are_named(folders, tmp_path, edit, message) -> 
 
 def test_frames_of_wrong_shape_or_range_are_refused(reward) -> None:
     good = torch.rand(1, 4, 16, 16, 3)
-    with pytest.raises(ValueError, match=r"frames must be frames \[n, F, H, W, 3\], got shape \[1, 4, 16, 16\]"):
+    with pytest.raises(
+        ValueError, match=r"frames must be frames \[n, F, H, W, 3\], got shape \[1, 4, 16, 16\]"
+    ):
         reward.score_frames(good[..., 0], ["p"])
     with pytest.raises(ValueError, match=r"frames must lie in \[0, 1\]"):
         reward.score_frames(good * 2 - 1, ["p"])

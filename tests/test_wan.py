@@ -44,8 +44,9 @@ def _backend(pipe, **options) -> WanBackend:
 # -- parity with diffusers ----------------------------------------------------------------
 @pytest.mark.parametrize("solver", ["unipc", "euler", "pipeline"])
 def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
-    backend = _backend(pipe, solver=solver, flow_shift=3.0, num_steps=4, guidance_scale=6.0,
-                       cfg_batched=False)
+    backend = _backend(
+        pipe, solver=solver, flow_shift=3.0, num_steps=4, guidance_scale=6.0, cfg_batched=False
+    )
     original = pipe.scheduler
     if solver == "pipeline":
         pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)  # diffusers' test scheduler
@@ -53,8 +54,12 @@ def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
         pipe.scheduler = backend.make_scheduler()  # the same solver inside the pipeline
     call = {**SIZE, "num_inference_steps": 4, "guidance_scale": 6.0, "max_sequence_length": SEQ}
     try:
-        latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **call).frames
-        frames = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **call).frames
+        latents = pipe(
+            PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **call
+        ).frames
+        frames = pipe(
+            PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **call
+        ).frames
         result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=7)
     finally:
         pipe.scheduler = original
@@ -76,7 +81,9 @@ def test_pipeline_parity_is_sensitive_to_the_seed(pipe) -> None:
 
 # -- batched particles ------------------------------------------------------------------------
 def _run(backend, noise, to=None, seed=0):
-    ctx = SearchContext(backend, PixelReward(backend), PROMPT, generator=torch.Generator().manual_seed(seed))
+    ctx = SearchContext(
+        backend, PixelReward(backend), PROMPT, generator=torch.Generator().manual_seed(seed)
+    )
     return ctx.advance(ctx.start(noise.shape[0], noise=noise), to=to or backend.num_steps).latents
 
 
@@ -99,13 +106,19 @@ def test_many_particles_equal_single_runs(pipe, max_batch, cfg_batched, exact) -
 def test_chunking_counts_forwards(pipe) -> None:
     calls: list[int] = []
     backend = _backend(pipe, max_batch=4, cfg_batched=True)
-    hook = backend.transformer.register_forward_hook(lambda m, a, kw, out: calls.append(kw["hidden_states"].shape[0]), with_kwargs=True)
+    hook = backend.transformer.register_forward_hook(
+        lambda m, a, kw, out: calls.append(kw["hidden_states"].shape[0]), with_kwargs=True
+    )
     try:
-        backend.velocity(torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT))
+        backend.velocity(
+            torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT)
+        )
         assert calls == [4, 4, 2]  # 2 particles (cond + uncond rows) per forward, then 1
         calls.clear()
         separate = _backend(pipe, max_batch=3, cfg_batched=False)
-        separate.velocity(torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT))
+        separate.velocity(
+            torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT)
+        )
         assert calls == [3, 3, 2, 2]
     finally:
         hook.remove()
@@ -113,7 +126,9 @@ def test_chunking_counts_forwards(pipe) -> None:
 
 @pytest.mark.parametrize("cfg_batched", [False, True])
 def test_resample_midway_equals_deepcopied_scheduler_reference(pipe, cfg_batched) -> None:
-    backend = _backend(pipe, solver="unipc", max_batch=None if cfg_batched else 1, cfg_batched=cfg_batched)
+    backend = _backend(
+        pipe, solver="unipc", max_batch=None if cfg_batched else 1, cfg_batched=cfg_batched
+    )
     noise = torch.randn(3, *backend.latent_shape, generator=torch.Generator().manual_seed(5))
     ctx = SearchContext(backend, PixelReward(backend), PROMPT, generator=torch.Generator())
     particles = ctx.advance(ctx.start(3, noise=noise), to=4)
@@ -125,7 +140,9 @@ def test_resample_midway_equals_deepcopied_scheduler_reference(pipe, cfg_batched
     with torch.no_grad():
         for i in range(3):
             scheduler = backend.make_scheduler()
-            states.append((reference_loop(backend, cond, noise[i : i + 1], scheduler, 0, 4), scheduler))
+            states.append(
+                (reference_loop(backend, cond, noise[i : i + 1], scheduler, 0, 4), scheduler)
+            )
         for slot, i in enumerate(chosen):
             x, scheduler = states[i]
             expected = reference_loop(backend, cond, x.clone(), fork(scheduler), 4, 10)[0]
@@ -193,7 +210,9 @@ def test_latent_shape_and_decode(pipe) -> None:
     mean = torch.tensor(vae.config.latents_mean).view(1, 16, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std).view(1, 16, 1, 1, 1)
     raw = vae.decode(z[:1] * std + mean, return_dict=False)[0]
-    assert torch.allclose(video[:1], (raw * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1), atol=1e-5)
+    assert torch.allclose(
+        video[:1], (raw * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1), atol=1e-5
+    )
 
 
 def test_config_dict_is_json(pipe) -> None:
@@ -247,13 +266,16 @@ def checkpoint(pipe, tmp_path_factory):
 
 
 def test_from_pretrained_loads_a_saved_checkpoint(pipe, checkpoint) -> None:
-    loaded = WanBackend.from_pretrained(checkpoint, dtype="float32", device="cpu", **SIZE,
-                                        max_sequence_length=SEQ, num_steps=3)
+    loaded = WanBackend.from_pretrained(
+        checkpoint, dtype="float32", device="cpu", **SIZE, max_sequence_length=SEQ, num_steps=3
+    )
     reference = _backend(pipe, num_steps=3)
     x = torch.randn(2, *loaded.latent_shape, generator=torch.Generator().manual_seed(0))
     t = torch.tensor(800.0)
-    assert torch.equal(loaded.velocity(x, t, 0.8, loaded.encode(PROMPT)),
-                       reference.velocity(x, t, 0.8, reference.encode(PROMPT)))
+    assert torch.equal(
+        loaded.velocity(x, t, 0.8, loaded.encode(PROMPT)),
+        reference.velocity(x, t, 0.8, reference.encode(PROMPT)),
+    )
     assert loaded.config_dict()["source"]["kind"] == "checkpoint"
 
 
@@ -263,14 +285,18 @@ def test_missing_path_is_a_clear_error(tmp_path) -> None:
 
 
 def test_a_folder_that_is_not_a_checkpoint(tmp_path) -> None:
-    with pytest.raises(ValueError, match="not a diffusers Wan checkpoint: it has no model_index.json"):
+    with pytest.raises(
+        ValueError, match="not a diffusers Wan checkpoint: it has no model_index.json"
+    ):
         WanBackend.from_pretrained(tmp_path)
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     with pytest.raises(ValueError, match="not a Wan2.1 text-to-video checkpoint.*'FluxPipeline'"):
         WanBackend.from_pretrained(tmp_path)
 
 
-@pytest.mark.parametrize("component", ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"])
+@pytest.mark.parametrize(
+    "component", ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]
+)
 def test_a_checkpoint_missing_a_component(checkpoint, tmp_path, component) -> None:
     import shutil
 
@@ -307,7 +333,10 @@ def test_build_needs_a_path_or_tiny() -> None:
         ({}, (50, 2)),
         ({"guidance_scale": 1.0, "num_steps": 7}, (7, 1)),
         ({"num_steps": 3, "cfg_batched": False, "max_batch": 1}, (3, 2)),
-        ({"guidance_scale": 2, "max_batch": 2, "solver": "sde-dpmsolver++", "num_steps": 12}, (12, 2)),
+        (
+            {"guidance_scale": 2, "max_batch": 2, "solver": "sde-dpmsolver++", "num_steps": 12},
+            (12, 2),
+        ),
     ],
 )
 def test_compute_profile_matches_the_built_backend(options, expected) -> None:
@@ -319,8 +348,9 @@ def test_compute_profile_matches_the_built_backend(options, expected) -> None:
 
 def test_compute_profile_reads_no_checkpoint(tmp_path) -> None:
     absent = tmp_path / "not-downloaded-yet"
-    profile = WanBackend.compute_profile(model_path=str(absent), dtype="bf16", num_steps=20,
-                                         guidance_scale=1.0)
+    profile = WanBackend.compute_profile(
+        model_path=str(absent), dtype="bf16", num_steps=20, guidance_scale=1.0
+    )
     assert profile == ComputeProfile(20, 1)
     assert not absent.exists()
     # bad settings are still named, as building would name them
@@ -342,7 +372,9 @@ def test_steps_read_the_transformer_placement_only_when_built(pipe, monkeypatch)
     model = type(pipe.transformer)
     for name in ("dtype", "device"):
         read = getattr(model, name).fget
-        monkeypatch.setattr(model, name, property(lambda self, n=name, f=read: reads.append(n) or f(self)))
+        monkeypatch.setattr(
+            model, name, property(lambda self, n=name, f=read: reads.append(n) or f(self))
+        )
     backend = _backend(pipe, num_steps=3)
     assert sorted(reads) == ["device", "dtype"]
     reads.clear()
@@ -357,12 +389,29 @@ def test_cli_generate_writes_an_mp4(tmp_path, capsys) -> None:
     from searchkit.cli import main
 
     out = tmp_path / "run"
-    code = main([
-        "generate", "--backend", "wan", "--backend-opt", "tiny=true",
-        "--backend-opt", "num_steps=3", "--backend-opt", "max_sequence_length=16",
-        "--strategy", "best-of-n", "--n", "2", "--prompt", PROMPT, "--seed", "1",
-        "--out", str(out),
-    ])
+    code = main(
+        [
+            "generate",
+            "--backend",
+            "wan",
+            "--backend-opt",
+            "tiny=true",
+            "--backend-opt",
+            "num_steps=3",
+            "--backend-opt",
+            "max_sequence_length=16",
+            "--strategy",
+            "best-of-n",
+            "--n",
+            "2",
+            "--prompt",
+            PROMPT,
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["particle_steps"] == 6 and set(summary["scores"]) == {"VQ", "MQ", "TA"}
@@ -380,14 +429,39 @@ def test_cli_generate_from_a_checkpoint_folder(checkpoint, tmp_path, capsys) -> 
     from searchkit.cli import main
 
     out = tmp_path / "run"
-    code = main([
-        "generate", "--backend", "wan", "--model-path", str(checkpoint),
-        "--backend-opt", "height=16", "--backend-opt", "width=16", "--backend-opt", "num_frames=5",
-        "--backend-opt", "num_steps=4", "--backend-opt", "max_sequence_length=16",
-        "--backend-opt", "dtype=float32", "--backend-opt", "device=cpu",
-        "--strategy", "rgrp", "--num-particles", "3", "--schedule", "1,2",
-        "--format", "frames", "--out", str(out),
-    ])
+    code = main(
+        [
+            "generate",
+            "--backend",
+            "wan",
+            "--model-path",
+            str(checkpoint),
+            "--backend-opt",
+            "height=16",
+            "--backend-opt",
+            "width=16",
+            "--backend-opt",
+            "num_frames=5",
+            "--backend-opt",
+            "num_steps=4",
+            "--backend-opt",
+            "max_sequence_length=16",
+            "--backend-opt",
+            "dtype=float32",
+            "--backend-opt",
+            "device=cpu",
+            "--strategy",
+            "rgrp",
+            "--num-particles",
+            "3",
+            "--schedule",
+            "1,2",
+            "--format",
+            "frames",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     # P = 2 N + K1 + 1 for S = (1, 2) of 4 steps, K1 in [1, N]
@@ -398,7 +472,17 @@ def test_cli_generate_from_a_checkpoint_folder(checkpoint, tmp_path, capsys) -> 
 def test_cli_reports_a_bad_model_path(tmp_path, capsys) -> None:
     from searchkit.cli import main
 
-    code = main(["generate", "--backend", "wan", "--model-path", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    code = main(
+        [
+            "generate",
+            "--backend",
+            "wan",
+            "--model-path",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -434,8 +518,12 @@ def test_gradients_flow_from_the_pixel_reward_to_the_noise(pipe) -> None:
     ctx = SearchContext(backend, reward, PROMPT, generator=torch.Generator().manual_seed(0))
     noise = ctx.noise(1).requires_grad_(True)
     finished = ctx.advance(ctx.start(1, noise=noise), to=2, grad=True)
-    batch = RewardBatch(data=backend.decode(finished.latents), sigma=torch.zeros(1),
-                        conditioning=ctx.conditioning, step=2)
+    batch = RewardBatch(
+        data=backend.decode(finished.latents),
+        sigma=torch.zeros(1),
+        conditioning=ctx.conditioning,
+        step=2,
+    )
     reward(batch).sum().backward()
     assert noise.grad is not None and noise.grad.abs().sum() > 0
 
@@ -443,7 +531,9 @@ def test_gradients_flow_from_the_pixel_reward_to_the_noise(pipe) -> None:
 # -- the pixel reward --------------------------------------------------------------------------
 def _pixel(video, prompt=PROMPT):
     cond = Conditioning(prompt=prompt, data=None)
-    return PixelReward()(RewardBatch(data=video, sigma=torch.zeros(video.shape[0]), conditioning=cond, step=0))
+    return PixelReward()(
+        RewardBatch(data=video, sigma=torch.zeros(video.shape[0]), conditioning=cond, step=0)
+    )
 
 
 def test_pixel_reward_closed_forms() -> None:
@@ -466,5 +556,7 @@ def test_pixel_reward_closed_forms() -> None:
 
 
 def test_pixel_reward_rejects_non_video() -> None:
-    with pytest.raises(ValueError, match=r"pixel reward needs video \[n, F, H, W, 3\], got \[2, 16, 3, 2, 2\]"):
+    with pytest.raises(
+        ValueError, match=r"pixel reward needs video \[n, F, H, W, 3\], got \[2, 16, 3, 2, 2\]"
+    ):
         _pixel(torch.zeros(2, 16, 3, 2, 2))

@@ -27,8 +27,13 @@ SMALL = 2
 @pytest.fixture(scope="module")
 def backend() -> WanBackend:
     return WanBackend.from_pipeline(
-        tiny_pipeline(seed=1), solver="sde-dpmsolver++", height=16, width=16, num_frames=9,
-        num_steps=50, max_sequence_length=16,
+        tiny_pipeline(seed=1),
+        solver="sde-dpmsolver++",
+        height=16,
+        width=16,
+        num_frames=9,
+        num_steps=50,
+        max_sequence_length=16,
     )
 
 
@@ -62,6 +67,10 @@ def test_strategy_runs_on_tiny_wan(backend, name) -> None:
     assert result.cost.nfe >= 2 * result.cost.particle_steps  # guidance: two forwards a step
     assert math.isfinite(result.reward)
     # the reported scores are the pixel reward of the returned video
-    batch = RewardBatch(data=result.video[None], sigma=torch.zeros(1),
-                        conditioning=backend.encode(PROMPT), step=backend.num_steps)
+    batch = RewardBatch(
+        data=result.video[None],
+        sigma=torch.zeros(1),
+        conditioning=backend.encode(PROMPT),
+        step=backend.num_steps,
+    )
     assert torch.allclose(result.scores, reward(batch)[0], atol=1e-4)

@@ -18,8 +18,15 @@ from safetensors.torch import save_file
 
 from searchkit.rewards.video_reward.prompt import RUBRIC
 
-QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                "<|image_pad|>", "<|video_pad|>"]
+QWEN_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 EXTRA_ROWS = 5  # the base embedding has more rows than the tokenizer, as Qwen2-VL's does
 CHAT_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
@@ -31,25 +38,65 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 MODEL_CONFIG = {
-    "data_config": {"meta_data": "", "data_dir": "", "meta_data_test": "", "max_frame_pixels": 200704,
-                    "num_frames": None, "fps": 2.0, "p_shuffle_frames": 0.0, "p_color_jitter": 0.0,
-                    "eval_dim": ["VQ", "MQ", "TA"], "prompt_template_type": "detailed_special",
-                    "add_noise": False, "sample_type": "uniform", "use_tied_data": True},
+    "data_config": {
+        "meta_data": "",
+        "data_dir": "",
+        "meta_data_test": "",
+        "max_frame_pixels": 200704,
+        "num_frames": None,
+        "fps": 2.0,
+        "p_shuffle_frames": 0.0,
+        "p_color_jitter": 0.0,
+        "eval_dim": ["VQ", "MQ", "TA"],
+        "prompt_template_type": "detailed_special",
+        "add_noise": False,
+        "sample_type": "uniform",
+        "use_tied_data": True,
+    },
     "training_args": {"output_dir": "", "bf16": True},
-    "model_config": {"model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct", "model_revision": "main",
-                     "output_dim": 1, "use_special_tokens": True, "freeze_vision_tower": False,
-                     "freeze_llm": False, "tune_merger": True, "torch_dtype": "bfloat16",
-                     "reward_token": "special", "loss_type": "btt"},
-    "peft_lora_config": {"lora_enable": True, "vision_lora": False, "lora_r": 4, "lora_alpha": 8,
-                         "lora_dropout": 0.05, "lora_target_modules": None,
-                         "lora_namespan_exclude": ["lm_head", "rm_head", "embed_tokens", "visual"],
-                         "lora_modules_to_save": None, "lora_task_type": "CAUSAL_LM", "use_rslora": False,
-                         "num_lora_modules": -1},
-    "inference_config": {"VQ_mean": 0.25, "VQ_std": 2.0, "MQ_mean": -0.5, "MQ_std": 0.5,
-                         "TA_mean": 1.0, "TA_std": 4.0},
+    "model_config": {
+        "model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct",
+        "model_revision": "main",
+        "output_dim": 1,
+        "use_special_tokens": True,
+        "freeze_vision_tower": False,
+        "freeze_llm": False,
+        "tune_merger": True,
+        "torch_dtype": "bfloat16",
+        "reward_token": "special",
+        "loss_type": "btt",
+    },
+    "peft_lora_config": {
+        "lora_enable": True,
+        "vision_lora": False,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.05,
+        "lora_target_modules": None,
+        "lora_namespan_exclude": ["lm_head", "rm_head", "embed_tokens", "visual"],
+        "lora_modules_to_save": None,
+        "lora_task_type": "CAUSAL_LM",
+        "use_rslora": False,
+        "num_lora_modules": -1,
+    },
+    "inference_config": {
+        "VQ_mean": 0.25,
+        "VQ_std": 2.0,
+        "MQ_mean": -0.5,
+        "MQ_std": 0.5,
+        "TA_mean": 1.0,
+        "TA_std": 4.0,
+    },
 }
-LORA_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+LORA_MODULES = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
 
 
 def build_tokenizer(folder: Path):
@@ -59,10 +106,16 @@ def build_tokenizer(folder: Path):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=QWEN_SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=QWEN_SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator([RUBRIC, "You are a helpful assistant. system user assistant"], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
     fast.save_pretrained(str(folder))
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
     return fast
@@ -76,26 +129,62 @@ def build_base(folder: Path, seed: int = 0) -> Path:
     tok = build_tokenizer(folder)
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
     config = Qwen2VLConfig(
-        vision_config={"depth": 2, "embed_dim": 16, "num_heads": 2, "hidden_size": 32, "mlp_ratio": 2,
-                       "in_channels": 3, "patch_size": 14, "temporal_patch_size": 2, "spatial_merge_size": 2},
-        text_config={"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": len(tok) + EXTRA_ROWS,
-                     "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]},
-                     "pad_token_id": ids["<|endoftext|>"], "bos_token_id": None,
-                     "eos_token_id": ids["<|im_end|>"]},
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        vision_config={
+            "depth": 2,
+            "embed_dim": 16,
+            "num_heads": 2,
+            "hidden_size": 32,
+            "mlp_ratio": 2,
+            "in_channels": 3,
+            "patch_size": 14,
+            "temporal_patch_size": 2,
+            "spatial_merge_size": 2,
+        },
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "vocab_size": len(tok) + EXTRA_ROWS,
+            "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": True,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 1, 1],
+            },
+            "pad_token_id": ids["<|endoftext|>"],
+            "bos_token_id": None,
+            "eos_token_id": ids["<|im_end|>"],
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)  # transformers initialises from the global generator; tests are fixed-seed
+    torch.manual_seed(
+        seed
+    )  # transformers initialises from the global generator; tests are fixed-seed
     model = Qwen2VLForConditionalGeneration(config).eval()
     model.save_pretrained(str(folder))
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14, "temporal_patch_size": 2,
-        "merge_size": 2, "min_pixels": 3136, "max_pixels": 12845056,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
-    }), encoding="utf-8")
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "Qwen2VLImageProcessor",
+                "patch_size": 14,
+                "temporal_patch_size": 2,
+                "merge_size": 2,
+                "min_pixels": 3136,
+                "max_pixels": 12845056,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+            }
+        ),
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -103,8 +192,9 @@ def _randn(generator: torch.Generator, *shape: int, scale: float = 0.2) -> torch
     return torch.randn(*shape, generator=generator) * scale
 
 
-def build_video_reward(folder: Path, base: Path, seed: int = 1, *, step: int = 12,
-                       config: dict | None = None) -> Path:
+def build_video_reward(
+    folder: Path, base: Path, seed: int = 1, *, step: int = 12, config: dict | None = None
+) -> Path:
     """A VideoReward folder in the released layout over ``base`` (trained tensors random)."""
     from safetensors.torch import load_file
 
@@ -116,7 +206,9 @@ def build_video_reward(folder: Path, base: Path, seed: int = 1, *, step: int = 1
     heads, kv = text["num_attention_heads"], text["num_key_value_heads"]
     inter, head_dim = text["intermediate_size"], hidden // heads
     tok_len = len(json.loads((base / "tokenizer.json").read_text())["model"]["vocab"])
-    rows = tok_len + 3  # resize_token_embeddings(len(tokenizer)) after adding the three reward tokens
+    rows = (
+        tok_len + 3
+    )  # resize_token_embeddings(len(tokenizer)) after adding the three reward tokens
     folder.mkdir(parents=True, exist_ok=True)
     payload = json.loads(json.dumps(MODEL_CONFIG))
     payload["model_config"]["model_name_or_path"] = str(base)
@@ -135,11 +227,19 @@ def build_video_reward(folder: Path, base: Path, seed: int = 1, *, step: int = 1
     assert non_lora, "the base model has no vision tower tensors"
     embed = _randn(gen, rows, hidden, scale=0.5)
     non_lora["base_model.model.model.embed_tokens.weight"] = embed
-    non_lora["base_model.model.rm_head.weight"] = _randn(gen, payload["model_config"]["output_dim"], hidden, scale=1.0)
+    non_lora["base_model.model.rm_head.weight"] = _randn(
+        gen, payload["model_config"]["output_dim"], hidden, scale=1.0
+    )
     torch.save(non_lora, ckpt / "non_lora_state_dict.pth")
-    shapes = {"self_attn.q_proj": (hidden, hidden), "self_attn.k_proj": (hidden, kv * head_dim),
-              "self_attn.v_proj": (hidden, kv * head_dim), "self_attn.o_proj": (hidden, hidden),
-              "mlp.gate_proj": (hidden, inter), "mlp.up_proj": (hidden, inter), "mlp.down_proj": (inter, hidden)}
+    shapes = {
+        "self_attn.q_proj": (hidden, hidden),
+        "self_attn.k_proj": (hidden, kv * head_dim),
+        "self_attn.v_proj": (hidden, kv * head_dim),
+        "self_attn.o_proj": (hidden, hidden),
+        "mlp.gate_proj": (hidden, inter),
+        "mlp.up_proj": (hidden, inter),
+        "mlp.down_proj": (inter, hidden),
+    }
     adapters = {}
     for i in range(layers):
         for module in LORA_MODULES:
@@ -151,12 +251,17 @@ def build_video_reward(folder: Path, base: Path, seed: int = 1, *, step: int = 1
     adapters["base_model.model.model.embed_tokens.weight"] = embed.clone()
     adapters["base_model.model.lm_head.weight"] = embed.clone()
     save_file(adapters, str(ckpt / "adapter_model.safetensors"))
-    (ckpt / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": r,
-                                                          "lora_alpha": payload["peft_lora_config"]["lora_alpha"]}))
+    (ckpt / "adapter_config.json").write_text(
+        json.dumps(
+            {"peft_type": "LORA", "r": r, "lora_alpha": payload["peft_lora_config"]["lora_alpha"]}
+        )
+    )
     return folder
 
 
-def build_latent_checkpoint(path: Path, video_reward: Path, seed: int = 2, channels: int = 16) -> Path:
+def build_latent_checkpoint(
+    path: Path, video_reward: Path, seed: int = 2, channels: int = 16
+) -> Path:
     """A LatSearch latent reward checkpoint: the trainable tensors, named as its trainer names them."""
     gen = torch.Generator().manual_seed(seed)
     ckpt = sorted(video_reward.glob("checkpoint-*"))[-1]

@@ -40,7 +40,9 @@ def save_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: t.detach().cpu().contiguous() for k, t in net.state_dict().items()}
-    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
+    atomic_write(
+        folder / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT})
+    )
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -63,9 +65,13 @@ def read_config(folder: str | Path) -> tuple[LatentRewardConfig, dict[str, Any]]
     if not isinstance(payload, dict):
         raise ValueError(f"{path} must hold a JSON object")
     if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} config (format field {payload.get('format')!r})")
+        raise ValueError(
+            f"{path} is not a {FORMAT} config (format field {payload.get('format')!r})"
+        )
     if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has version {payload.get('version')!r}; this code reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path} has version {payload.get('version')!r}; this code reads {FORMAT_VERSION}"
+        )
     try:
         config = LatentRewardConfig.from_dict(payload.get("config"))
     except (TypeError, ValueError) as error:
@@ -103,7 +109,9 @@ def load_checkpoint(
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(f"cannot read {path} (corrupt or truncated safetensors file): {error}") from None
+        raise ValueError(
+            f"cannot read {path} (corrupt or truncated safetensors file): {error}"
+        ) from None
     net = build_net(config)
     reference = net.state_dict()
     missing = sorted(set(reference) - set(state))

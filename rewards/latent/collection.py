@@ -95,7 +95,9 @@ def resolve_teacher(
         name = teacher if teacher is not None else getattr(backend, "default_reward", None)
         reward = build_reward(name, backend, **options)
     else:
-        raise TypeError(f"teacher must be a Reward, a registered reward name or None, got {teacher!r}")
+        raise TypeError(
+            f"teacher must be a Reward, a registered reward name or None, got {teacher!r}"
+        )
     config = reward.config_dict() if hasattr(reward, "config_dict") else {"name": reward.name}
     description = {"name": name, "options": options, "config": config}
     return reward, json.loads(json.dumps(description, default=str))
@@ -127,7 +129,9 @@ def collect(
         raise TypeError(f"config must be a CollectConfig, got {type(config).__name__}")
     prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
-        raise ValueError(f"prompts must be a non-empty list of non-empty strings, got {prompts[:3]!r}...")
+        raise ValueError(
+            f"prompts must be a non-empty list of non-empty strings, got {prompts[:3]!r}..."
+        )
     if config.steps[-1] >= backend.num_steps:
         raise ValueError(
             f"steps must be below the backend's num_steps={backend.num_steps}, got {list(config.steps)}"
@@ -145,7 +149,9 @@ def collect(
     }
     manifest = json.loads(json.dumps(manifest, default=str))
     manifest = _merge_manifest(out / MANIFEST_NAME, manifest)
-    existing = {seed: _read_records(metadata_dir / metadata_name(seed), prompts) for seed in config.seeds}
+    existing = {
+        seed: _read_records(metadata_dir / metadata_name(seed), prompts) for seed in config.seeds
+    }
     metadata_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / MANIFEST_NAME, manifest)
 
@@ -155,7 +161,9 @@ def collect(
         todo = todo[:limit]
     written = 0
     for seed, index in tqdm(todo, desc="collect", disable=not progress):
-        record = _collect_one(backend, teacher, prompts[index], seed, index, config, out, metadata_dir)
+        record = _collect_one(
+            backend, teacher, prompts[index], seed, index, config, out, metadata_dir
+        )
         existing[seed].append(record)
         atomic_write_json(metadata_dir / metadata_name(seed), existing[seed])
         written += 1

@@ -83,7 +83,10 @@ class LatentDataset(torch.utils.data.Dataset):
         """The samples of ``prompts`` (sharing this dataset's tensor cache)."""
         keep = set(prompts)
         out = LatentDataset(
-            [s for s in self.samples if s.prompt in keep], self.dimensions, self.latent_shape, self.cache
+            [s for s in self.samples if s.prompt in keep],
+            self.dimensions,
+            self.latent_shape,
+            self.cache,
         )
         out._cache = self._cache
         return out
@@ -92,7 +95,9 @@ class LatentDataset(torch.utils.data.Dataset):
         """The ``"latent"`` or ``"x0"`` tensor ``[C, F, H, W]`` of ``sample``, checked."""
         path = sample.latent_path if kind == "latent" else sample.x0_path
         if path is None:
-            raise LatentDataError(f"{sample.record}: no {kind} tensor for step {step_key(sample.step)}")
+            raise LatentDataError(
+                f"{sample.record}: no {kind} tensor for step {step_key(sample.step)}"
+            )
         cached = self._cache.get(path)
         if cached is not None:
             return cached
@@ -102,7 +107,9 @@ class LatentDataset(torch.utils.data.Dataset):
         try:
             tensor = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
-            raise LatentDataError(f"{what}: cannot load ({type(error).__name__}: {error})") from None
+            raise LatentDataError(
+                f"{what}: cannot load ({type(error).__name__}: {error})"
+            ) from None
         if not isinstance(tensor, torch.Tensor):
             raise LatentDataError(f"{what}: holds a {type(tensor).__name__}, not a tensor")
         if tensor.dim() == 5 and tensor.shape[0] == 1:
@@ -110,7 +117,9 @@ class LatentDataset(torch.utils.data.Dataset):
         tensor = tensor.float()
         if self.latent_shape is None:
             if tensor.dim() != 4:
-                raise LatentDataError(f"{what}: has shape {list(tensor.shape)}, expected [C, F, H, W]")
+                raise LatentDataError(
+                    f"{what}: has shape {list(tensor.shape)}, expected [C, F, H, W]"
+                )
             self.latent_shape = tuple(tensor.shape)
         if tuple(tensor.shape) != self.latent_shape:
             raise LatentDataError(
@@ -196,7 +205,9 @@ def read_latent_dataset(
         except (ValueError, UnicodeDecodeError) as error:
             raise LatentDataError(f"{path}: not valid JSON: {error}") from None
         if not isinstance(records, list):
-            raise LatentDataError(f"{path}: must hold a JSON list of records, got {type(records).__name__}")
+            raise LatentDataError(
+                f"{path}: must hold a JSON list of records, got {type(records).__name__}"
+            )
         if not records:
             raise LatentDataError(f"{path}: holds no records")
         base = path.parent

@@ -148,7 +148,9 @@ def evaluate(
 ) -> EvalReport:
     """Per-step pairwise accuracy and Spearman of the model (and the teacher on ``x0``)."""
     if teacher is not None and not dataset.has_x0:
-        raise ValueError("the teacher baseline needs predicted x0 tensors (x0_tensor_path) in the data")
+        raise ValueError(
+            "the teacher baseline needs predicted x0 tensors (x0_tensor_path) in the data"
+        )
     weights = model.weights
     truth_all = torch.stack([s.reward for s in dataset.samples]) @ weights
     texts = text_embeddings(backend, dataset.prompts)
@@ -169,8 +171,18 @@ def evaluate(
             t_within = spearman_within(t_scores, truth, groups)
         sigma = sum(dataset.samples[i].sigma for i in idx) / len(idx)
         rows.append(
-            StepRow(step, sigma, len(idx), pairs, acc, spearman(learned, truth),
-                    spearman_within(learned, truth, groups), t_acc, t_rho, t_within)
+            StepRow(
+                step,
+                sigma,
+                len(idx),
+                pairs,
+                acc,
+                spearman(learned, truth),
+                spearman_within(learned, truth, groups),
+                t_acc,
+                t_rho,
+                t_within,
+            )
         )
     return EvalReport(
         rows,
@@ -196,12 +208,22 @@ def plot_report(report: EvalReport, path: str | Path) -> Path:
         (axes[1], "spearman", "Spearman rho (all samples)"),
         (axes[2], "spearman_within", "Spearman rho (mean within prompt)"),
     ):
-        ax.plot(sigma, [getattr(r, f"learned_{metric}") for r in report.rows], "o-",
-                label=f"latent reward model (input {report.model_input})")
+        ax.plot(
+            sigma,
+            [getattr(r, f"learned_{metric}") for r in report.rows],
+            "o-",
+            label=f"latent reward model (input {report.model_input})",
+        )
         if report.teacher is not None:
-            ax.plot(sigma, [getattr(r, f"teacher_{metric}") for r in report.rows], "s--",
-                    label=f"teacher {report.teacher!r} on predicted x0")
-        ax.axhline(0.5 if metric == "accuracy" else 0.0, color="gray", lw=0.8, ls=":", label="chance")
+            ax.plot(
+                sigma,
+                [getattr(r, f"teacher_{metric}") for r in report.rows],
+                "s--",
+                label=f"teacher {report.teacher!r} on predicted x0",
+            )
+        ax.axhline(
+            0.5 if metric == "accuracy" else 0.0, color="gray", lw=0.8, ls=":", label="chance"
+        )
         ax.set_xlabel("noise level sigma (denoising progresses to the right)")
         ax.invert_xaxis()
         ax.set_title(title)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import torch
 
 
-def pairwise_accuracy(scores: torch.Tensor, truth: torch.Tensor, groups: torch.Tensor) -> tuple[float, int]:
+def pairwise_accuracy(
+    scores: torch.Tensor, truth: torch.Tensor, groups: torch.Tensor
+) -> tuple[float, int]:
     """Share of same-group pairs with different ``truth`` that ``scores`` order the same way.
 
     Returns ``(accuracy, number of pairs)``; accuracy is NaN without pairs.

@@ -42,8 +42,14 @@ MODEL_INPUTS: tuple[str, ...] = ("latent", "x0")
 
 
 def _three_positive_ints(_inst: Any, attribute: attrs.Attribute, value: object) -> None:
-    if not isinstance(value, tuple) or len(value) != 3 or not all(is_int(p) and p > 0 for p in value):
-        raise ValueError(f"{attribute.name} must be three positive integers (f, h, w), got {value!r}")
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 3
+        or not all(is_int(p) and p > 0 for p in value)
+    ):
+        raise ValueError(
+            f"{attribute.name} must be three positive integers (f, h, w), got {value!r}"
+        )
 
 
 def _distinct_names(_inst: Any, attribute: attrs.Attribute, value: object) -> None:
@@ -180,7 +186,9 @@ class LatentRewardNet(nn.Module):
         self.register_buffer("target_mean", torch.zeros(dims))
         self.register_buffer("target_std", torch.ones(dims))
 
-    def forward(self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor
+    ) -> torch.Tensor:
         """Normalised scores ``[n, dims]`` of ``latents [n, C, F, H, W]`` at ``sigma [n]``."""
         cfg = self.config
         pads = [(-s) % p for s, p in zip(latents.shape[2:], cfg.patch_size, strict=True)]
@@ -194,7 +202,9 @@ class LatentRewardNet(nn.Module):
         n, c_in = latents.shape[:2]
         pf, ph, pw = cfg.patch_size
         patches = latents.reshape(n, c_in, grid[0], pf, grid[1], ph, grid[2], pw)
-        patches = patches.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(n, math.prod(grid), -1)  # [n, T, P]
+        patches = patches.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(
+            n, math.prod(grid), -1
+        )  # [n, T, P]
         weights = self._table(self.readout, grid).reshape(patches.shape[1], cfg.readouts, -1)
         readouts = torch.einsum("ntp,tkp->nk", patches, weights) / patches.shape[1]
         c = self.noise(sinusoidal_features(sigma, cfg.noise_features).to(h.dtype)) + self.text(text)
@@ -209,7 +219,9 @@ class LatentRewardNet(nn.Module):
     @staticmethod
     def _table(table: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         if tuple(table.shape[1:]) != grid:
-            table = nn.functional.interpolate(table[None], size=grid, mode="trilinear", align_corners=False)[0]
+            table = nn.functional.interpolate(
+                table[None], size=grid, mode="trilinear", align_corners=False
+            )[0]
         return table.flatten(1).transpose(0, 1)
 
     def init_weights(self, generator: torch.Generator) -> None:
@@ -226,15 +238,19 @@ class LatentRewardNet(nn.Module):
         # Modulations start as identity (adaLN-zero style).
         with torch.no_grad():
             self.position.copy_(0.02 * torch.randn(self.position.shape, generator=generator))
-            self.readout.copy_(torch.randn(self.readout.shape, generator=generator)
-                               / math.sqrt(self.readout.shape[0]))
+            self.readout.copy_(
+                torch.randn(self.readout.shape, generator=generator)
+                / math.sqrt(self.readout.shape[0])
+            )
             for block in self.blocks:
                 block.modulation.weight.zero_()
             self.out_modulation.weight.zero_()
             self.readout_modulation.weight.zero_()
 
 
-def build_net(config: LatentRewardConfig, generator: torch.Generator | None = None) -> LatentRewardNet:
+def build_net(
+    config: LatentRewardConfig, generator: torch.Generator | None = None
+) -> LatentRewardNet:
     """A freshly initialised network on the CPU (``generator`` defaults to seed 0).
 
     Built on the meta device first, so the default PyTorch initialisation (which would draw

@@ -13,7 +13,9 @@ from searchkit.rewards.latent.reward import LatentRewardModel
 
 def text_embeddings(backend: Backend, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
     """The backend's prompt embedding ``[E]`` of each prompt."""
-    return {p: backend.prompt_embedding(backend.encode(p)).detach().float().reshape(-1) for p in prompts}
+    return {
+        p: backend.prompt_embedding(backend.encode(p)).detach().float().reshape(-1) for p in prompts
+    }
 
 
 def model_inputs(

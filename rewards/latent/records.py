@@ -50,7 +50,9 @@ def _one_dict(record: dict, field: str, where: str) -> dict:
         return value[0]
     if isinstance(value, dict):
         return value
-    raise LatentDataError(f"{where}: field {field!r} must be a list holding one object, got {value!r}")
+    raise LatentDataError(
+        f"{where}: field {field!r} must be a list holding one object, got {value!r}"
+    )
 
 
 def _is_number(value: object) -> bool:
@@ -125,7 +127,9 @@ def read_record(
         latent_path = tensor_path(paths[key], base, inside, where, f"latent_tensor_path[{key!r}]")
         sim = sims[key]
         if not _is_number(sim) or not -1e-6 <= sim <= 1.0 + 1e-6:
-            raise LatentDataError(f"{where}: latent_z0_similarity[{key!r}] must lie in [0, 1], got {sim!r}")
+            raise LatentDataError(
+                f"{where}: latent_z0_similarity[{key!r}] must lie in [0, 1], got {sim!r}"
+            )
         sim = min(max(float(sim), 0.0), 1.0)  # rounding of (1 + cos) / 2
         x0_path = None
         if key in x0_paths:
@@ -191,5 +195,7 @@ def recorded_teacher(source: str | Path) -> dict[str, Any] | None:
     if teacher is None:
         return None
     if not isinstance(teacher, dict) or not isinstance(teacher.get("options", {}), dict):
-        raise LatentDataError(f"{source}: the recorded teacher must be an object with 'name' and 'options'")
+        raise LatentDataError(
+            f"{source}: the recorded teacher must be an object with 'name' and 'options'"
+        )
     return teacher

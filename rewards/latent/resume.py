@@ -34,7 +34,9 @@ CHECKPOINTS = "checkpoints"
 BEST = "best"
 
 
-def save_trainer(folder: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+def save_trainer(
+    folder: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> None:
     """Write the optimizer and sampler state of one epoch into its checkpoint ``folder``."""
     state = {"optimizer": optimizer.state_dict(), "generator": generator.get_state()}
     atomic_write(folder / TRAINER_NAME, lambda tmp: torch.save(state, tmp))
@@ -46,17 +48,23 @@ def _read_state(path: Path) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError, OSError) as error:
         raise LatentDataError(f"{path}: cannot read the training state ({error})") from None
     if not isinstance(state, dict):
-        raise LatentDataError(f"{path}: the training state must be a JSON object, got {type(state).__name__}")
+        raise LatentDataError(
+            f"{path}: the training state must be a JSON object, got {type(state).__name__}"
+        )
     done = state.get("epochs_done", 0)
     if isinstance(done, bool) or not isinstance(done, int) or done < 0:
         raise LatentDataError(f"{path}: epochs_done must be a non-negative integer, got {done!r}")
     if not isinstance(state.get("train"), dict):
-        raise LatentDataError(f"{path}: field 'train' must be a JSON object, got {state.get('train')!r}")
+        raise LatentDataError(
+            f"{path}: field 'train' must be a JSON object, got {state.get('train')!r}"
+        )
     history, best = state.get("history", []), state.get("best", {})
     if not isinstance(history, list) or len(history) != done:
         raise LatentDataError(f"{path}: history must list {done} epochs, got {history!r:.80}")
     if not isinstance(best, dict) or not {"epoch", "accuracy"} <= set(best):
-        raise LatentDataError(f"{path}: field 'best' must hold 'epoch' and 'accuracy', got {best!r}")
+        raise LatentDataError(
+            f"{path}: field 'best' must hold 'epoch' and 'accuracy', got {best!r}"
+        )
     return state
 
 
@@ -77,11 +85,15 @@ def load_resume_state(
     previous = _read_state(path)
     for key in ("model", "samples", "split"):
         if previous.get(key) != header[key]:
-            raise OutputFolderError(f"{path}: a run with a different {key} is here; use a fresh folder")
+            raise OutputFolderError(
+                f"{path}: a run with a different {key} is here; use a fresh folder"
+            )
     old_train = {k: val for k, val in previous["train"].items() if k != "epochs"}
     new_train = {k: val for k, val in header["train"].items() if k != "epochs"}
     if old_train != new_train:
-        raise OutputFolderError(f"{path}: a run with a different training config is here; use a fresh folder")
+        raise OutputFolderError(
+            f"{path}: a run with a different training config is here; use a fresh folder"
+        )
     done = previous.get("epochs_done", 0)
     best = {"epoch": 0, "accuracy": -1.0, **previous.get("best", {})}
     if not done:

@@ -75,9 +75,13 @@ class LatentRewardModel(Reward):
         """A fresh model sized for ``backend`` (channels, prompt-embedding length, token grid)."""
         text_dim = int(backend.prompt_embedding(backend.encode("")).numel())
         if "position_grid" not in options:
-            patch = tuple(options.get("patch_size", LatentRewardConfig.__attrs_attrs__.patch_size.default))
+            patch = tuple(
+                options.get("patch_size", LatentRewardConfig.__attrs_attrs__.patch_size.default)
+            )
             shape = backend.latent_shape[1:]
-            options["position_grid"] = tuple(-(-int(s) // int(p)) for s, p in zip(shape, patch, strict=True))
+            options["position_grid"] = tuple(
+                -(-int(s) // int(p)) for s, p in zip(shape, patch, strict=True)
+            )
         config = LatentRewardConfig(
             in_channels=int(backend.latent_shape[0]), text_dim=text_dim, input=input, **options
         )
@@ -104,7 +108,9 @@ class LatentRewardModel(Reward):
         self.backend = backend
         self._text_cache.clear()
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> LatentRewardModel:
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> LatentRewardModel:
         """Move the network (e.g. to the backend's GPU); scores come back on that device."""
         self.net.to(device=device, dtype=dtype)
         return self
@@ -120,7 +126,9 @@ class LatentRewardModel(Reward):
         if cached is not None:
             return cached
         if self.backend is None:
-            raise ValueError("the latent reward model has no backend; pass backend= or call attach()")
+            raise ValueError(
+                "the latent reward model has no backend; pass backend= or call attach()"
+            )
         emb = self.backend.prompt_embedding(cond).detach().float().reshape(-1).cpu()
         if emb.numel() != self.config.text_dim:
             raise ValueError(
@@ -131,7 +139,12 @@ class LatentRewardModel(Reward):
         return emb
 
     def predict(
-        self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, *, normalized: bool = False
+        self,
+        latents: torch.Tensor,
+        sigma: torch.Tensor,
+        text: torch.Tensor,
+        *,
+        normalized: bool = False,
     ) -> torch.Tensor:
         """Scores ``[n, dims]`` of ``latents [n, C, F, H, W]`` at noise levels ``sigma [n]``.
 
@@ -154,7 +167,9 @@ class LatentRewardModel(Reward):
         if text.dim() == 1:
             text = text[None].expand(n, -1)
         if text.shape != (n, self.config.text_dim):
-            raise ValueError(f"text must have shape [{n}, {self.config.text_dim}], got {list(text.shape)}")
+            raise ValueError(
+                f"text must have shape [{n}, {self.config.text_dim}], got {list(text.shape)}"
+            )
         out = self.net(latents, sigma, text)
         if normalized:
             return out

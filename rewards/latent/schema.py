@@ -68,5 +68,7 @@ def sample_seed(seed: int, prompt_index: int) -> int:
 
 def similarity(latent: torch.Tensor, z0: torch.Tensor) -> float:
     """``s_t = (1 + cos(x_t, x_0)) / 2`` (the paper's Eq. 7)."""
-    cos = torch.nn.functional.cosine_similarity(latent.flatten().double(), z0.flatten().double(), dim=0)
+    cos = torch.nn.functional.cosine_similarity(
+        latent.flatten().double(), z0.flatten().double(), dim=0
+    )
     return min(max(float(0.5 * (1.0 + cos)), 0.0), 1.0)

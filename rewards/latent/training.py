@@ -78,7 +78,9 @@ class TrainConfig:
         return attrs.asdict(self)
 
 
-def split_prompts(prompts: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def split_prompts(
+    prompts: list[str], val_fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
     """Prompt-level split: ``(train, val)``, the same for the same prompts and seed."""
     prompts = sorted(set(prompts))
     if len(prompts) < 2:
@@ -90,7 +92,9 @@ def split_prompts(prompts: list[str], val_fraction: float, seed: int) -> tuple[l
     return train, val
 
 
-def _batches(dataset: LatentDataset, config: TrainConfig, generator: torch.Generator) -> list[list[tuple[int, int]]]:
+def _batches(
+    dataset: LatentDataset, config: TrainConfig, generator: torch.Generator
+) -> list[list[tuple[int, int]]]:
     """Batches of (sample index, chunk id); chunks hold trajectories of one (prompt, step)."""
     groups: dict[tuple[str, int], list[int]] = defaultdict(list)
     for i, s in enumerate(dataset.samples):
@@ -114,7 +118,9 @@ def _batches(dataset: LatentDataset, config: TrainConfig, generator: torch.Gener
     return batches
 
 
-def pairwise_loss(outputs: torch.Tensor, rewards: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+def pairwise_loss(
+    outputs: torch.Tensor, rewards: torch.Tensor, chunk: torch.Tensor
+) -> torch.Tensor:
     """Bradley-Terry loss per dimension over same-chunk pairs ordered by ``rewards``."""
     same = chunk[:, None] == chunk[None, :]
     losses = []
@@ -163,7 +169,9 @@ def validate_training_data(
         raise ValueError("the model reads input 'x0' but the dataset has no x0_tensor_path entries")
     model.attach(backend)
     dataset.check(backend.latent_shape)
-    train_prompts, val_prompts = split_prompts(dataset.prompts, config.val_fraction, config.split_seed)
+    train_prompts, val_prompts = split_prompts(
+        dataset.prompts, config.val_fraction, config.split_seed
+    )
     train_set, val_set = dataset.subset(train_prompts), dataset.subset(val_prompts)
     if config.pairwise_weight > 0 and int(torch.bincount(_group_ids(train_set)).max()) < 2:
         raise LatentDataError(
@@ -204,8 +212,12 @@ def train(
     train_prompts, val_prompts = validate_training_data(model, dataset, backend, config)
     train_set, val_set = dataset.subset(train_prompts), dataset.subset(val_prompts)
     net = model.net
-    header = {"train": config.to_dict(), "model": model.config.to_dict(), "samples": len(dataset),
-              "split": {"train": train_prompts, "val": val_prompts}}
+    header = {
+        "train": config.to_dict(),
+        "model": model.config.to_dict(),
+        "samples": len(dataset),
+        "split": {"train": train_prompts, "val": val_prompts},
+    }
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     resumed = load_resume_state(out, header, net, optimizer, generator)
@@ -224,13 +236,17 @@ def train(
         net.train()
         batches = _batches(train_set, config, generator)
         totals = {"loss": 0.0, "mse": 0.0, "pairwise": 0.0}
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False
+        )
         for batch in bar:
             items = [train_set[i] for i, _ in batch]
             chunk = torch.tensor([c for _, c in batch])
             data, sigma, text = model_inputs(model, items, texts)
             rewards = torch.stack([it["reward"] for it in items])
-            target = (torch.stack([it["target"] for it in items]) - net.target_mean) / net.target_std
+            target = (
+                torch.stack([it["target"] for it in items]) - net.target_mean
+            ) / net.target_std
             outputs = model.predict(data, sigma, text, normalized=True)
             mse = torch.nn.functional.mse_loss(outputs, target)
             pair = pairwise_loss(outputs, rewards, chunk)
@@ -245,8 +261,11 @@ def train(
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         net.eval()
         accuracy = validation_accuracy(model, val_set, backend, texts)
-        row = {"epoch": epoch, **{k: t / max(1, len(batches)) for k, t in totals.items()},
-               "val_pairwise_accuracy": accuracy}
+        row = {
+            "epoch": epoch,
+            **{k: t / max(1, len(batches)) for k, t in totals.items()},
+            "val_pairwise_accuracy": accuracy,
+        }
         history.append(row)
         extra = {"training": {**header, "epoch": epoch, "val_pairwise_accuracy": accuracy}}
         ckpt = model.save_pretrained(out / CHECKPOINTS / f"epoch_{epoch:03d}", extra=extra)
@@ -254,9 +273,13 @@ def train(
         if accuracy > best["accuracy"]:
             best = {"epoch": epoch, "accuracy": accuracy}
             model.save_pretrained(out / BEST, extra=extra)
-        atomic_write_json(out / STATE_NAME, {**header, "epochs_done": epoch, "history": history, "best": best})
+        atomic_write_json(
+            out / STATE_NAME, {**header, "epochs_done": epoch, "history": history, "best": best}
+        )
         if progress:
-            tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  val pairwise accuracy {accuracy:.3f}")
+            tqdm.write(
+                f"epoch {epoch}: loss {row['loss']:.4f}  val pairwise accuracy {accuracy:.3f}"
+            )
 
     best_model = LatentRewardModel.from_pretrained(out / BEST, backend)
     model.net.load_state_dict(best_model.net.state_dict())
@@ -266,7 +289,10 @@ def train(
 
 
 def validation_accuracy(
-    model: LatentRewardModel, dataset: LatentDataset, backend: Backend, texts: dict[str, torch.Tensor]
+    model: LatentRewardModel,
+    dataset: LatentDataset,
+    backend: Backend,
+    texts: dict[str, torch.Tensor],
 ) -> float:
     """Pairwise accuracy of the aggregate score within (prompt, step) groups."""
     scores = predict_dataset(model, dataset, backend, texts=texts) @ model.weights

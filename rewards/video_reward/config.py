@@ -86,9 +86,13 @@ class VideoRewardConfig:
     lora_rank: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
     lora_alpha: float = attrs.field(default=128.0, validator=_positive_float)
     use_rslora: bool = attrs.field(default=False, validator=boolean)
-    lora_dropout: float = attrs.field(default=0.0, validator=[v.instance_of(float), v.ge(0.0), v.lt(1.0)])
+    lora_dropout: float = attrs.field(
+        default=0.0, validator=[v.instance_of(float), v.ge(0.0), v.lt(1.0)]
+    )
     lora_targets: tuple[str, ...] | None = attrs.field(default=None)
-    lora_exclude: tuple[str, ...] = attrs.field(default=("lm_head", "rm_head", "embed_tokens", "visual"))
+    lora_exclude: tuple[str, ...] = attrs.field(
+        default=("lm_head", "rm_head", "embed_tokens", "visual")
+    )
     means: tuple[float, float, float] | None = attrs.field(default=None)
     stds: tuple[float, float, float] | None = attrs.field(default=None)
 
@@ -115,7 +119,11 @@ def read_config(folder: Path) -> VideoRewardConfig:
         if not isinstance(section, dict):
             raise VideoRewardCheckpointError(f"{path} has no {name!r} section")
         sections[name] = section
-    data, model, lora = sections["data_config"], sections["model_config"], sections["peft_lora_config"]
+    data, model, lora = (
+        sections["data_config"],
+        sections["model_config"],
+        sections["peft_lora_config"],
+    )
 
     def field(section: dict, section_name: str, key: str, allowed: tuple | None = None) -> Any:
         if key not in section:
@@ -136,7 +144,9 @@ def read_config(folder: Path) -> VideoRewardConfig:
     field(model, "model_config", "use_special_tokens", (True,))
     field(model, "model_config", "reward_token", ("special",))
     if lora.get("vision_lora", False):
-        raise VideoRewardCheckpointError(f"{path}: peft_lora_config.vision_lora = true is not supported")
+        raise VideoRewardCheckpointError(
+            f"{path}: peft_lora_config.vision_lora = true is not supported"
+        )
     if lora.get("num_lora_modules", -1) not in (-1, 0, None):
         raise VideoRewardCheckpointError(
             f"{path}: peft_lora_config.num_lora_modules = {lora['num_lora_modules']!r} is not supported"
@@ -148,9 +158,13 @@ def read_config(folder: Path) -> VideoRewardConfig:
             means = tuple(float(inference[f"{d}_mean"]) for d in DIMENSIONS)
             stds = tuple(float(inference[f"{d}_std"]) for d in DIMENSIONS)
         except (KeyError, TypeError, ValueError) as exc:
-            raise VideoRewardCheckpointError(f"{path}: inference_config lacks a valid {exc}") from None
+            raise VideoRewardCheckpointError(
+                f"{path}: inference_config lacks a valid {exc}"
+            ) from None
         if min(stds) <= 0:
-            raise VideoRewardCheckpointError(f"{path}: inference_config standard deviations must be > 0, got {stds}")
+            raise VideoRewardCheckpointError(
+                f"{path}: inference_config standard deviations must be > 0, got {stds}"
+            )
     targets = lora.get("lora_target_modules")
     if isinstance(targets, str):
         targets = [targets]
@@ -187,7 +201,9 @@ def checkpoint_folder(folder: Path, step: int | None = None) -> Path:
         if child.is_dir() and suffix.isdigit():
             found[int(suffix)] = child
     if not found:
-        raise VideoRewardCheckpointError(f"{folder} has {CONFIG_NAME} but no checkpoint-<step> folder")
+        raise VideoRewardCheckpointError(
+            f"{folder} has {CONFIG_NAME} but no checkpoint-<step> folder"
+        )
     if step is None:
         return found[max(found)]
     if step not in found:

@@ -101,8 +101,14 @@ def sample_indices(total: int, count: int) -> torch.Tensor:
     return torch.linspace(0, total - 1, count).round().long()
 
 
-def smart_resize(height: int, width: int, *, max_pixels: int, min_pixels: int = VIDEO_MIN_PIXELS,
-                 factor: int = SIZE_FACTOR) -> tuple[int, int]:
+def smart_resize(
+    height: int,
+    width: int,
+    *,
+    max_pixels: int,
+    min_pixels: int = VIDEO_MIN_PIXELS,
+    factor: int = SIZE_FACTOR,
+) -> tuple[int, int]:
     """The reference's target size: multiples of ``factor``, area in ``[min, max]`` pixels."""
     if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise ValueError(
@@ -125,7 +131,9 @@ def resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic, antialiased resize of ``[T, C, H, W]`` in float32 (identity at the same size)."""
     if tuple(frames.shape[-2:]) == tuple(size):
         return frames.float()
-    return F.interpolate(frames.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+    return F.interpolate(
+        frames.float(), size=size, mode="bicubic", align_corners=False, antialias=True
+    )
 
 
 def quantize_8bit(frames: torch.Tensor) -> torch.Tensor:
@@ -150,7 +158,11 @@ def patchify(frames: torch.Tensor, spec: PatchSpec) -> tuple[torch.Tensor, tuple
 
 
 def video_patches(
-    video: torch.Tensor, spec: PatchSpec, *, max_pixels: int, fps: float | None = 2.0,
+    video: torch.Tensor,
+    spec: PatchSpec,
+    *,
+    max_pixels: int,
+    fps: float | None = 2.0,
     nframes: int | None = None,
 ) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """One video ``[F, H, W, 3]`` in ``[0, 1]`` to normalised patch rows and its grid."""

@@ -65,18 +65,31 @@ LABEL_PER_STEP = 20
 PAPER_LABELS: tuple[int, ...] = (200, 300, 400, 500, 600)
 
 
-def make_latent_network(network: nn.Module, channels: int = LATENT_CHANNELS, labels: int = NUM_LABELS) -> nn.Module:
+def make_latent_network(
+    network: nn.Module, channels: int = LATENT_CHANNELS, labels: int = NUM_LABELS
+) -> nn.Module:
     """Give a VideoReward network a ``channels``-wide patch embedding and a step table (in place)."""
     embed = network.visual.patch_embed
     old = embed.proj
-    embed.proj = nn.Conv3d(channels, old.out_channels, kernel_size=old.kernel_size, stride=old.stride,
-                           bias=False, device=old.weight.device, dtype=old.weight.dtype)
+    embed.proj = nn.Conv3d(
+        channels,
+        old.out_channels,
+        kernel_size=old.kernel_size,
+        stride=old.stride,
+        bias=False,
+        device=old.weight.device,
+        dtype=old.weight.dtype,
+    )
     embed.in_channels = channels
-    network.step_embedding = nn.Embedding(labels, channels, device=old.weight.device, dtype=old.weight.dtype)
+    network.step_embedding = nn.Embedding(
+        labels, channels, device=old.weight.device, dtype=old.weight.dtype
+    )
     return network
 
 
-def step_rows(network: nn.Module, labels: torch.Tensor, grid: torch.Tensor, volume: int) -> torch.Tensor:
+def step_rows(
+    network: nn.Module, labels: torch.Tensor, grid: torch.Tensor, volume: int
+) -> torch.Tensor:
     """The step embedding as patch rows: each value repeated ``volume`` times, one row per patch."""
     table = network.step_embedding(labels.to(network.step_embedding.weight.device)).float()
     per_video = table.repeat_interleave(volume, dim=1)
@@ -90,17 +103,31 @@ class LatSearchLatentReward(Reward):
     dimensions = DIMENSIONS
     input = "latent"
 
-    def __init__(self, loaded: LoadedBackbone, checkpoint: Path, *, step_labels: Sequence[int] = PAPER_LABELS,
-                 label_per_step: int = LABEL_PER_STEP, score_final: bool = True, max_batch: int = 4) -> None:
+    def __init__(
+        self,
+        loaded: LoadedBackbone,
+        checkpoint: Path,
+        *,
+        step_labels: Sequence[int] = PAPER_LABELS,
+        label_per_step: int = LABEL_PER_STEP,
+        score_final: bool = True,
+        max_batch: int = 4,
+    ) -> None:
         if not isinstance(score_final, bool):
             raise TypeError(f"score_final must be true or false, got {score_final!r}")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
-        if isinstance(label_per_step, bool) or not isinstance(label_per_step, int) or label_per_step < 1:
+        if (
+            isinstance(label_per_step, bool)
+            or not isinstance(label_per_step, int)
+            or label_per_step < 1
+        ):
             raise ValueError(f"label_per_step must be a positive integer, got {label_per_step!r}")
         labels = tuple(step_labels)
         rows = loaded.network.step_embedding.num_embeddings
-        if not labels or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < rows for x in labels):
+        if not labels or any(
+            isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < rows for x in labels
+        ):
             raise ValueError(f"step_labels must be integers in [0, {rows}), got {list(labels)}")
         self.loaded = loaded
         self.checkpoint = checkpoint
@@ -115,34 +142,62 @@ class LatSearchLatentReward(Reward):
 
     @classmethod
     def from_pretrained(
-        cls, backbone_path: str | Path = HUB_ID, checkpoint_path: str | Path | None = None,
-        base_model: str | Path | None = None, *, device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None, step_labels: Sequence[int] = PAPER_LABELS,
-        label_per_step: int = LABEL_PER_STEP, score_final: bool = True, max_batch: int = 4,
+        cls,
+        backbone_path: str | Path = HUB_ID,
+        checkpoint_path: str | Path | None = None,
+        base_model: str | Path | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        step_labels: Sequence[int] = PAPER_LABELS,
+        label_per_step: int = LABEL_PER_STEP,
+        score_final: bool = True,
+        max_batch: int = 4,
         checkpoint_step: int | None = None,
     ) -> LatSearchLatentReward:
         """Load ``checkpoint_path`` (the paper's ``latent_reward.pt``) over a VideoReward folder."""
         if checkpoint_path is None:
-            raise ValueError("checkpoint_path must name the latent reward checkpoint (latent_reward.pt)")
+            raise ValueError(
+                "checkpoint_path must name the latent reward checkpoint (latent_reward.pt)"
+            )
         checkpoint = Path(checkpoint_path).expanduser()
         if not checkpoint.is_file():
-            raise VideoRewardCheckpointError(f"latent reward checkpoint {checkpoint} does not exist")
+            raise VideoRewardCheckpointError(
+                f"latent reward checkpoint {checkpoint} does not exist"
+            )
         device = parse_device(device)
-        loaded = load_backbone_checkpoint(backbone_path, base_model, device, parse_dtype(dtype, device), checkpoint_step)
+        loaded = load_backbone_checkpoint(
+            backbone_path, base_model, device, parse_dtype(dtype, device), checkpoint_step
+        )
         mapped = map_tensors([checkpoint])
         proj = mapped.get("visual.patch_embed.proj.weight")
         if proj is None:
-            raise VideoRewardCheckpointError(f"{checkpoint} has no vision patch embedding; it is not a latent reward checkpoint")
+            raise VideoRewardCheckpointError(
+                f"{checkpoint} has no vision patch embedding; it is not a latent reward checkpoint"
+            )
         network = make_latent_network(loaded.network, channels=int(proj[0].shape[1]))
-        required = [n for n in network.state_dict() if n.startswith("visual.")] + ["step_embedding.weight"]
+        required = [n for n in network.state_dict() if n.startswith("visual.")] + [
+            "step_embedding.weight"
+        ]
         load_strict(network, mapped, required, checkpoint)
         network.eval().requires_grad_(False)
-        return cls(loaded, checkpoint, step_labels=step_labels, label_per_step=label_per_step,
-                   score_final=score_final, max_batch=max_batch)
+        return cls(
+            loaded,
+            checkpoint,
+            step_labels=step_labels,
+            label_per_step=label_per_step,
+            score_final=score_final,
+            max_batch=max_batch,
+        )
 
     @classmethod
-    def build(cls, backend: Backend | None = None, backbone_path: str | Path = HUB_ID,
-              checkpoint_path: str | Path | None = None, **options: Any) -> LatSearchLatentReward:
+    def build(
+        cls,
+        backend: Backend | None = None,
+        backbone_path: str | Path = HUB_ID,
+        checkpoint_path: str | Path | None = None,
+        **options: Any,
+    ) -> LatSearchLatentReward:
         """Registry builder; also checks the backend's latent channels against the checkpoint."""
         if backend is not None and "device" not in options:
             options["device"] = backend.device
@@ -176,20 +231,32 @@ class LatSearchLatentReward(Reward):
     def score(self, batch: RewardBatch) -> torch.Tensor:
         n = int(batch.data.shape[0])
         if self.score_final and bool((batch.sigma == 0).all()):
-            step = max(self.step_labels) // self.label_per_step + 1  # a clean output: the highest label
+            step = (
+                max(self.step_labels) // self.label_per_step + 1
+            )  # a clean output: the highest label
         else:
             step = batch.step
         return self.score_latents(batch.data, [batch.prompt] * n, step)
 
-    def score_latents(self, latents: torch.Tensor, prompts: list[str], step: int | Sequence[int]) -> torch.Tensor:
+    def score_latents(
+        self, latents: torch.Tensor, prompts: list[str], step: int | Sequence[int]
+    ) -> torch.Tensor:
         """Raw scores ``[n, 3]`` of noisy latents ``[n, C, F, H, W]`` after ``step`` steps (one or per latent)."""
         with torch.no_grad():
             return self.forward(latents, prompts, step)
 
-    def forward(self, latents: torch.Tensor, prompts: list[str], step: int | Sequence[int]) -> torch.Tensor:
+    def forward(
+        self, latents: torch.Tensor, prompts: list[str], step: int | Sequence[int]
+    ) -> torch.Tensor:
         """As :meth:`score_latents`, keeping the autograd graph (for training)."""
-        if not isinstance(latents, torch.Tensor) or latents.dim() != 5 or latents.shape[1] != self.channels:
-            shape = list(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        if (
+            not isinstance(latents, torch.Tensor)
+            or latents.dim() != 5
+            or latents.shape[1] != self.channels
+        ):
+            shape = (
+                list(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            )
             raise ValueError(f"latents must be [n, {self.channels}, F, H, W], got {shape}")
         if not torch.isfinite(latents).all():
             raise ValueError("latents hold NaN or infinite values")
@@ -202,17 +269,27 @@ class LatSearchLatentReward(Reward):
         out = []
         for start in range(0, n, self.max_batch):
             stop = start + self.max_batch
-            out.append(self._forward(latents[start:stop].to(device), prompts[start:stop], labels[start:stop]))
+            out.append(
+                self._forward(
+                    latents[start:stop].to(device), prompts[start:stop], labels[start:stop]
+                )
+            )
         return torch.cat(out).cpu()
 
-    def _forward(self, latents: torch.Tensor, prompts: list[str], labels: torch.Tensor) -> torch.Tensor:
+    def _forward(
+        self, latents: torch.Tensor, prompts: list[str], labels: torch.Tensor
+    ) -> torch.Tensor:
         spec, network = self.loaded.spec, self.loaded.network
-        patches = [latent_patches(x, spec, max_pixels=self.loaded.config.max_frame_pixels) for x in latents]
+        patches = [
+            latent_patches(x, spec, max_pixels=self.loaded.config.max_frame_pixels) for x in latents
+        ]
         grid = torch.tensor([g for _, g in patches], dtype=torch.long)
         volume = spec.temporal_patch_size * spec.patch_size**2
         rows = torch.cat([r for r, _ in patches]) + step_rows(network, labels, grid, volume)
         merge = spec.merge_size**2
-        ids, mask = self.loaded.encoder.encode(prompts, [t * h * w // merge for t, h, w in grid.tolist()])
+        ids, mask = self.loaded.encoder.encode(
+            prompts, [t * h * w // merge for t, h, w in grid.tolist()]
+        )
         return network(ids, mask, rows, grid)
 
     def config_dict(self) -> dict:

@@ -39,14 +39,22 @@ from searchkit.rewards.video_reward.frames import PatchSpec
 class RewardNetwork(nn.Module):
     """Vision tower + LoRA language model + reward head (see the module docstring)."""
 
-    def __init__(self, visual: nn.Module, language_model: nn.Module, output_dim: int,
-                 video_token_id: int, reward_token_ids: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        visual: nn.Module,
+        language_model: nn.Module,
+        output_dim: int,
+        video_token_id: int,
+        reward_token_ids: tuple[int, ...],
+    ) -> None:
         super().__init__()
         self.visual = visual
         self.language_model = language_model
         hidden = language_model.config.hidden_size
         weight = language_model.embed_tokens.weight
-        self.rm_head = nn.Linear(hidden, output_dim, bias=False, device=weight.device, dtype=weight.dtype)
+        self.rm_head = nn.Linear(
+            hidden, output_dim, bias=False, device=weight.device, dtype=weight.dtype
+        )
         self.video_token_id = video_token_id
         self.reward_token_ids = reward_token_ids
 
@@ -57,11 +65,18 @@ class RewardNetwork(nn.Module):
     def embed_video(self, rows: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """Merged video tokens ``[tokens, hidden]`` for patch rows ``[patches, dim]``."""
         weight = self.visual.patch_embed.proj.weight
-        out = self.visual(rows.to(device=weight.device, dtype=weight.dtype), grid_thw=grid.to(weight.device))
+        out = self.visual(
+            rows.to(device=weight.device, dtype=weight.dtype), grid_thw=grid.to(weight.device)
+        )
         return out.pooler_output if hasattr(out, "pooler_output") else out
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
-                grid: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        rows: torch.Tensor,
+        grid: torch.Tensor,
+    ) -> torch.Tensor:
         """Scores ``[n, 3]`` (VQ, MQ, TA) for ``n`` tokenised prompts and their videos."""
         device = self.rm_head.weight.device
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
@@ -72,17 +87,24 @@ class RewardNetwork(nn.Module):
             raise ValueError(
                 f"the prompts hold {int(is_video.sum())} video tokens, the videos make {video.shape[0]}"
             )
-        embeds = embeds.masked_scatter(is_video[..., None].expand_as(embeds), video.to(embeds.dtype))
+        embeds = embeds.masked_scatter(
+            is_video[..., None].expand_as(embeds), video.to(embeds.dtype)
+        )
         n, length = input_ids.shape
         positions = torch.arange(length, device=device).view(1, 1, length).expand(3, n, length)
         hidden = self.language_model(
-            inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=False
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
         ).last_hidden_state
         is_reward = torch.zeros_like(input_ids, dtype=torch.bool)
         for token in self.reward_token_ids:
             is_reward |= input_ids == token
         if not bool((is_reward.sum(dim=1) == len(self.reward_token_ids)).all()):
-            raise ValueError(f"every prompt must hold each reward token once, got counts {is_reward.sum(dim=1).tolist()}")
+            raise ValueError(
+                f"every prompt must hold each reward token once, got counts {is_reward.sum(dim=1).tolist()}"
+            )
         values = self.rm_head(hidden[is_reward]).view(n, len(self.reward_token_ids), -1)
         if values.shape[-1] > 1:
             values = values.diagonal(dim1=1, dim2=2)
@@ -102,7 +124,9 @@ def patch_spec(base: Path, vision_config) -> PatchSpec:
         merge_size=vision_config.spatial_merge_size,
     )
     if mean is not None and std is not None:
-        spec = PatchSpec(spec.patch_size, spec.temporal_patch_size, spec.merge_size, tuple(mean), tuple(std))
+        spec = PatchSpec(
+            spec.patch_size, spec.temporal_patch_size, spec.merge_size, tuple(mean), tuple(std)
+        )
     return spec
 
 
@@ -110,19 +134,27 @@ def load_backbone(base: Path, dtype: torch.dtype, device: torch.device | str):
     """The base Qwen2-VL's vision tower, language model and config, from a local folder."""
     config_path = base / "config.json"
     if not config_path.is_file():
-        raise VideoRewardCheckpointError(f"base model {base} has no config.json (not a model folder)")
+        raise VideoRewardCheckpointError(
+            f"base model {base} has no config.json (not a model folder)"
+        )
     model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
     if model_type != "qwen2_vl":
-        raise VideoRewardCheckpointError(f"base model {base} is a {model_type!r} model, not qwen2_vl")
+        raise VideoRewardCheckpointError(
+            f"base model {base} is a {model_type!r} model, not qwen2_vl"
+        )
     from transformers import Qwen2VLForConditionalGeneration
 
     try:
-        full = Qwen2VLForConditionalGeneration.from_pretrained(str(base), dtype=dtype, attn_implementation="sdpa")
+        full = Qwen2VLForConditionalGeneration.from_pretrained(
+            str(base), dtype=dtype, attn_implementation="sdpa"
+        )
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise VideoRewardCheckpointError(f"cannot load the base model {base}: {reason}") from None
     inner = full.model
-    visual = inner.visual if hasattr(inner, "visual") else full.visual  # transformers >= 4.52 : older
+    visual = (
+        inner.visual if hasattr(inner, "visual") else full.visual
+    )  # transformers >= 4.52 : older
     language_model = getattr(inner, "language_model", inner)
     visual.to(device).eval()
     language_model.to(device).eval()
@@ -142,7 +174,9 @@ def lora_targets(language_model: nn.Module, config: VideoRewardConfig) -> list[s
     found = []
     for name, module in language_model.named_modules():
         release = f"model.{name}"
-        if isinstance(module, nn.Linear | nn.Embedding) and not any(x in release for x in config.lora_exclude):
+        if isinstance(module, nn.Linear | nn.Embedding) and not any(
+            x in release for x in config.lora_exclude
+        ):
             found.append(name)
     return found
 
@@ -158,9 +192,15 @@ def add_lora(language_model: nn.Module, config: VideoRewardConfig) -> nn.Module:
 
     targets = lora_targets(language_model, config)
     if not targets:
-        raise VideoRewardCheckpointError("the LoRA settings of model_config.json select no module of the base model")
+        raise VideoRewardCheckpointError(
+            "the LoRA settings of model_config.json select no module of the base model"
+        )
     lora = LoraConfig(
-        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        use_rslora=config.use_rslora, target_modules=targets, bias="none",
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        use_rslora=config.use_rslora,
+        target_modules=targets,
+        bias="none",
     )
     return inject_adapter_in_model(lora, language_model)

@@ -85,7 +85,9 @@ class PromptEncoder:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(base))
         except (OSError, ValueError) as exc:
-            raise VideoRewardCheckpointError(f"base model {base} has no usable tokenizer: {exc}") from None
+            raise VideoRewardCheckpointError(
+                f"base model {base} has no usable tokenizer: {exc}"
+            ) from None
         missing = [t for t in REWARD_TOKENS if t not in tokenizer.get_vocab()]
         if missing:
             tokenizer.add_special_tokens({"additional_special_tokens": list(REWARD_TOKENS)})
@@ -102,7 +104,12 @@ class PromptEncoder:
 
     def chat(self, prompt: str) -> str:
         """The rendered chat for one prompt, with one ``<|video_pad|>`` placeholder."""
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": rubric(prompt)}]}]
+        messages = [
+            {
+                "role": "user",
+                "content": [{"type": "video"}, {"type": "text", "text": rubric(prompt)}],
+            }
+        ]
         text = self.tokenizer.apply_chat_template(
             messages, chat_template=self.template, tokenize=False, add_generation_prompt=True
         )
@@ -112,9 +119,14 @@ class PromptEncoder:
             )
         return text
 
-    def encode(self, prompts: Sequence[str], video_tokens: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, prompts: Sequence[str], video_tokens: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``input_ids`` and ``attention_mask`` ``[n, L]``, right-padded, video tokens expanded."""
-        texts = [self.chat(p).replace(VIDEO_TOKEN, VIDEO_TOKEN * k) for p, k in zip(prompts, video_tokens, strict=True)]
+        texts = [
+            self.chat(p).replace(VIDEO_TOKEN, VIDEO_TOKEN * k)
+            for p, k in zip(prompts, video_tokens, strict=True)
+        ]
         self.tokenizer.padding_side = "right"
         batch = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
         return batch["input_ids"], batch["attention_mask"]

@@ -85,20 +85,29 @@ class LoadedBackbone:
 
 
 def load_backbone_checkpoint(
-    path: str | Path, base_model: str | Path | None, device: torch.device, dtype: torch.dtype,
+    path: str | Path,
+    base_model: str | Path | None,
+    device: torch.device,
+    dtype: torch.dtype,
     checkpoint_step: int | None = None,
 ) -> LoadedBackbone:
     """Build the network from the base model and load the VideoReward checkpoint strictly."""
     folder = resolve_folder(path, "VideoReward checkpoint", "path=")
     config = read_config(folder)
     step_folder = checkpoint_folder(folder, checkpoint_step)
-    base = resolve_folder(base_model if base_model is not None else config.base_model,
-                          "base model", "base_model=")
+    base = resolve_folder(
+        base_model if base_model is not None else config.base_model, "base model", "base_model="
+    )
     visual, language_model, model_config = load_backbone(base, dtype, device)
     encoder = PromptEncoder(base, model_config.video_token_id)
     language_model = add_lora(language_model, config)
-    network = RewardNetwork(visual, language_model, config.output_dim, model_config.video_token_id,
-                            encoder.reward_token_ids)
+    network = RewardNetwork(
+        visual,
+        language_model,
+        config.output_dim,
+        model_config.video_token_id,
+        encoder.reward_token_ids,
+    )
     full = step_folder / FULL_NAME
     files = [full] if full.is_file() else [step_folder / NON_LORA_NAME]
     if not full.is_file() and config.lora_rank > 0:
@@ -113,7 +122,9 @@ def load_backbone_checkpoint(
             f"{list(encoder.reward_token_ids)}; the checkpoint lacks its trained token embedding"
         )
     network.eval().requires_grad_(False)
-    return LoadedBackbone(network, encoder, patch_spec(base, model_config.vision_config), config, folder, step_folder)
+    return LoadedBackbone(
+        network, encoder, patch_spec(base, model_config.vision_config), config, folder, step_folder
+    )
 
 
 class VideoReward(Reward):
@@ -123,7 +134,9 @@ class VideoReward(Reward):
     dimensions = DIMENSIONS
     input = "video"
 
-    def __init__(self, loaded: LoadedBackbone, *, normalize: bool = True, max_batch: int = 4) -> None:
+    def __init__(
+        self, loaded: LoadedBackbone, *, normalize: bool = True, max_batch: int = 4
+    ) -> None:
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be true or false, got {normalize!r}")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
@@ -139,9 +152,15 @@ class VideoReward(Reward):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path = HUB_ID, base_model: str | Path | None = None, *,
-        device: torch.device | str | None = None, dtype: torch.dtype | str | None = None,
-        normalize: bool = True, max_batch: int = 4, checkpoint_step: int | None = None,
+        cls,
+        path: str | Path = HUB_ID,
+        base_model: str | Path | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        normalize: bool = True,
+        max_batch: int = 4,
+        checkpoint_step: int | None = None,
     ) -> VideoReward:
         """Load a released VideoReward folder (or hub id) on top of its base model.
 
@@ -151,11 +170,15 @@ class VideoReward(Reward):
         bfloat16 on a GPU (the released model's precision) and float32 on the CPU.
         """
         device = parse_device(device)
-        loaded = load_backbone_checkpoint(path, base_model, device, parse_dtype(dtype, device), checkpoint_step)
+        loaded = load_backbone_checkpoint(
+            path, base_model, device, parse_dtype(dtype, device), checkpoint_step
+        )
         return cls(loaded, normalize=normalize, max_batch=max_batch)
 
     @classmethod
-    def build(cls, backend: Backend | None = None, path: str | Path = HUB_ID, **options: Any) -> VideoReward:
+    def build(
+        cls, backend: Backend | None = None, path: str | Path = HUB_ID, **options: Any
+    ) -> VideoReward:
         """Registry builder: ``build_reward("video-reward", backend, path=..., base_model=...)``.
 
         The model goes on the backend's device unless ``device`` is given.
@@ -168,27 +191,43 @@ class VideoReward(Reward):
         return self.score_frames(batch.data, [batch.prompt] * int(batch.data.shape[0]))
 
     @torch.no_grad()
-    def score_frames(self, frames: torch.Tensor, prompts: list[str], *, normalize: bool | None = None) -> torch.Tensor:
+    def score_frames(
+        self, frames: torch.Tensor, prompts: list[str], *, normalize: bool | None = None
+    ) -> torch.Tensor:
         """Scores ``[n, 3]`` of frames ``[n, F, H, W, 3]`` in ``[0, 1]`` with one prompt each."""
         frames = check_video(frames, "frames")
         if len(prompts) != frames.shape[0]:
-            raise ValueError(f"prompts must hold one prompt per video ({frames.shape[0]}), got {len(prompts)}")
+            raise ValueError(
+                f"prompts must hold one prompt per video ({frames.shape[0]}), got {len(prompts)}"
+            )
         normalize = self.normalize if normalize is None else normalize
         device = self.loaded.network.rm_head.weight.device
         config = self.loaded.config
         out = []
         for start in range(0, frames.shape[0], self.max_batch):
-            chunk = frames[start:start + self.max_batch].to(device)
-            patches = [video_patches(v, self.loaded.spec, max_pixels=config.max_frame_pixels,
-                                     fps=config.fps, nframes=config.num_frames) for v in chunk]
-            out.append(self._forward(patches, prompts[start:start + self.max_batch]))
+            chunk = frames[start : start + self.max_batch].to(device)
+            patches = [
+                video_patches(
+                    v,
+                    self.loaded.spec,
+                    max_pixels=config.max_frame_pixels,
+                    fps=config.fps,
+                    nframes=config.num_frames,
+                )
+                for v in chunk
+            ]
+            out.append(self._forward(patches, prompts[start : start + self.max_batch]))
         raw = torch.cat(out).cpu()
         return self.normalise(raw) if normalize else raw
 
-    def _forward(self, patches: list[tuple[torch.Tensor, tuple[int, int, int]]], prompts: list[str]) -> torch.Tensor:
+    def _forward(
+        self, patches: list[tuple[torch.Tensor, tuple[int, int, int]]], prompts: list[str]
+    ) -> torch.Tensor:
         merge = self.loaded.spec.merge_size**2
         grid = torch.tensor([g for _, g in patches], dtype=torch.long)
-        ids, mask = self.loaded.encoder.encode(prompts, [t * h * w // merge for t, h, w in grid.tolist()])
+        ids, mask = self.loaded.encoder.encode(
+            prompts, [t * h * w // merge for t, h, w in grid.tolist()]
+        )
         rows = torch.cat([r for r, _ in patches])
         return self.loaded.network(ids, mask, rows, grid)
 
@@ -196,7 +235,9 @@ class VideoReward(Reward):
         """``(raw - mean) / std`` per dimension with the checkpoint's inference statistics."""
         config = self.loaded.config
         if config.means is None:
-            raise VideoRewardCheckpointError("the checkpoint has no inference_config to normalise with")
+            raise VideoRewardCheckpointError(
+                "the checkpoint has no inference_config to normalise with"
+            )
         return (raw - torch.tensor(config.means)) / torch.tensor(config.stds)
 
     def config_dict(self) -> dict:

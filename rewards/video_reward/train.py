@@ -71,7 +71,9 @@ class LatSearchTrainConfig:
     milestones: tuple[int, ...] = attrs.field(default=(10,), converter=tuple)
     mse_weight: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
     pairwise_weight: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
-    train_fraction: float = attrs.field(default=0.8, validator=[v.instance_of(float), v.gt(0.0), v.lt(1.0)])
+    train_fraction: float = attrs.field(
+        default=0.8, validator=[v.instance_of(float), v.gt(0.0), v.lt(1.0)]
+    )
     split_seed: int = attrs.field(default=1203, validator=v.instance_of(int))
     seed: int = attrs.field(default=1203, validator=v.instance_of(int))
 
@@ -102,34 +104,55 @@ def read_samples(data: str | Path) -> list[Sample]:
         for i, record in enumerate(records):
             try:
                 rewards = tuple(float(record["output_reward"][0][d]) for d in DIMENSIONS)
-                paths = {int(k.removeprefix("t")): folder / p for k, p in record["latent_tensor_path"][0].items()}
-                sims = {int(k.removeprefix("t")): float(s) for k, s in record["latent_z0_similarity"][0].items()}
+                paths = {
+                    int(k.removeprefix("t")): folder / p
+                    for k, p in record["latent_tensor_path"][0].items()
+                }
+                sims = {
+                    int(k.removeprefix("t")): float(s)
+                    for k, s in record["latent_z0_similarity"][0].items()
+                }
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise LatentDataError(f"{path}: record {i} lacks a valid {exc}") from None
             if not paths or set(paths) != set(sims):
-                raise LatentDataError(f"{path}: record {i} has latents for steps {sorted(paths)} but similarities "
-                                      f"for {sorted(sims)}")
+                raise LatentDataError(
+                    f"{path}: record {i} has latents for steps {sorted(paths)} but similarities "
+                    f"for {sorted(sims)}"
+                )
             samples.append(Sample(str(record["prompt"]), rewards, paths, sims))
     return samples
 
 
-def split_by_prompt(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+def split_by_prompt(
+    samples: list[Sample], fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
     """Train / validation records, every prompt on one side only."""
+
     def key(prompt: str) -> str:
         return " ".join(unicodedata.normalize("NFKC", prompt).casefold().split())
 
     prompts = sorted({key(s.prompt) for s in samples})
     if len(prompts) < 2:
-        raise LatentDataError(f"a prompt-level split needs at least 2 prompts, the data has {len(prompts)}")
+        raise LatentDataError(
+            f"a prompt-level split needs at least 2 prompts, the data has {len(prompts)}"
+        )
     random.Random(seed).shuffle(prompts)
     cut = min(len(prompts) - 1, max(1, int(fraction * len(prompts))))
     train = set(prompts[:cut])
-    return [s for s in samples if key(s.prompt) in train], [s for s in samples if key(s.prompt) not in train]
+    return [s for s in samples if key(s.prompt) in train], [
+        s for s in samples if key(s.prompt) not in train
+    ]
 
 
-def initial_model(backbone_path: str | Path, base_model: str | Path | None = None, *, labels: tuple[int, ...],
-                  device: torch.device | str | None = None, dtype: torch.dtype | str | None = None,
-                  generator: torch.Generator | None = None) -> LatSearchLatentReward:
+def initial_model(
+    backbone_path: str | Path,
+    base_model: str | Path | None = None,
+    *,
+    labels: tuple[int, ...],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    generator: torch.Generator | None = None,
+) -> LatSearchLatentReward:
     """An untrained latent reward model on a VideoReward backbone, knowing step ``labels``."""
     device = parse_device(device)
     loaded = load_backbone_checkpoint(backbone_path, base_model, device, parse_dtype(dtype, device))
@@ -146,20 +169,29 @@ def initial_model(backbone_path: str | Path, base_model: str | Path | None = Non
 
 def trainable(reward: LatSearchLatentReward) -> dict[str, nn.Parameter]:
     """The trained tensors: the vision tower and the step embedding."""
-    return {n: p for n, p in reward.loaded.network.named_parameters()
-            if n.startswith("visual.") or n.startswith("step_embedding.")}
+    return {
+        n: p
+        for n, p in reward.loaded.network.named_parameters()
+        if n.startswith("visual.") or n.startswith("step_embedding.")
+    }
 
 
 def save_checkpoint(reward: LatSearchLatentReward, path: str | Path) -> Path:
     """The trainable tensors in the official file format (atomic ``torch.save``)."""
-    state = {(_FILE_PREFIX + n if n.startswith("visual.") else n): p.detach().cpu().clone()
-             for n, p in trainable(reward).items()}
+    state = {
+        (_FILE_PREFIX + n if n.startswith("visual.") else n): p.detach().cpu().clone()
+        for n, p in trainable(reward).items()
+    }
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def batch_loss(reward: LatSearchLatentReward, batch: list[tuple[Sample, int]], config: LatSearchTrainConfig) -> torch.Tensor:
+def batch_loss(
+    reward: LatSearchLatentReward, batch: list[tuple[Sample, int]], config: LatSearchTrainConfig
+) -> torch.Tensor:
     """The paper's loss on ``(sample, step index)`` pairs (see the module docstring)."""
-    latents = torch.stack([torch.load(s.latents[j], map_location="cpu", weights_only=True) for s, j in batch])
+    latents = torch.stack(
+        [torch.load(s.latents[j], map_location="cpu", weights_only=True) for s, j in batch]
+    )
     out = reward.forward(latents.float(), [s.prompt for s, _ in batch], [j + 1 for _, j in batch])
     target = torch.tensor([s.rewards for s, _ in batch])
     sims = torch.tensor([s.similarity[j] for s, j in batch])
@@ -168,24 +200,35 @@ def batch_loss(reward: LatSearchLatentReward, batch: list[tuple[Sample, int]], c
     if pairs and config.pairwise_weight:
         a, b = (torch.tensor(x) for x in zip(*pairs, strict=True))
         labels = (target[a] > target[b]).float()
-        bce = nn.functional.binary_cross_entropy_with_logits(out[a] - out[b], labels, reduction="none")
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            out[a] - out[b], labels, reduction="none"
+        )
         loss = loss + config.pairwise_weight * bce.mean(dim=0).sum()
     return loss
 
 
-def mean_loss(reward: LatSearchLatentReward, samples: list[Sample], config: LatSearchTrainConfig) -> float:
+def mean_loss(
+    reward: LatSearchLatentReward, samples: list[Sample], config: LatSearchTrainConfig
+) -> float:
     """Loss over every (record, step) of ``samples`` in evaluation mode, in batches."""
     pairs = [(s, j) for s in samples for j in sorted(s.latents)]
     reward.loaded.network.eval()
     with torch.no_grad():
-        losses = [float(batch_loss(reward, pairs[i:i + config.batch_size], config)) * len(pairs[i:i + config.batch_size])
-                  for i in range(0, len(pairs), config.batch_size)]
+        losses = [
+            float(batch_loss(reward, pairs[i : i + config.batch_size], config))
+            * len(pairs[i : i + config.batch_size])
+            for i in range(0, len(pairs), config.batch_size)
+        ]
     return sum(losses) / len(pairs)
 
 
-def train_latsearch(reward: LatSearchLatentReward, samples: list[Sample], out: str | Path,
-                    config: LatSearchTrainConfig = LatSearchTrainConfig(),
-                    log: Callable[[str], None] | None = None) -> list[dict]:
+def train_latsearch(
+    reward: LatSearchLatentReward,
+    samples: list[Sample],
+    out: str | Path,
+    config: LatSearchTrainConfig = LatSearchTrainConfig(),
+    log: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Train ``reward`` in place on ``samples``; write ``out/latent_reward.pt`` every epoch; the history."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +239,9 @@ def train_latsearch(reward: LatSearchLatentReward, samples: list[Sample], out: s
     for p in params.values():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params.values(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=0.1)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.milestones), gamma=0.1
+    )
     rng = random.Random(config.seed)
     history = []
     for epoch in range(config.epochs):
@@ -204,7 +249,7 @@ def train_latsearch(reward: LatSearchLatentReward, samples: list[Sample], out: s
         order = rng.sample(train, len(train))
         total = 0.0
         for i in range(0, len(order), config.batch_size):
-            batch = [(s, rng.choice(sorted(s.latents))) for s in order[i:i + config.batch_size]]
+            batch = [(s, rng.choice(sorted(s.latents))) for s in order[i : i + config.batch_size]]
             loss = batch_loss(reward, batch, config)
             optimizer.zero_grad()
             loss.backward()
@@ -212,7 +257,11 @@ def train_latsearch(reward: LatSearchLatentReward, samples: list[Sample], out: s
             total += float(loss) * len(batch)
         schedule.step()
         save_checkpoint(reward, out / CHECKPOINT_NAME)
-        row = {"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": mean_loss(reward, val, config)}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total / len(order),
+            "val_loss": mean_loss(reward, val, config),
+        }
         history.append(row)
         if log is not None:
             log(json.dumps(row))
@@ -225,11 +274,26 @@ def main_train_latsearch(args) -> int:
     """``searchkit reward train --arch latsearch``: the paper's model on a collected dataset."""
     samples = read_samples(args.data)
     steps = sorted({j for s in samples for j in s.latents})
-    reward = initial_model(args.backbone_path, args.base_model, labels=tuple(LABEL_PER_STEP * j for j in steps),
-                           generator=torch.Generator().manual_seed(args.seed))
-    config = LatSearchTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                  mse_weight=args.mse_weight, pairwise_weight=args.pairwise_weight,
-                                  train_fraction=1.0 - args.val_fraction, split_seed=args.split_seed, seed=args.seed)
+    reward = initial_model(
+        args.backbone_path,
+        args.base_model,
+        labels=tuple(LABEL_PER_STEP * j for j in steps),
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    config = LatSearchTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        mse_weight=args.mse_weight,
+        pairwise_weight=args.pairwise_weight,
+        train_fraction=1.0 - args.val_fraction,
+        split_seed=args.split_seed,
+        seed=args.seed,
+    )
     history = train_latsearch(reward, samples, args.out, config, log=print)
-    print(json.dumps({"checkpoint": str(Path(args.out) / CHECKPOINT_NAME), "final": history[-1]}, indent=2))
+    print(
+        json.dumps(
+            {"checkpoint": str(Path(args.out) / CHECKPOINT_NAME), "final": history[-1]}, indent=2
+        )
+    )
     return 0

@@ -58,7 +58,7 @@ def network_name(name: str) -> str | None:
     """
     for prefix in _WRAPPERS:
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     if name in SKIPPED:
         return None
@@ -122,8 +122,11 @@ def load_strict(
             )
         old = network.language_model.embed_tokens
         network.language_model.embed_tokens = nn.Embedding(
-            tensor.shape[0], tensor.shape[1], padding_idx=old.padding_idx,
-            device=old.weight.device, dtype=old.weight.dtype,
+            tensor.shape[0],
+            tensor.shape[1],
+            padding_idx=old.padding_idx,
+            device=old.weight.device,
+            dtype=old.weight.dtype,
         )
         params = network.state_dict()
     for target, (tensor, path, name) in mapped.items():
@@ -138,8 +141,12 @@ def load_strict(
             )
     missing = sorted(set(required) - set(mapped))
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise VideoRewardCheckpointError(f"{where} lacks {len(missing)} tensors the model needs: {shown}")
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise VideoRewardCheckpointError(
+            f"{where} lacks {len(missing)} tensors the model needs: {shown}"
+        )
     with torch.no_grad():
         for target, (tensor, _path, _name) in mapped.items():
             param = params[target]

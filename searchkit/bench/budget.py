@@ -84,7 +84,9 @@ def knob_minimum(cls: type[Strategy], options: dict[str, Any], label: str = "") 
     try:
         instance = cls(**options)  # the knob at its default: what configuration validation builds
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"strategy {label!r}: options {options!r} are not valid: {error}") from None
+        raise ConfigError(
+            f"strategy {label!r}: options {options!r} are not valid: {error}"
+        ) from None
     field_minimum = next(
         (k for k in range(1, MAX_MINIMUM + 1) if _field_accepts(field, instance, k)), None
     )

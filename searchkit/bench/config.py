@@ -42,9 +42,21 @@ from searchkit.errors import ConfigError  # noqa: F401  (re-exported)
 from searchkit.validation import is_int, lists_as_tuples, optional_positive_int
 
 _TOP_LEVEL = {
-    "name", "description", "backend", "reward", "num_steps", "strategies", "budgets_nfe",
-    "prompts", "prompts_file", "dimension", "max_prompts", "seeds", "torch_threads",
-    "evaluators", "metric",
+    "name",
+    "description",
+    "backend",
+    "reward",
+    "num_steps",
+    "strategies",
+    "budgets_nfe",
+    "prompts",
+    "prompts_file",
+    "dimension",
+    "max_prompts",
+    "seeds",
+    "torch_threads",
+    "evaluators",
+    "metric",
 }
 
 
@@ -66,7 +78,9 @@ def _non_empty_string(field: str):
 
 def _check_budgets(value: Any, field: str = "budgets_nfe") -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f"{field} must be a non-empty list of positive integers (NFE), got {value!r}")
+        raise ConfigError(
+            f"{field} must be a non-empty list of positive integers (NFE), got {value!r}"
+        )
     for b in value:
         if not is_int(b) or b <= 0:
             raise ConfigError(f"{field} must hold positive integers (NFE), got {b!r} in {value!r}")
@@ -108,7 +122,9 @@ def _registered_strategy(_instance: Any, _attribute: Any, name: Any) -> None:
     from searchkit.registry import STRATEGIES
 
     if name not in STRATEGIES:
-        raise ConfigError(f"name: unknown strategy {name!r}; known: {', '.join(STRATEGIES.names())}")
+        raise ConfigError(
+            f"name: unknown strategy {name!r}; known: {', '.join(STRATEGIES.names())}"
+        )
 
 
 def _strategy_options(instance: StrategySpec, _attribute: Any, options: dict[str, Any]) -> None:
@@ -250,10 +266,14 @@ class SweepConfig:
         from searchkit.registry import BACKENDS, REWARDS
 
         if not isinstance(data, dict):
-            raise ConfigError(f"a sweep configuration must be a JSON object, got {type(data).__name__}")
+            raise ConfigError(
+                f"a sweep configuration must be a JSON object, got {type(data).__name__}"
+            )
         unknown = sorted(set(data) - _TOP_LEVEL)
         if unknown:
-            raise ConfigError(f"unknown field {unknown[0]!r}; known: {', '.join(sorted(_TOP_LEVEL))}")
+            raise ConfigError(
+                f"unknown field {unknown[0]!r}; known: {', '.join(sorted(_TOP_LEVEL))}"
+            )
         backend = _component(data.get("backend", {"name": "analytic"}), "backend", BACKENDS)
         reward_data = data.get("reward")
         reward = None if reward_data is None else _component(reward_data, "reward", REWARDS)
@@ -324,7 +344,9 @@ def _component(value: Any, field: str, registry) -> ComponentSpec:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
-        raise ConfigError(f"{field} must be an object {{'name': ..., 'options': {{...}}}}, got {value!r}")
+        raise ConfigError(
+            f"{field} must be an object {{'name': ..., 'options': {{...}}}}, got {value!r}"
+        )
     extra = sorted(set(value) - {"name", "options"})
     if extra:
         raise ConfigError(f"{field} has unknown field {extra[0]!r}; known: name, options")
@@ -342,7 +364,7 @@ def _strategies(value: Any) -> tuple[StrategySpec, ...]:
     if value == "all":
         value = STRATEGIES.names()
     if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f"strategies must be \"all\" or a non-empty list, got {value!r}")
+        raise ConfigError(f'strategies must be "all" or a non-empty list, got {value!r}')
     specs = []
     for i, item in enumerate(value):
         field = f"strategies[{i}]"

@@ -47,11 +47,16 @@ class Failure:
 def _last_line(error: BaseException) -> str:
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     text = lines[-1].strip() if lines else ""
-    return f"{type(error).__name__}: {text}" if text and type(error).__name__ not in text else (
-        text or type(error).__name__)
+    return (
+        f"{type(error).__name__}: {text}"
+        if text and type(error).__name__ not in text
+        else (text or type(error).__name__)
+    )
 
 
-def run_local(config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress: Any) -> list[Failure]:
+def run_local(
+    config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress: Any
+) -> list[Failure]:
     """Build the world, check the strategies, then run every search here, one after another.
 
     Raises :class:`ConfigError` before the first search when a strategy cannot run on
@@ -156,12 +161,18 @@ def run_ray(
                 except Exception as error:  # noqa: BLE001  (retried, then reported)
                     message = _last_line(error)
                     if attempt <= retries:
-                        log.warning("run %s failed on attempt %d of %d (%s); retrying",
-                                    run.describe(), attempt, retries + 1, message)
+                        log.warning(
+                            "run %s failed on attempt %d of %d (%s); retrying",
+                            run.describe(),
+                            attempt,
+                            retries + 1,
+                            message,
+                        )
                         pending[task.remote(config_ref, run)] = (run, attempt + 1)
                     else:
-                        log.error("run %s failed after %d attempts: %s",
-                                  run.describe(), attempt, message)
+                        log.error(
+                            "run %s failed after %d attempts: %s", run.describe(), attempt, message
+                        )
                         failures.append(Failure(run, attempt, message))
                     continue
                 sink(row)

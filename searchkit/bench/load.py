@@ -27,7 +27,9 @@ def _shipped_folder():
 
 def shipped_configs() -> tuple[str, ...]:
     """Names of the sweep configurations shipped inside the package (``searchkit/bench/configs``)."""
-    return tuple(sorted(f.name[:-5] for f in _shipped_folder().iterdir() if f.name.endswith(".json")))
+    return tuple(
+        sorted(f.name[:-5] for f in _shipped_folder().iterdir() if f.name.endswith(".json"))
+    )
 
 
 def resolve_config_path(name_or_path: str | Path | None) -> Path:

@@ -51,12 +51,26 @@ class Run:
         return f"{self.label} @ {budget}, prompt {self.prompt_index}, seed {self.seed}"
 
 
-def run_key(world: dict[str, Any], name: str, label: str, options: dict[str, Any],
-            budget_nfe: int | None, prompt: str, seed: int) -> str:
-    return digest({
-        "world": world, "strategy": name, "label": label, "options": options,
-        "budget_nfe": budget_nfe, "prompt": prompt, "seed": seed,
-    })
+def run_key(
+    world: dict[str, Any],
+    name: str,
+    label: str,
+    options: dict[str, Any],
+    budget_nfe: int | None,
+    prompt: str,
+    seed: int,
+) -> str:
+    return digest(
+        {
+            "world": world,
+            "strategy": name,
+            "label": label,
+            "options": options,
+            "budget_nfe": budget_nfe,
+            "prompt": prompt,
+            "seed": seed,
+        }
+    )
 
 
 def compute_profile(config: SweepConfig) -> ComputeProfile:
@@ -104,7 +118,20 @@ def plan_sweep(config: SweepConfig, profile: ComputeProfile | None = None) -> li
     for seed in config.seeds:
         for index, prompt in enumerate(config.prompts):
             for label, strategy, budget, expected in sized:
-                key = run_key(world, strategy.name, label, options[label], budget, prompt.text, seed)
-                runs.append(Run(key, label, strategy, budget, expected, prompt.text, index,
-                                prompt.dimensions, seed))
+                key = run_key(
+                    world, strategy.name, label, options[label], budget, prompt.text, seed
+                )
+                runs.append(
+                    Run(
+                        key,
+                        label,
+                        strategy,
+                        budget,
+                        expected,
+                        prompt.text,
+                        index,
+                        prompt.dimensions,
+                        seed,
+                    )
+                )
     return runs

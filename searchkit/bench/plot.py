@@ -31,8 +31,9 @@ def plot_reward_vs_nfe(cells: Sequence[Cell], path: str | Path, title: str = "")
         below = [0.0 if math.isnan(c.ci_low) else c.mean - c.ci_low for c in group]
         above = [0.0 if math.isnan(c.ci_high) else c.ci_high - c.mean for c in group]
         style = {"fmt": "o", "ms": 6} if len(group) == 1 else {"fmt": "o-", "ms": 4}
-        bars = ax.errorbar(x, y, yerr=[below, above], capsize=3, elinewidth=0.8, label=label,
-                           **style)
+        bars = ax.errorbar(
+            x, y, yerr=[below, above], capsize=3, elinewidth=0.8, label=label, **style
+        )
         if len(group) == 1:
             ax.axhline(y[0], color=bars.lines[0].get_color(), linestyle=":", linewidth=1)
     ax.set_xscale("log", base=2)

@@ -56,7 +56,9 @@ def load_prompt_file(
         dims = record.get("dimension", ())
         dims = (dims,) if isinstance(dims, str) else dims
         if not isinstance(dims, list | tuple) or not all(isinstance(d, str) for d in dims):
-            raise ValueError(f"{where}: 'dimension' must be a string or a list of strings, got {dims!r}")
+            raise ValueError(
+                f"{where}: 'dimension' must be a string or a list of strings, got {dims!r}"
+            )
         if dimension is None or dimension in dims:
             prompts.append(Prompt(text, tuple(dims)))
     if not prompts:

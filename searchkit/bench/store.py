@@ -88,8 +88,14 @@ class ResultsStore:
 
     # -- opening ----------------------------------------------------------------------------
     @staticmethod
-    def check(folder: str | Path, config: dict[str, Any], fingerprint: str, *,
-              resume: bool = False, force: bool = False) -> None:
+    def check(
+        folder: str | Path,
+        config: dict[str, Any],
+        fingerprint: str,
+        *,
+        resume: bool = False,
+        force: bool = False,
+    ) -> None:
         """Raise :class:`OutputFolderError` if ``folder`` cannot take this sweep as asked.
 
         Changes nothing, so it can run before any compute.
@@ -118,8 +124,15 @@ class ResultsStore:
         )
 
     @classmethod
-    def open(cls, folder: str | Path, config: dict[str, Any], fingerprint: str, *,
-             resume: bool = False, force: bool = False) -> ResultsStore:
+    def open(
+        cls,
+        folder: str | Path,
+        config: dict[str, Any],
+        fingerprint: str,
+        *,
+        resume: bool = False,
+        force: bool = False,
+    ) -> ResultsStore:
         """Open ``folder`` for this sweep (see :meth:`check`), repairing a cut-short last line."""
         cls.check(folder, config, fingerprint, resume=resume, force=force)
         folder = Path(folder)
@@ -196,7 +209,8 @@ def _write_sweep(folder: Path, config: dict[str, Any], fingerprint: str) -> None
     from searchkit import __version__
 
     atomic_write_json(
-        folder / SWEEP_FILE, {"fingerprint": fingerprint, "searchkit": __version__, "config": config}
+        folder / SWEEP_FILE,
+        {"fingerprint": fingerprint, "searchkit": __version__, "config": config},
     )
 
 

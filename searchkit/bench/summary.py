@@ -100,7 +100,9 @@ def summarize(
     """Cells per (label, budget), labels in ``order`` (then by name), budgets ascending."""
     rows = sorted(rows, key=lambda r: (r["prompt_index"], r["prompt"], r["seed"]))
     metric = metric_name(rows, metric)
-    base = {(r["prompt"], r["seed"]): metric_value(r, metric) for r in rows if r["label"] == baseline}
+    base = {
+        (r["prompt"], r["seed"]): metric_value(r, metric) for r in rows if r["label"] == baseline
+    }
     groups: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["label"], row["budget_nfe"]), []).append(row)
@@ -116,27 +118,32 @@ def summarize(
         mean, low, high = mean_interval(values)
         win = None
         if label != baseline:
-            pairs = [(metric_value(r, metric), base[(r["prompt"], r["seed"])]) for r in group
-                     if (r["prompt"], r["seed"]) in base]
+            pairs = [
+                (metric_value(r, metric), base[(r["prompt"], r["seed"])])
+                for r in group
+                if (r["prompt"], r["seed"]) in base
+            ]
             if pairs:
                 win = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
         sizes = sorted({r["size"] for r in group}, key=lambda s: (s is None, s))
-        cells.append(Cell(
-            label=label,
-            strategy=group[0]["strategy"],
-            budget_nfe=budget,
-            size_knob=group[0].get("size_knob"),
-            size="/".join("-" if s is None else str(s) for s in sizes),
-            runs=len(group),
-            nfe_mean=float(np.mean([r["nfe"] for r in group])),
-            metric=metric,
-            mean=mean,
-            ci_low=low,
-            ci_high=high,
-            win_rate=win,
-            reward_mean=float(np.mean([r["reward"] for r in group])),
-            seconds_mean=float(np.mean([r["seconds"]["total"] for r in group])),
-        ))
+        cells.append(
+            Cell(
+                label=label,
+                strategy=group[0]["strategy"],
+                budget_nfe=budget,
+                size_knob=group[0].get("size_knob"),
+                size="/".join("-" if s is None else str(s) for s in sizes),
+                runs=len(group),
+                nfe_mean=float(np.mean([r["nfe"] for r in group])),
+                metric=metric,
+                mean=mean,
+                ci_low=low,
+                ci_high=high,
+                win_rate=win,
+                reward_mean=float(np.mean([r["reward"] for r in group])),
+                seconds_mean=float(np.mean([r["seconds"]["total"] for r in group])),
+            )
+        )
     return cells
 
 
@@ -151,23 +158,35 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def _table_rows(cells: Sequence[Cell]) -> tuple[list[str], list[list[str]]]:
     metric = cells[0].metric if cells else "reward"
-    header = ["strategy", "budget NFE", "size", "runs", "mean NFE", f"mean {metric}",
-              "95% interval", "win vs baseline", "mean reward", "s/run"]
+    header = [
+        "strategy",
+        "budget NFE",
+        "size",
+        "runs",
+        "mean NFE",
+        f"mean {metric}",
+        "95% interval",
+        "win vs baseline",
+        "mean reward",
+        "s/run",
+    ]
     body = []
     for c in cells:
         knob = f"{c.size_knob}={c.size}" if c.size_knob else "-"
-        body.append([
-            c.label,
-            "fixed" if c.budget_nfe is None else str(c.budget_nfe),
-            knob,
-            str(c.runs),
-            f"{c.nfe_mean:.1f}",
-            _fmt(c.mean),
-            f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]",
-            "-" if c.win_rate is None else f"{100 * c.win_rate:.0f}%",
-            _fmt(c.reward_mean),
-            _fmt(c.seconds_mean, 4),
-        ])
+        body.append(
+            [
+                c.label,
+                "fixed" if c.budget_nfe is None else str(c.budget_nfe),
+                knob,
+                str(c.runs),
+                f"{c.nfe_mean:.1f}",
+                _fmt(c.mean),
+                f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]",
+                "-" if c.win_rate is None else f"{100 * c.win_rate:.0f}%",
+                _fmt(c.reward_mean),
+                _fmt(c.seconds_mean, 4),
+            ]
+        )
     return header, body
 
 
@@ -202,8 +221,9 @@ def to_csv(cells: Sequence[Cell]) -> str:
     return buffer.getvalue()
 
 
-def write_summary(cells: Sequence[Cell], folder: str | Path, title: str = "",
-                  notes: Sequence[str] = ()) -> dict[str, Path]:
+def write_summary(
+    cells: Sequence[Cell], folder: str | Path, title: str = "", notes: Sequence[str] = ()
+) -> dict[str, Path]:
     """Write ``summary.md`` and ``summary.csv`` into ``folder``; returns their paths."""
     folder = Path(folder)
     md = to_markdown(cells, title)

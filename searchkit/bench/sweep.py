@@ -70,18 +70,31 @@ def run_sweep(
     runs = plan_sweep(config)
     with ResultsStore.open(folder, config_dict, fingerprint, resume=resume, force=force) as store:
         if store.discarded is not None:
-            log.warning("discarded a cut-short last line of %s (a run in flight when the last "
-                        "sweep stopped): %.80s", store.results_path, store.discarded)
+            log.warning(
+                "discarded a cut-short last line of %s (a run in flight when the last "
+                "sweep stopped): %.80s",
+                store.results_path,
+                store.discarded,
+            )
         todo = [run for run in runs if run.key not in store]
         reused = len(runs) - len(todo)
-        bar = tqdm(total=len(runs), initial=reused, unit="run", desc=config.name,
-                   disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+        bar = tqdm(
+            total=len(runs),
+            initial=reused,
+            unit="run",
+            desc=config.name,
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
         try:
             if executor == "local":
                 failures = run_local(config, todo, store.append, bar)
             else:
-                failures = run_ray(config, todo, store.append, bar, address=address,
-                                   retries=retries)
+                failures = run_ray(
+                    config, todo, store.append, bar, address=address, retries=retries
+                )
         finally:
             bar.close()
         by_key = {row["key"]: row for row in store.rows}
@@ -91,19 +104,24 @@ def run_sweep(
     cells = summarize(rows, order=[spec.label for spec in config.strategies], metric=config.metric)
     metric = cells[0].metric if cells else "-"
     meaning = {"oracle": " (the exact reward of the output)", "reward": f" ({SELF_GRADED})"}
-    notes = [f"{len(rows)} of {len(runs)} planned runs; metric: {metric}"
-             + meaning.get(metric, " (a held-out evaluator, not seen by the search)")]
+    notes = [
+        f"{len(rows)} of {len(runs)} planned runs; metric: {metric}"
+        + meaning.get(metric, " (a held-out evaluator, not seen by the search)")
+    ]
     if failures:
         notes.append(f"{len(failures)} runs failed: " + "; ".join(f.describe() for f in failures))
     if ignored:
-        notes.append(f"{ignored} rows in the results file belong to another configuration "
-                     "and are left out")
+        notes.append(
+            f"{ignored} rows in the results file belong to another configuration and are left out"
+        )
     files = {"results": store.results_path}
     if cells:
-        files.update(write_summary(cells, folder, title=f"searchkit bench: {config.name}",
-                                   notes=notes))
-        files["figure"] = plot_reward_vs_nfe(cells, folder / "reward_vs_nfe.png",
-                                             title=f"{config.name}: reward vs compute")
+        files.update(
+            write_summary(cells, folder, title=f"searchkit bench: {config.name}", notes=notes)
+        )
+        files["figure"] = plot_reward_vs_nfe(
+            cells, folder / "reward_vs_nfe.png", title=f"{config.name}: reward vs compute"
+        )
     return SweepOutcome(
         folder=folder,
         planned=len(runs),

@@ -56,10 +56,23 @@ from searchkit.files import atomic_write, atomic_write_json
 
 #: VBench-2.0's dimensions, in the order of its ``evaluate.sh``; each names a video folder.
 DIMENSIONS: tuple[str, ...] = (
-    "Human_Anatomy", "Human_Identity", "Human_Clothes", "Diversity", "Composition",
-    "Dynamic_Spatial_Relationship", "Dynamic_Attribute", "Motion_Order_Understanding",
-    "Human_Interaction", "Complex_Landscape", "Complex_Plot", "Camera_Motion",
-    "Motion_Rationality", "Mechanics", "Thermotics", "Material", "Multi-View_Consistency",
+    "Human_Anatomy",
+    "Human_Identity",
+    "Human_Clothes",
+    "Diversity",
+    "Composition",
+    "Dynamic_Spatial_Relationship",
+    "Dynamic_Attribute",
+    "Motion_Order_Understanding",
+    "Human_Interaction",
+    "Complex_Landscape",
+    "Complex_Plot",
+    "Camera_Motion",
+    "Motion_Rationality",
+    "Mechanics",
+    "Thermotics",
+    "Material",
+    "Multi-View_Consistency",
     "Instance_Preservation",
 )
 #: Videos per prompt, and per prompt of a record whose first dimension is Diversity.
@@ -129,8 +142,10 @@ def load_vbench_prompts(path: str | os.PathLike) -> tuple[VBenchRecord, ...]:
         raise ValueError(f"prompts file {str(path)!r} is not valid JSON: {error}") from None
     if not isinstance(records, list) or not records:
         raise ValueError(f"prompts file {str(path)!r} must hold a non-empty JSON list of records")
-    return tuple(_record(record, f"prompts file {str(path)!r}, record {i}")
-                 for i, record in enumerate(records))
+    return tuple(
+        _record(record, f"prompts file {str(path)!r}, record {i}")
+        for i, record in enumerate(records)
+    )
 
 
 def _record(record: object, where: str) -> VBenchRecord:
@@ -145,7 +160,9 @@ def _record(record: object, where: str) -> VBenchRecord:
         raise ValueError(f"{where}: 'dimension' must be a non-empty list of strings, got {dims!r}")
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown:
-        raise ValueError(f"{where}: unknown dimension {unknown[0]!r}; VBench-2.0 has {', '.join(DIMENSIONS)}")
+        raise ValueError(
+            f"{where}: unknown dimension {unknown[0]!r}; VBench-2.0 has {', '.join(DIMENSIONS)}"
+        )
     aug = record.get("prompt_aug")
     if aug is not None and (not isinstance(aug, str) or not aug.strip()):
         raise ValueError(f"{where}: 'prompt_aug' must be a non-empty string, got {aug!r}")
@@ -179,9 +196,17 @@ def plan_videos(
         for dimension in record.dimensions:
             for index in range(samples_per_prompt(record.dimensions)):
                 name = video_file_name(record.prompt_en, index)
-                slots.setdefault((dimension, name), VideoSlot(
-                    dimension, name, index, prompt, record.prompt_en,
-                    slot_seed(seed, dimension, name)))
+                slots.setdefault(
+                    (dimension, name),
+                    VideoSlot(
+                        dimension,
+                        name,
+                        index,
+                        prompt,
+                        record.prompt_en,
+                        slot_seed(seed, dimension, name),
+                    ),
+                )
     return tuple(slots.values())
 
 
@@ -202,7 +227,9 @@ def save_vbench_video(
     from searchkit.video_io import write_video
 
     if video is None:
-        raise ValueError(f"no video to save for {slot.dimension}/{slot.file_name}: the result has none")
+        raise ValueError(
+            f"no video to save for {slot.dimension}/{slot.file_name}: the result has none"
+        )
     if isinstance(fps, bool) or not isinstance(fps, int) or fps <= 0:
         raise ValueError(f"fps must be a positive integer, got {fps!r}")
     path = slot.path(root)
@@ -227,18 +254,26 @@ class LayoutReport:
 
     def describe(self, limit: int | None = None) -> str:
         """A readable report: one line of counts, then the missing and stray paths (``limit`` of each)."""
-        lines = [f"{self.root}: {self.expected - len(self.missing)}/{self.expected} videos, "
-                 f"{len(self.missing)} missing, {len(self.stray)} stray"]
-        for label, paths in (("missing", self.missing),
-                             ("stray (remove it before running VBench-2.0)", self.stray)):
+        lines = [
+            f"{self.root}: {self.expected - len(self.missing)}/{self.expected} videos, "
+            f"{len(self.missing)} missing, {len(self.stray)} stray"
+        ]
+        for label, paths in (
+            ("missing", self.missing),
+            ("stray (remove it before running VBench-2.0)", self.stray),
+        ):
             lines += [f"{label}: {p}" for p in paths[:limit]]
             if limit is not None and len(paths) > limit:
                 lines.append(f"... and {len(paths) - limit} more {label.split()[0]}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"root": str(self.root), "expected": self.expected,
-                "missing": [str(p) for p in self.missing], "stray": [str(p) for p in self.stray]}
+        return {
+            "root": str(self.root),
+            "expected": self.expected,
+            "missing": [str(p) for p in self.missing],
+            "stray": [str(p) for p in self.stray],
+        }
 
 
 def check_layout(plan: Sequence[VideoSlot], root: str | os.PathLike) -> LayoutReport:
@@ -271,8 +306,11 @@ def claim_output(root: str | os.PathLike, description: dict) -> None:
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous != description:
-            changed = sorted(k for k in previous.keys() | description.keys()
-                             if previous.get(k) != description.get(k))
+            changed = sorted(
+                k
+                for k in previous.keys() | description.keys()
+                if previous.get(k) != description.get(k)
+            )
             raise OutputFolderError(
                 f"output folder {str(root)!r} holds videos of another run (differs in "
                 f"{', '.join(changed)}); use a new folder or the same settings"

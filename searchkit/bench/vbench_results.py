@@ -31,9 +31,15 @@ RESULTS_GLOB = "*_eval_results.json"
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "Creativity": ("Diversity", "Composition"),
     "Commonsense": ("Motion_Rationality", "Instance_Preservation"),
-    "Controllability": ("Dynamic_Spatial_Relationship", "Dynamic_Attribute",
-                        "Motion_Order_Understanding", "Human_Interaction", "Complex_Landscape",
-                        "Complex_Plot", "Camera_Motion"),
+    "Controllability": (
+        "Dynamic_Spatial_Relationship",
+        "Dynamic_Attribute",
+        "Motion_Order_Understanding",
+        "Human_Interaction",
+        "Complex_Landscape",
+        "Complex_Plot",
+        "Camera_Motion",
+    ),
     "Human Fidelity": ("Human_Anatomy", "Human_Identity", "Human_Clothes"),
     "Physics": ("Mechanics", "Thermotics", "Material", "Multi-View_Consistency"),
 }
@@ -64,15 +70,21 @@ def read_vbench_scores(paths: str | os.PathLike | Sequence[str | os.PathLike]) -
         try:
             payload = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"VBench-2.0 results {str(file)!r} are not valid JSON: {error}") from None
+            raise ValueError(
+                f"VBench-2.0 results {str(file)!r} are not valid JSON: {error}"
+            ) from None
         if not isinstance(payload, dict):
             raise ValueError(f"VBench-2.0 results {str(file)!r} must be an object of dimensions")
         for dimension, entry in payload.items():
             where = f"VBench-2.0 results {str(file)!r}, dimension {dimension!r}"
             if dimension not in DIMENSIONS:
                 raise ValueError(f"{where}: not a VBench-2.0 dimension")
-            if (not isinstance(entry, list) or not entry or isinstance(entry[0], bool)
-                    or not isinstance(entry[0], int | float)):
+            if (
+                not isinstance(entry, list)
+                or not entry
+                or isinstance(entry[0], bool)
+                or not isinstance(entry[0], int | float)
+            ):
                 raise ValueError(f"{where}: expected [score, per_video], got {str(entry)[:80]}")
             if dimension in scores:
                 raise ValueError(f"{where}: also scored in {str(source[dimension])!r}")
@@ -82,8 +94,11 @@ def read_vbench_scores(paths: str | os.PathLike | Sequence[str | os.PathLike]) -
 
 def category_scores(scores: Mapping[str, float]) -> dict[str, float]:
     """Each category whose dimensions are all scored, and ``Total`` once all five are."""
-    categories = {name: sum(scores[d] for d in dims) / len(dims)
-                  for name, dims in CATEGORIES.items() if all(d in scores for d in dims)}
+    categories = {
+        name: sum(scores[d] for d in dims) / len(dims)
+        for name, dims in CATEGORIES.items()
+        if all(d in scores for d in dims)
+    }
     if len(categories) == len(CATEGORIES):
         categories["Total"] = sum(categories.values()) / len(categories)
     return categories
@@ -92,22 +107,33 @@ def category_scores(scores: Mapping[str, float]) -> dict[str, float]:
 def vbench_table(runs: Mapping[str, Mapping[str, float]]) -> str:
     """A markdown table: a row per dimension scored in any run, then the categories and Total."""
     labels = list(runs)
-    rows = [(d.replace("_", " "), [runs[k].get(d) for k in labels])
-            for dims in CATEGORIES.values() for d in dims if any(d in runs[k] for k in labels)]
+    rows = [
+        (d.replace("_", " "), [runs[k].get(d) for k in labels])
+        for dims in CATEGORIES.values()
+        for d in dims
+        if any(d in runs[k] for k in labels)
+    ]
     derived = {k: category_scores(runs[k]) for k in labels}
-    rows += [(f"**{name}**", [derived[k].get(name) for k in labels])
-             for name in (*CATEGORIES, "Total") if any(name in derived[k] for k in labels)]
+    rows += [
+        (f"**{name}**", [derived[k].get(name) for k in labels])
+        for name in (*CATEGORIES, "Total")
+        if any(name in derived[k] for k in labels)
+    ]
     lines = ["| dimension | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    lines += [f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.2f}%" for v in values)
-              + " |" for name, values in rows]
+    lines += [
+        f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.2f}%" for v in values) + " |"
+        for name, values in rows
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or any("=" not in a for a in argv):
-        print("usage: python -m searchkit.bench.vbench_results LABEL=PATH [LABEL=PATH ...]",
-              file=sys.stderr)
+        print(
+            "usage: python -m searchkit.bench.vbench_results LABEL=PATH [LABEL=PATH ...]",
+            file=sys.stderr,
+        )
         return 2
     runs = {}
     for arg in argv:

@@ -25,43 +25,98 @@ from searchkit.options import add_evaluator_arguments
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
-        "bench", help="equal-compute benchmark of search strategies", description=__doc__,
+        "bench",
+        help="equal-compute benchmark of search strategies",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="sweep configuration: a JSON file or, when no such file exists, "
-                             "the name of a shipped one (analytic, rgrp_beta, wan2.1; "
-                             "default: analytic)")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="output folder (default: bench-results/<config name>)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="sweep configuration: a JSON file or, when no such file exists, "
+        "the name of a shipped one (analytic, rgrp_beta, wan2.1; "
+        "default: analytic)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: bench-results/<config name>)",
+    )
     again = parser.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="keep the folder's results and run only what is missing")
-    again.add_argument("--force", action="store_true",
-                       help="delete the folder's results and start over")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="run here (default) or as Ray tasks")
-    parser.add_argument("--address", default=None,
-                        help="Ray cluster address (default: RAY_ADDRESS or a new local instance)")
-    parser.add_argument("--retries", type=int, default=2,
-                        help="Ray: times a failed run is submitted again (default: 2)")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                        help="use seeds 0..N-1 instead of the config's")
-    parser.add_argument("--prompts-file", default=None, metavar="F",
-                        help="VBench-style JSON prompts (records with prompt_en, dimension)")
-    parser.add_argument("--dimension", default=None, metavar="D",
-                        help="keep the prompts of this VBench dimension (with --prompts-file)")
-    parser.add_argument("--max-prompts", type=int, default=None, metavar="N",
-                        help="keep the first N prompts of --prompts-file")
-    parser.add_argument("--model-path", default=None, metavar="PATH",
-                        help="checkpoint folder, for backends with weights (wan)")
-    parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE",
-                        help="override a backend option of the config")
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the folder's results and run only what is missing",
+    )
+    again.add_argument(
+        "--force", action="store_true", help="delete the folder's results and start over"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run here (default) or as Ray tasks",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: RAY_ADDRESS or a new local instance)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="Ray: times a failed run is submitted again (default: 2)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use seeds 0..N-1 instead of the config's",
+    )
+    parser.add_argument(
+        "--prompts-file",
+        default=None,
+        metavar="F",
+        help="VBench-style JSON prompts (records with prompt_en, dimension)",
+    )
+    parser.add_argument(
+        "--dimension",
+        default=None,
+        metavar="D",
+        help="keep the prompts of this VBench dimension (with --prompts-file)",
+    )
+    parser.add_argument(
+        "--max-prompts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep the first N prompts of --prompts-file",
+    )
+    parser.add_argument(
+        "--model-path",
+        default=None,
+        metavar="PATH",
+        help="checkpoint folder, for backends with weights (wan)",
+    )
+    parser.add_argument(
+        "--backend-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a backend option of the config",
+    )
     add_evaluator_arguments(parser)
-    parser.add_argument("--metric", default=None, metavar="NAME",
-                        help="what the summary reports: oracle, reward (self-graded) or an "
-                             "evaluator's name (default: the oracle if the backend has one, else "
-                             "the first evaluator, else the search reward)")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        metavar="NAME",
+        help="what the summary reports: oracle, reward (self-graded) or an "
+        "evaluator's name (default: the oracle if the backend has one, else "
+        "the first evaluator, else the search reward)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=main)
 
@@ -76,9 +131,14 @@ def main(args: argparse.Namespace) -> int:
     if args.model_path is not None:
         backend_options["model_path"] = args.model_path
     config = load_config(
-        args.config, seeds=args.seeds, prompts_file=args.prompts_file, dimension=args.dimension,
-        max_prompts=args.max_prompts, backend_options=backend_options,
-        evaluators=parse_evaluators(args.evaluator, args.evaluator_opt), metric=args.metric,
+        args.config,
+        seeds=args.seeds,
+        prompts_file=args.prompts_file,
+        dimension=args.dimension,
+        max_prompts=args.max_prompts,
+        backend_options=backend_options,
+        evaluators=parse_evaluators(args.evaluator, args.evaluator_opt),
+        metric=args.metric,
     )
     if args.executor != "ray" and args.address is not None:
         raise ConfigError("--address is for --executor ray")
@@ -87,8 +147,14 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="searchkit: %(message)s")
     try:
         outcome = run_sweep(
-            config, out, resume=args.resume, force=args.force, executor=args.executor,
-            address=args.address, retries=args.retries, progress=not args.no_progress,
+            config,
+            out,
+            resume=args.resume,
+            force=args.force,
+            executor=args.executor,
+            address=args.address,
+            retries=args.retries,
+            progress=not args.no_progress,
         )
     except ImportError as error:  # an executor whose package is not installed
         print(f"searchkit: error: {error}", file=sys.stderr)
@@ -96,13 +162,18 @@ def main(args: argparse.Namespace) -> int:
     if outcome.cells:
         print(format_table(outcome.cells))
     metric = outcome.cells[0].metric if outcome.cells else "-"
-    print(f"\n{len(outcome.rows)} of {outcome.planned} runs ({outcome.reused} reused) in "
-          f"{outcome.seconds:.1f} s; metric: {metric}" + (f" ({SELF_GRADED})" if metric == "reward" else ""))
+    print(
+        f"\n{len(outcome.rows)} of {outcome.planned} runs ({outcome.reused} reused) in "
+        f"{outcome.seconds:.1f} s; metric: {metric}"
+        + (f" ({SELF_GRADED})" if metric == "reward" else "")
+    )
     for name, path in outcome.files.items():
         print(f"{name + ':':<9} {path}")
     if outcome.failures:
-        print(f"\n{len(outcome.failures)} runs failed (rerun with --resume to retry them):",
-              file=sys.stderr)
+        print(
+            f"\n{len(outcome.failures)} runs failed (rerun with --resume to retry them):",
+            file=sys.stderr,
+        )
         for failure in outcome.failures:
             print(f"  {failure.describe()}", file=sys.stderr)
         return 1

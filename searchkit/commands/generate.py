@@ -43,29 +43,45 @@ def add_parser(subparsers, argv: list[str]) -> None:
     from searchkit.registry import STRATEGIES
 
     parser = subparsers.add_parser(
-        "generate", help="search for one video", description=__doc__,
+        "generate",
+        help="search for one video",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
-    parser.add_argument("--model-path", default=None, help="checkpoint folder for backends with weights")
-    parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="backend option")
+    parser.add_argument(
+        "--model-path", default=None, help="checkpoint folder for backends with weights"
+    )
+    parser.add_argument(
+        "--backend-opt", action="append", metavar="KEY=VALUE", help="backend option"
+    )
     parser.add_argument("--reward", default=None, help="reward name (default: the backend's own)")
     parser.add_argument("--reward-opt", action="append", metavar="KEY=VALUE", help="reward option")
     parser.add_argument("--strategy", default="baseline", help="strategy name (default: baseline)")
     parser.add_argument("--prompt", default=None, help=f"the prompt (default: {DEFAULT_PROMPT!r})")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget-nfe", type=int, default=None, help="raise if the search needs more NFE")
+    parser.add_argument(
+        "--budget-nfe", type=int, default=None, help="raise if the search needs more NFE"
+    )
     parser.add_argument("--out", default=None, help="output folder (one prompt)")
-    parser.add_argument("--format", choices=VIDEO_FORMATS, default="mp4", help="video as mp4 or PNG frames")
+    parser.add_argument(
+        "--format", choices=VIDEO_FORMATS, default="mp4", help="video as mp4 or PNG frames"
+    )
     parser.add_argument("--fps", type=int, default=16)
     add_evaluator_arguments(parser)
     vbench = parser.add_argument_group("VBench-2.0 output")
     vbench.add_argument("--prompts-file", default=None, help="VBench-2.0 prompt file (JSON list)")
-    vbench.add_argument("--vbench-out", default=None, help="root of the per-dimension video folders")
-    vbench.add_argument("--no-augmented", action="store_true",
-                        help="send prompt_en even where a record has prompt_aug")
-    vbench.add_argument("--check-only", action="store_true",
-                        help="report missing and stray files; generate nothing")
+    vbench.add_argument(
+        "--vbench-out", default=None, help="root of the per-dimension video folders"
+    )
+    vbench.add_argument(
+        "--no-augmented",
+        action="store_true",
+        help="send prompt_en even where a record has prompt_aug",
+    )
+    vbench.add_argument(
+        "--check-only", action="store_true", help="report missing and stray files; generate nothing"
+    )
     strategy = _selected(argv, "--strategy", "baseline")
     if argv and argv[0] == "generate" and strategy in STRATEGIES:
         add_config_arguments(parser, STRATEGIES.get(strategy))
@@ -87,10 +103,22 @@ def main(args: argparse.Namespace) -> int:
     result = strategy.run(backend, reward, prompt, seed=args.seed, budget_nfe=args.budget_nfe)
     graded = evaluate(evaluators, backend, result)
     if backend.has_oracle:
-        graded = {"oracle": {"total": float(backend.oracle(result.latents[None], prompt)[0])}, **graded}
-    files = save_result(result, args.out, video_format=args.format, fps=args.fps,
-                        extra={"backend": backend.config_dict(), "reward_config": reward.config_dict(),
-                               "evaluators": graded, "versions": versions()})
+        graded = {
+            "oracle": {"total": float(backend.oracle(result.latents[None], prompt)[0])},
+            **graded,
+        }
+    files = save_result(
+        result,
+        args.out,
+        video_format=args.format,
+        fps=args.fps,
+        extra={
+            "backend": backend.config_dict(),
+            "reward_config": reward.config_dict(),
+            "evaluators": graded,
+            "versions": versions(),
+        },
+    )
     summary = {
         "strategy": result.strategy,
         "reward": result.reward,
@@ -125,26 +153,39 @@ def _main_vbench(args: argparse.Namespace) -> int:
     if args.prompts_file is None or args.vbench_out is None:
         raise ValueError("--prompts-file and --vbench-out go together")
     if args.prompt is not None or args.out is not None:
-        raise ValueError("--prompt and --out do not apply with --prompts-file (prompts come from the file)")
+        raise ValueError(
+            "--prompt and --out do not apply with --prompts-file (prompts come from the file)"
+        )
     if args.format != "mp4":
         raise ValueError(f"--format must be mp4 for VBench-2.0 output, got {args.format!r}")
-    plan = vbench.plan_videos(vbench.load_vbench_prompts(args.prompts_file), seed=args.seed,
-                              augmented=not args.no_augmented)
+    plan = vbench.plan_videos(
+        vbench.load_vbench_prompts(args.prompts_file),
+        seed=args.seed,
+        augmented=not args.no_augmented,
+    )
     written = skipped = 0
     if not args.check_only:
         strategy, backend, reward = _build(args)
-        vbench.claim_output(args.vbench_out, {
-            "strategy": strategy.name, "config": strategy.config_dict(),
-            "backend": backend.config_dict(), "reward": reward.config_dict(),
-            "seed": args.seed, "budget_nfe": args.budget_nfe, "fps": args.fps,
-            "augmented": not args.no_augmented,
-        })
+        vbench.claim_output(
+            args.vbench_out,
+            {
+                "strategy": strategy.name,
+                "config": strategy.config_dict(),
+                "backend": backend.config_dict(),
+                "reward": reward.config_dict(),
+                "seed": args.seed,
+                "budget_nfe": args.budget_nfe,
+                "fps": args.fps,
+                "augmented": not args.no_augmented,
+            },
+        )
         for slot in plan:
             if vbench.is_complete(slot.path(args.vbench_out)):
                 skipped += 1
                 continue
-            result = strategy.run(backend, reward, slot.prompt, seed=slot.seed,
-                                  budget_nfe=args.budget_nfe)
+            result = strategy.run(
+                backend, reward, slot.prompt, seed=slot.seed, budget_nfe=args.budget_nfe
+            )
             vbench.save_vbench_video(result.video, slot, args.vbench_out, fps=args.fps)
             written += 1
     report = vbench.check_layout(plan, args.vbench_out)

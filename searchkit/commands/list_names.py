@@ -15,7 +15,11 @@ def add_parser(subparsers, argv: list[str]) -> None:
 def main(args: argparse.Namespace) -> int:
     import searchkit  # noqa: F401  (built-ins register on import)
 
-    for title, registry in (("strategies", STRATEGIES), ("rewards", REWARDS), ("backends", BACKENDS)):
+    for title, registry in (
+        ("strategies", STRATEGIES),
+        ("rewards", REWARDS),
+        ("backends", BACKENDS),
+    ):
         print(f"{title}:")
         for name in registry.names():
             cls = registry.get(name)

@@ -23,34 +23,60 @@ from pathlib import Path
 
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
-    parser.add_argument("--model-path", default=None, help="checkpoint folder for backends with weights")
-    parser.add_argument("--backend-opt", action="append", metavar="KEY=VALUE", help="backend option")
+    parser.add_argument(
+        "--model-path", default=None, help="checkpoint folder for backends with weights"
+    )
+    parser.add_argument(
+        "--backend-opt", action="append", metavar="KEY=VALUE", help="backend option"
+    )
 
 
 def _add_teacher_arguments(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--teacher", default=None, metavar="NAME",
-                        help=f"a registered reward that labels the data (default: {default})")
-    parser.add_argument("--teacher-opt", action="append", metavar="KEY=VALUE",
-                        help="an option of the teacher, e.g. path=CHECKPOINT (repeatable)")
+    parser.add_argument(
+        "--teacher",
+        default=None,
+        metavar="NAME",
+        help=f"a registered reward that labels the data (default: {default})",
+    )
+    parser.add_argument(
+        "--teacher-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the teacher, e.g. path=CHECKPOINT (repeatable)",
+    )
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
-        "reward", help="collect data for, train and evaluate the latent reward model",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "reward",
+        help="collect data for, train and evaluate the latent reward model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    collect = actions.add_parser("collect", help="run trajectories and store latents and final rewards")
+    collect = actions.add_parser(
+        "collect", help="run trajectories and store latents and final rewards"
+    )
     _add_backend_arguments(collect)
     _add_teacher_arguments(collect, "the backend's own reward")
-    collect.add_argument("--out", required=True, help="dataset folder (metadata/ and seed_*/ inside)")
+    collect.add_argument(
+        "--out", required=True, help="dataset folder (metadata/ and seed_*/ inside)"
+    )
     collect.add_argument("--prompt", action="append", default=None, help="a prompt (repeatable)")
-    collect.add_argument("--prompt-file", default=None,
-                         help="JSON list of prompts (strings or objects with 'prompt'/'text') or a text file, one per line")
+    collect.add_argument(
+        "--prompt-file",
+        default=None,
+        help="JSON list of prompts (strings or objects with 'prompt'/'text') or a text file, one per line",
+    )
     collect.add_argument("--seeds", type=int, nargs="+", default=[200, 300, 400, 500, 600])
-    collect.add_argument("--steps", type=int, nargs="+", default=[10, 15, 20, 25, 30],
-                         help="step indices (0-based) after which latents are stored")
+    collect.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[10, 15, 20, 25, 30],
+        help="step indices (0-based) after which latents are stored",
+    )
     collect.add_argument("--save-video", action="store_true", help="also write each final video")
     collect.add_argument("--limit", type=int, default=None, help="stop after this many new records")
     collect.set_defaults(run=main_collect)
@@ -73,21 +99,37 @@ def add_parser(subparsers, argv: list[str]) -> None:
     train.add_argument("--val-fraction", type=float, default=0.2)
     train.add_argument("--split-seed", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--no-cache", action="store_true", help="do not keep loaded latents in memory")
-    train.add_argument("--arch", choices=("searchkit", "latsearch"), default="searchkit",
-                       help="latsearch: the paper's model on a VideoReward backbone (--backbone-path)")
-    train.add_argument("--backbone-path", default=None, help="VideoReward folder (--arch latsearch)")
+    train.add_argument(
+        "--no-cache", action="store_true", help="do not keep loaded latents in memory"
+    )
+    train.add_argument(
+        "--arch",
+        choices=("searchkit", "latsearch"),
+        default="searchkit",
+        help="latsearch: the paper's model on a VideoReward backbone (--backbone-path)",
+    )
+    train.add_argument(
+        "--backbone-path", default=None, help="VideoReward folder (--arch latsearch)"
+    )
     train.add_argument("--base-model", default=None, help="base Qwen2-VL folder (--arch latsearch)")
     train.set_defaults(run=main_train)
 
-    evaluate = actions.add_parser("eval", help="per-step pairwise accuracy and Spearman, with a plot")
+    evaluate = actions.add_parser(
+        "eval", help="per-step pairwise accuracy and Spearman, with a plot"
+    )
     _add_backend_arguments(evaluate)
     _add_teacher_arguments(evaluate, "the teacher recorded in the dataset, else the backend's own")
-    evaluate.add_argument("--model", required=True, help="a saved model folder (e.g. TRAIN_OUT/best)")
+    evaluate.add_argument(
+        "--model", required=True, help="a saved model folder (e.g. TRAIN_OUT/best)"
+    )
     evaluate.add_argument("--data", required=True, help="dataset folder or its metadata/ folder")
     evaluate.add_argument("--out", required=True, help="folder for eval.json and eval.png")
-    evaluate.add_argument("--all", action="store_true", help="evaluate every prompt, not only the validation split")
-    evaluate.add_argument("--no-teacher", action="store_true", help="skip the teacher-on-x0 baseline")
+    evaluate.add_argument(
+        "--all", action="store_true", help="evaluate every prompt, not only the validation split"
+    )
+    evaluate.add_argument(
+        "--no-teacher", action="store_true", help="skip the teacher-on-x0 baseline"
+    )
     evaluate.set_defaults(run=main_eval)
 
 
@@ -122,7 +164,9 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
                 if isinstance(item, dict):
                     item = item.get("prompt", item.get("text"))
                 if not isinstance(item, str) or not item:
-                    raise ValueError(f"--prompt-file {path}: item {i} is not a prompt: {items[i]!r}")
+                    raise ValueError(
+                        f"--prompt-file {path}: item {i} is not a prompt: {items[i]!r}"
+                    )
                 prompts.append(item)
         else:
             prompts.extend(line.strip() for line in text.splitlines() if line.strip())
@@ -134,14 +178,32 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def main_collect(args: argparse.Namespace) -> int:
     from searchkit.rewards.latent import CollectConfig, collect
 
-    config = CollectConfig(steps=tuple(args.steps), seeds=tuple(args.seeds), save_video=args.save_video)
+    config = CollectConfig(
+        steps=tuple(args.steps), seeds=tuple(args.seeds), save_video=args.save_video
+    )
     prompts = read_prompts(args)
     options = _teacher_options(args)
     backend = _backend(args)
-    summary = collect(backend, args.teacher, prompts, args.out, config, teacher_options=options,
-                      limit=args.limit, progress=True)
-    print(json.dumps({"written": summary.written, "already_present": summary.skipped,
-                      "folder": str(summary.folder)}, indent=2))
+    summary = collect(
+        backend,
+        args.teacher,
+        prompts,
+        args.out,
+        config,
+        teacher_options=options,
+        limit=args.limit,
+        progress=True,
+    )
+    print(
+        json.dumps(
+            {
+                "written": summary.written,
+                "already_present": summary.skipped,
+                "folder": str(summary.folder),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -158,26 +220,49 @@ def main_train(args: argparse.Namespace) -> int:
     from searchkit.rewards.latent.records import recorded_teacher
 
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, group_size=args.group_size, lr=args.lr,
-        weight_decay=args.weight_decay, mse_weight=args.mse_weight, pairwise_weight=args.pairwise_weight,
-        val_fraction=args.val_fraction, split_seed=args.split_seed, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        group_size=args.group_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        mse_weight=args.mse_weight,
+        pairwise_weight=args.pairwise_weight,
+        val_fraction=args.val_fraction,
+        split_seed=args.split_seed,
+        seed=args.seed,
     )
     try:
         patch = tuple(int(p) for p in args.patch_size.split(","))
     except ValueError:
-        raise ValueError(f"--patch-size must be three integers f,h,w, got {args.patch_size!r}") from None
+        raise ValueError(
+            f"--patch-size must be three integers f,h,w, got {args.patch_size!r}"
+        ) from None
     recorded = (recorded_teacher(args.data) or {}).get("config") or {}
     dimensions = {"dimensions": tuple(recorded["dimensions"])} if recorded.get("dimensions") else {}
     backend = _backend(args)
     model = LatentRewardModel.for_backend(
-        backend, input=args.input, width=args.width, depth=args.depth, patch_size=patch,
-        generator=torch.Generator().manual_seed(args.seed), **dimensions,
+        backend,
+        input=args.input,
+        width=args.width,
+        depth=args.depth,
+        patch_size=patch,
+        generator=torch.Generator().manual_seed(args.seed),
+        **dimensions,
     )
-    dataset = read_latent_dataset(args.data, backend=backend, dimensions=model.dimensions,
-                                  cache=not args.no_cache)
+    dataset = read_latent_dataset(
+        args.data, backend=backend, dimensions=model.dimensions, cache=not args.no_cache
+    )
     result = train(model, dataset, backend, args.out, config, progress=True)
-    print(json.dumps({"best_epoch": result.best_epoch, "best_val_pairwise_accuracy": result.best_accuracy,
-                      "model": str(Path(args.out) / "best")}, indent=2))
+    print(
+        json.dumps(
+            {
+                "best_epoch": result.best_epoch,
+                "best_val_pairwise_accuracy": result.best_accuracy,
+                "model": str(Path(args.out) / "best"),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

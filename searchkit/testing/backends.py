@@ -96,19 +96,28 @@ class BackendConformance:
 
     def _close(self, actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
         torch.testing.assert_close(
-            actual.float(), expected.float(), rtol=self.rtol, atol=self.atol,
+            actual.float(),
+            expected.float(),
+            rtol=self.rtol,
+            atol=self.atol,
             msg=lambda detail: f"{what}: {detail}",
         )
 
     # -- declarations ------------------------------------------------------------------
     def test_declares_its_shape_steps_and_flags(self, backend: Backend) -> None:
         shape = backend.latent_shape
-        assert isinstance(shape, tuple) and len(shape) == 4, f"latent_shape must be (C, F, H, W), got {shape!r}"
+        assert isinstance(shape, tuple) and len(shape) == 4, (
+            f"latent_shape must be (C, F, H, W), got {shape!r}"
+        )
         assert all(isinstance(s, int) and s > 0 for s in shape), f"latent_shape {shape!r}"
         for name in ("num_steps", "forwards_per_step"):
             value = getattr(backend, name)
-            assert isinstance(value, int) and not isinstance(value, bool) and value >= 1, f"{name}={value!r}"
-        assert isinstance(backend.is_stochastic, bool) and isinstance(backend.is_differentiable, bool)
+            assert isinstance(value, int) and not isinstance(value, bool) and value >= 1, (
+                f"{name}={value!r}"
+            )
+        assert isinstance(backend.is_stochastic, bool) and isinstance(
+            backend.is_differentiable, bool
+        )
         assert isinstance(backend.device, torch.device)
         assert backend.dtype.is_floating_point
         assert isinstance(backend.name, str) and backend.name
@@ -128,14 +137,20 @@ class BackendConformance:
         noise = backend.initial_noise(n, _generator(1))
         assert noise.shape == (n, *backend.latent_shape)
         assert noise.dtype == backend.dtype and noise.device == backend.device
-        assert torch.equal(noise, backend.initial_noise(n, _generator(1))), "same generator, different noise"
-        assert not torch.equal(noise, backend.initial_noise(n, _generator(2))), "another seed, same noise"
+        assert torch.equal(noise, backend.initial_noise(n, _generator(1))), (
+            "same generator, different noise"
+        )
+        assert not torch.equal(noise, backend.initial_noise(n, _generator(2))), (
+            "another seed, same noise"
+        )
         # N(0, 1) entries: the sample mean has sd 1/sqrt(N) and the sample variance
         # sd sqrt(2/N); six of those bound a correct draw (a fixed seed, no flakiness).
         x = noise.double().flatten()
         bound = 6.0 / math.sqrt(x.numel())
         assert abs(float(x.mean())) < bound, "initial noise is not centred"
-        assert abs(float(x.var()) - 1.0) < bound * math.sqrt(2.0), "initial noise is not of unit variance"
+        assert abs(float(x.var()) - 1.0) < bound * math.sqrt(2.0), (
+            "initial noise is not of unit variance"
+        )
 
     def test_scheduler_is_fresh_with_timesteps_set(self, backend: Backend) -> None:
         first, second = backend.make_scheduler(), backend.make_scheduler()
@@ -143,7 +158,9 @@ class BackendConformance:
         assert len(first.timesteps) == backend.num_steps
         assert len(first.sigmas) >= backend.num_steps
         sigmas = torch.as_tensor(first.sigmas[: backend.num_steps]).double()
-        assert torch.isfinite(sigmas).all() and (sigmas[1:] < sigmas[:-1]).all(), "sigmas must decrease"
+        assert torch.isfinite(sigmas).all() and (sigmas[1:] < sigmas[:-1]).all(), (
+            "sigmas must decrease"
+        )
         # stepping one scheduler must leave the next one untouched
         cond, x = backend.encode(self.prompt), self._latents(backend, 1)
         steps = min(2, backend.num_steps)
@@ -190,8 +207,11 @@ class BackendConformance:
         assert first.prompt == again.prompt == self.prompt
         scheduler, x = backend.make_scheduler(), self._latents(backend, 2, seed=5)
         t, sigma = scheduler.timesteps[0], float(scheduler.sigmas[0])
-        self._close(backend.velocity(x, t, sigma, again), backend.velocity(x, t, sigma, first),
-                    "velocity under two encodings of one prompt")
+        self._close(
+            backend.velocity(x, t, sigma, again),
+            backend.velocity(x, t, sigma, first),
+            "velocity under two encodings of one prompt",
+        )
 
     def test_a_trajectory_stays_finite(self, backend: Backend) -> None:
         cond, x = backend.encode(self.prompt), self._latents(backend, 1, seed=6)
@@ -226,5 +246,7 @@ class BackendConformance:
         with torch.enable_grad():
             x = self._latents(backend, 1, seed=8).requires_grad_(True)
             backend.velocity(x, t, sigma, cond).float().square().sum().backward()
-        assert x.grad is not None and torch.isfinite(x.grad).all(), "no finite gradient reached the latents"
+        assert x.grad is not None and torch.isfinite(x.grad).all(), (
+            "no finite gradient reached the latents"
+        )
         assert float(x.grad.abs().sum()) > 0, "the gradient through velocity is zero"

@@ -56,8 +56,12 @@ def construct_reward(cls: type[Reward], backend: Backend, options: dict[str, Any
 
 
 def _rows(batch: RewardBatch, index: slice) -> RewardBatch:
-    return RewardBatch(data=batch.data[index], sigma=batch.sigma[index],
-                       conditioning=batch.conditioning, step=batch.step)
+    return RewardBatch(
+        data=batch.data[index],
+        sigma=batch.sigma[index],
+        conditioning=batch.conditioning,
+        step=batch.step,
+    )
 
 
 class RewardConformance:
@@ -68,8 +72,13 @@ class RewardConformance:
     reward_options: ClassVar[dict[str, Any]] = {}
     #: The backend the reward is built for and whose latents or frames it scores.
     backend_class: ClassVar[type[Backend]] = AnalyticBackend
-    backend_options: ClassVar[dict[str, Any]] = {"channels": 2, "frames": 3, "height": 4, "width": 4,
-                                                 "num_steps": 4}
+    backend_options: ClassVar[dict[str, Any]] = {
+        "channels": 2,
+        "frames": 3,
+        "height": 4,
+        "width": 4,
+        "num_steps": 4,
+    }
     prompt: ClassVar[str] = PROMPT
     batch_size: ClassVar[int] = 3
     #: Tolerance of batch-versus-single and repeated scoring: float32 summation order in
@@ -111,20 +120,29 @@ class RewardConformance:
             data = backend.decode(latents)
         else:
             data = latents
-        return RewardBatch(data=data, sigma=sigma, conditioning=backend.encode(self.prompt), step=step)
+        return RewardBatch(
+            data=data, sigma=sigma, conditioning=backend.encode(self.prompt), step=step
+        )
 
     def _close(self, actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
         torch.testing.assert_close(
-            actual.float(), expected.float(), rtol=self.rtol, atol=self.atol,
+            actual.float(),
+            expected.float(),
+            rtol=self.rtol,
+            atol=self.atol,
             msg=lambda detail: f"{what}: {detail}",
         )
 
     # -- declarations ------------------------------------------------------------------
     def test_declares_dimensions_input_and_weights(self, reward: Reward) -> None:
         dims = reward.dimensions
-        assert isinstance(dims, tuple) and dims, f"dimensions must be a non-empty tuple, got {dims!r}"
+        assert isinstance(dims, tuple) and dims, (
+            f"dimensions must be a non-empty tuple, got {dims!r}"
+        )
         assert all(isinstance(d, str) and d for d in dims) and len(set(dims)) == len(dims), dims
-        assert reward.input in REWARD_INPUTS, f"input must be one of {REWARD_INPUTS}, got {reward.input!r}"
+        assert reward.input in REWARD_INPUTS, (
+            f"input must be one of {REWARD_INPUTS}, got {reward.input!r}"
+        )
         assert reward.weights.shape == (len(dims),) and torch.isfinite(reward.weights).all()
         assert isinstance(reward.is_differentiable, bool)
         assert isinstance(reward.name, str) and reward.name
@@ -161,14 +179,21 @@ class RewardConformance:
         assert total.shape == (self.batch_size,)
         self._close(total, scores.float() @ reward.weights.float().to(scores.device), "aggregate")
 
-    def test_gradients_reach_the_input_when_differentiable(self, reward: Reward, backend: Backend) -> None:
+    def test_gradients_reach_the_input_when_differentiable(
+        self, reward: Reward, backend: Backend
+    ) -> None:
         if not reward.is_differentiable:
             return  # nothing promised
         batch = self.make_batch(reward, backend, self.batch_size, seed=4)
         with torch.enable_grad():
             data = batch.data.detach().clone().requires_grad_(True)
-            scores = reward(RewardBatch(data=data, sigma=batch.sigma,
-                                        conditioning=batch.conditioning, step=batch.step))
+            scores = reward(
+                RewardBatch(
+                    data=data, sigma=batch.sigma, conditioning=batch.conditioning, step=batch.step
+                )
+            )
             reward.aggregate(scores).sum().backward()
-        assert data.grad is not None and torch.isfinite(data.grad).all(), "no finite gradient reached the input"
+        assert data.grad is not None and torch.isfinite(data.grad).all(), (
+            "no finite gradient reached the input"
+        )
         assert float(data.grad.abs().sum()) > 0, "the gradient of the reward is zero"

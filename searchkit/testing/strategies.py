@@ -108,8 +108,12 @@ def _same(a: SearchResult, b: SearchResult) -> None:
     assert torch.equal(a.latents, b.latents), "same seed gave different latents"
     assert torch.equal(a.scores, b.scores), "same seed gave different scores"
     for field in ("particle_steps", "nfe", "reward_calls", "decodes", "backward_nfe"):
-        assert getattr(a.cost, field) == getattr(b.cost, field), f"same seed gave a different {field}"
-    assert json.dumps(a.trace.to_dict()) == json.dumps(b.trace.to_dict()), "same seed gave a different trace"
+        assert getattr(a.cost, field) == getattr(b.cost, field), (
+            f"same seed gave a different {field}"
+        )
+    assert json.dumps(a.trace.to_dict()) == json.dumps(b.trace.to_dict()), (
+        "same seed gave a different trace"
+    )
 
 
 def _particle_steps(result: SearchResult) -> int:
@@ -155,7 +159,9 @@ class StrategyConformance:
         assert torch.isfinite(result.latents).all()
         assert result.scores.shape == (len(world.reward.dimensions),)
         assert torch.isfinite(result.scores).all()
-        assert result.reward == pytest.approx(float(world.reward.aggregate(result.scores[None])[0]), rel=1e-5)
+        assert result.reward == pytest.approx(
+            float(world.reward.aggregate(result.scores[None])[0]), rel=1e-5
+        )
         assert result.strategy == strategy.name
         assert result.video is not None and result.video.shape[-1] == 3
         json.dumps(result.to_dict())
@@ -163,7 +169,9 @@ class StrategyConformance:
     def test_deterministic_per_seed(self, strategy: Strategy, world: World) -> None:
         first, again, other = (_run(strategy, world, seed=s) for s in (1, 1, 2))
         _same(first, again)
-        assert not torch.equal(first.latents, other.latents), "a different seed gave the same output"
+        assert not torch.equal(first.latents, other.latents), (
+            "a different seed gave the same output"
+        )
 
     def test_respects_a_budget(self, strategy: Strategy, world: World) -> None:
         reference = _run(strategy, world, seed=3)
@@ -192,16 +200,24 @@ class StrategyConformance:
         known = len(parents)
         for record in trace:
             n = len(record.ids)
-            assert all(0 <= int(i) < known for i in record.ids), "a record names an unknown particle"
+            assert all(0 <= int(i) < known for i in record.ids), (
+                "a record names an unknown particle"
+            )
             assert record.total.shape == (n,) and torch.isfinite(record.total).all()
             if record.weights is not None:
                 assert record.weights.shape == (n,), "weights are one per scored particle"
                 assert torch.isfinite(record.weights).all() and (record.weights >= 0).all()
-                assert float(record.weights.sum()) == pytest.approx(1.0, abs=1e-5), "weights are normalised"
+                assert float(record.weights.sum()) == pytest.approx(1.0, abs=1e-5), (
+                    "weights are normalised"
+                )
             if record.chosen is not None:
-                assert all(0 <= int(i) < n for i in record.chosen), "drawn indices index the scored particles"
+                assert all(0 <= int(i) < n for i in record.chosen), (
+                    "drawn indices index the scored particles"
+                )
             if record.survivors is not None:
-                assert all(0 <= int(i) < known for i in record.survivors), "a survivor is an unknown particle"
+                assert all(0 <= int(i) < known for i in record.survivors), (
+                    "a survivor is an unknown particle"
+                )
 
     def spy_on(self, world: World) -> World:
         """``world`` with its backend and reward wrapped in a :class:`SpyBackend` and a

@@ -51,9 +51,13 @@ class World:
     prompt: str = PROMPT
 
     @classmethod
-    def of(cls, name: str, backend: Backend, reward: Reward | None = None, prompt: str = PROMPT) -> World:
+    def of(
+        cls, name: str, backend: Backend, reward: Reward | None = None, prompt: str = PROMPT
+    ) -> World:
         """A world on ``backend``; without ``reward``, the backend's default reward."""
-        return cls(name, backend, reward if reward is not None else build_reward(None, backend), prompt)
+        return cls(
+            name, backend, reward if reward is not None else build_reward(None, backend), prompt
+        )
 
 
 WorldFactory = Callable[[], World]

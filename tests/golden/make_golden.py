@@ -42,8 +42,16 @@ CASES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("freqprior", "freqprior", {}),
     ("freqprior-full-passes", "freqprior", {"num_passes": 2, "ratio": 0.5, "mid_fraction": 1.0}),
     ("fk-steering", "fk-steering", {}),
-    ("fk-steering-sample-always", "fk-steering",
-     {"selection": "sample", "ess_threshold": None, "potential": "diff", "resampler": "residual"}),
+    (
+        "fk-steering-sample-always",
+        "fk-steering",
+        {
+            "selection": "sample",
+            "ess_threshold": None,
+            "potential": "diff",
+            "resampler": "residual",
+        },
+    ),
     ("evo-search", "evo-search", {"initial_population": 4, "population": 3, "num_elites": 1}),
     ("smc", "smc", {}),
     ("smc-always", "smc", {"num_particles": 4, "ess_threshold": 1.0, "resampler": "stratified"}),
@@ -99,9 +107,11 @@ SWEEP: dict[str, Any] = {
         {"name": "free-init"},
         {"name": "freqprior", "budgets_nfe": [48]},
         {"name": "fk-steering", "options": {"schedule": [2, 4, 6]}},
-        {"name": "evo-search",
-         "options": {"evolution_steps": [2, 5], "initial_population": 4, "num_elites": 1},
-         "budgets_nfe": [160]},
+        {
+            "name": "evo-search",
+            "options": {"evolution_steps": [2, 5], "initial_population": 4, "num_elites": 1},
+            "budgets_nfe": [160],
+        },
         {"name": "smc", "options": {"schedule": [2, 4, 6]}},
     ],
     "budgets_nfe": [64],
@@ -116,7 +126,9 @@ def sweep_rows(folder: Path) -> list[dict[str, Any]]:
     from searchkit.bench import SweepConfig, run_sweep
 
     outcome = run_sweep(SweepConfig.from_dict(SWEEP), folder, progress=False)
-    return [{k: v for k, v in row.items() if k not in ("seconds", "versions")} for row in outcome.rows]
+    return [
+        {k: v for k, v in row.items() if k not in ("seconds", "versions")} for row in outcome.rows
+    ]
 
 
 def main() -> int:
@@ -127,7 +139,9 @@ def main() -> int:
         latents[key] = result.latents.contiguous()
         summaries[key] = summary(result)
     save_file(latents, str(HERE / "strategies.safetensors"))
-    (HERE / "strategies.json").write_text(json.dumps(summaries, sort_keys=True, separators=(",", ":")) + "\n")
+    (HERE / "strategies.json").write_text(
+        json.dumps(summaries, sort_keys=True, separators=(",", ":")) + "\n"
+    )
     with tempfile.TemporaryDirectory() as folder:
         rows = sweep_rows(Path(folder))
     (HERE / "sweep_rows.json").write_text(json.dumps(rows, sort_keys=True, indent=0) + "\n")

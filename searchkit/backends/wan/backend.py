@@ -79,8 +79,13 @@ class WanBackend(Backend):
     name = "wan"
     default_reward = "pixel"
 
-    def __init__(self, pipe: WanPipeline, options: WanOptions | None = None, *,
-                 source: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        pipe: WanPipeline,
+        options: WanOptions | None = None,
+        *,
+        source: dict[str, Any] | None = None,
+    ) -> None:
         check_pipeline(pipe)
         self._pipe = pipe
         self.options = options if options is not None else WanOptions()
@@ -147,8 +152,13 @@ class WanBackend(Backend):
         """
         wan_options = WanOptions.from_options(**options)  # bad options fail before loading
         # an offloaded text encoder stays on the CPU until a prompt comes
-        pipe, source = load_pipeline(path, dtype, device, vae_dtype=vae_dtype,
-                                     text_encoder_on_device=not wan_options.offload_text_encoder)
+        pipe, source = load_pipeline(
+            path,
+            dtype,
+            device,
+            vae_dtype=vae_dtype,
+            text_encoder_on_device=not wan_options.offload_text_encoder,
+        )
         return cls(pipe, wan_options, source=source)
 
     @classmethod
@@ -190,7 +200,9 @@ class WanBackend(Backend):
         _check_build_arguments(model_path, tiny, weights_seed)
         if tiny:
             seed = 0 if weights_seed is None else weights_seed
-            return cls.tiny(seed=seed, device=device or "cpu", dtype=dtype or torch.float32, **options)
+            return cls.tiny(
+                seed=seed, device=device or "cpu", dtype=dtype or torch.float32, **options
+            )
         return cls.from_pretrained(model_path, dtype=dtype, device=device, **options)
 
     @classmethod
@@ -301,8 +313,9 @@ class WanBackend(Backend):
         return Conditioning(prompt=prompt, data=cached)
 
     def _encode(self, prompt: str) -> WanEncoding:
-        return encode_prompt(self._pipe, prompt, self.options, device=self._device,
-                             dtype=self._transformer_dtype)
+        return encode_prompt(
+            self._pipe, prompt, self.options, device=self._device, dtype=self._transformer_dtype
+        )
 
     def prompt_embedding(self, cond: Conditioning) -> torch.Tensor:
         """Mean of the positive prompt's text-encoder states over its real tokens, ``[D]``."""
@@ -322,10 +335,12 @@ class WanBackend(Backend):
         n = x.shape[0]
         limit = self.options.max_batch or n
         if not self.guided:
-            return torch.cat([
-                self._forward(x[s : s + limit], t, encoding.prompt_embeds)
-                for s in range(0, n, limit)
-            ])
+            return torch.cat(
+                [
+                    self._forward(x[s : s + limit], t, encoding.prompt_embeds)
+                    for s in range(0, n, limit)
+                ]
+            )
         g = self.options.guidance_scale
         pieces = []
         if self.options.cfg_batched:
@@ -333,10 +348,12 @@ class WanBackend(Backend):
             for s in range(0, n, step):
                 chunk = x[s : s + step]
                 k = chunk.shape[0]
-                text = torch.cat([
-                    encoding.prompt_embeds.expand(k, -1, -1),
-                    encoding.negative_embeds.expand(k, -1, -1),
-                ])
+                text = torch.cat(
+                    [
+                        encoding.prompt_embeds.expand(k, -1, -1),
+                        encoding.negative_embeds.expand(k, -1, -1),
+                    ]
+                )
                 out = self._forward(torch.cat([chunk, chunk]), t, text)
                 cond_v, uncond_v = out[:k], out[k:]
                 pieces.append(uncond_v + g * (cond_v - uncond_v))
@@ -364,13 +381,17 @@ class WanBackend(Backend):
         vae = self._pipe.vae
         z = latents.to(device=vae.device, dtype=vae.dtype)
         channels = int(vae.config.z_dim)
-        mean = torch.tensor(vae.config.latents_mean).view(1, channels, 1, 1, 1).to(z.device, z.dtype)
+        mean = (
+            torch.tensor(vae.config.latents_mean).view(1, channels, 1, 1, 1).to(z.device, z.dtype)
+        )
         inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, channels, 1, 1, 1).to(
             z.device, z.dtype
         )
         z = z / inv_std + mean
         step = 1 if self.options.vae_slicing else z.shape[0]
-        videos = [vae.decode(z[s : s + step], return_dict=False)[0] for s in range(0, z.shape[0], step)]
+        videos = [
+            vae.decode(z[s : s + step], return_dict=False)[0] for s in range(0, z.shape[0], step)
+        ]
         video = torch.cat(videos) if len(videos) > 1 else videos[0]  # [n, 3, F, H, W] in [-1, 1]
         return (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).float()
 
@@ -385,6 +406,8 @@ class WanBackend(Backend):
         if self.options.solver == PIPELINE_SOLVER:
             options["flow_shift"] = None
             scheduler = self._pipe.scheduler
-            options["scheduler"] = {"class": type(scheduler).__name__,
-                                    **json.loads(scheduler.to_json_string())}
+            options["scheduler"] = {
+                "class": type(scheduler).__name__,
+                **json.loads(scheduler.to_json_string()),
+            }
         return {"name": self.name, **options, "model": model, "source": self.source}

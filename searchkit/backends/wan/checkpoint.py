@@ -59,14 +59,19 @@ def check_checkpoint(path: str | Path) -> Path:
     try:
         index = json.loads(index_file.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"model_path {str(path)!r}: model_index.json is not valid JSON ({error})") from None
+        raise ValueError(
+            f"model_path {str(path)!r}: model_index.json is not valid JSON ({error})"
+        ) from None
     class_name = index.get("_class_name") if isinstance(index, dict) else None
     if class_name != "WanPipeline":
         raise ValueError(
             f"model_path {str(path)!r} is not a Wan2.1 text-to-video checkpoint: model_index.json "
             f"names pipeline {class_name!r}, expected 'WanPipeline'"
         )
-    if index.get("transformer_2") not in (None, [None, None]) or index.get("boundary_ratio") is not None:
+    if (
+        index.get("transformer_2") not in (None, [None, None])
+        or index.get("boundary_ratio") is not None
+    ):
         raise ValueError(
             f"model_path {str(path)!r} is a two-stage (Wan2.2) checkpoint; only Wan2.1 is supported"
         )
@@ -97,7 +102,8 @@ def _has_weights(folder: Path) -> bool:
 def check_pipeline(pipe: object) -> None:
     """``pipe`` must be a one-stage Wan2.1 ``WanPipeline`` with every component present."""
     missing = [
-        name for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+        name
+        for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
         if getattr(pipe, name, None) is None
     ]
     if missing:

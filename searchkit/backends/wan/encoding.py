@@ -36,7 +36,11 @@ class WanEncoding:
 
 
 def encode_prompt(
-    pipe: WanPipeline, prompt: str, options: WanOptions, *, device: torch.device,
+    pipe: WanPipeline,
+    prompt: str,
+    options: WanOptions,
+    *,
+    device: torch.device,
     dtype: torch.dtype,
 ) -> WanEncoding:
     """Encode ``prompt`` (and ``options.negative_prompt`` under guidance) with ``pipe``'s text

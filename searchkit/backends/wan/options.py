@@ -46,9 +46,7 @@ def _size(instance: object, attribute: attrs.Attribute, value: int) -> None:
 def _frames(instance: object, attribute: attrs.Attribute, value: int) -> None:
     integer(instance, attribute, value)
     if value < 1 or (value - 1) % FRAME_MULTIPLE:
-        raise ValueError(
-            f"{attribute.name} must be 4k+1 (1, 5, 9, ..., 33, ..., 81), got {value}"
-        )
+        raise ValueError(f"{attribute.name} must be 4k+1 (1, 5, 9, ..., 33, ..., 81), got {value}")
 
 
 def _finite_float(low: float, strict: bool = False):
@@ -102,7 +100,9 @@ class WanOptions:
     """
 
     solver: str = attrs.field(default="unipc", validator=_solver)
-    flow_shift: float = attrs.field(default=5.0, converter=_float, validator=_finite_float(0.0, strict=True))
+    flow_shift: float = attrs.field(
+        default=5.0, converter=_float, validator=_finite_float(0.0, strict=True)
+    )
     guidance_scale: float = attrs.field(default=5.0, converter=_float, validator=_finite_float(1.0))
     height: int = attrs.field(default=480, validator=_size)
     width: int = attrs.field(default=832, validator=_size)

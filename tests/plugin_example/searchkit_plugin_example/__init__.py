@@ -111,5 +111,9 @@ class GaussianBackend(Backend):
         return torch.sigmoid(latents[:, :3]).permute(0, 2, 3, 4, 1)
 
     def config_dict(self) -> dict:
-        return {"name": self.name, "num_steps": self.num_steps,
-                "guidance_scale": self.guidance_scale, "std": self.std}
+        return {
+            "name": self.name,
+            "num_steps": self.num_steps,
+            "guidance_scale": self.guidance_scale,
+            "std": self.std,
+        }
