@@ -209,7 +209,7 @@ def train_latsearch(reward: LatSearchLatentReward, samples: list[Sample], out: s
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         schedule.step()
         save_checkpoint(reward, out / CHECKPOINT_NAME)
         row = {"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": mean_loss(reward, val, config)}
