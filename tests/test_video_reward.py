@@ -251,6 +251,21 @@ def test_a_missing_base_model_is_named(folders, tmp_path) -> None:
     )
 
 
+def test_an_unreachable_hub_id_says_what_to_download(monkeypatch) -> None:
+    import huggingface_hub
+
+    def offline(**_kwargs):
+        raise OSError("the hub cannot be reached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(
+        VideoRewardCheckpointError,
+        match=r"`hf download KwaiVGI/VideoReward --local-dir "
+        r"checkpoints/VideoReward` and pass path=checkpoints/VideoReward",
+    ):
+        VideoReward.from_pretrained("KwaiVGI/VideoReward", device="cpu")
+
+
 def _edit_adapters(folder, edit) -> None:
     path = sorted(folder.glob("checkpoint-*"))[-1] / "adapter_model.safetensors"
     tensors = load_file(str(path))

@@ -8,5 +8,7 @@ rewards costs nothing:
 * :mod:`.frames` – frames and latents to vision patches, as the reference makes them;
 * :mod:`.prompt` – the reward prompt, chat template and tokens;
 * :mod:`.network` – the network (vision tower, LoRA language model, reward head);
-* :mod:`.reward` – :class:`VideoReward`, the ``video-reward`` plugin.
+* :mod:`.reward` – :class:`VideoReward`, the ``video-reward`` plugin;
+* :mod:`.latent` – :class:`LatSearchLatentReward`, the ``latsearch-latent-reward`` plugin;
+* :mod:`.train` – training the latent model with the paper's recipe.
 """

@@ -142,11 +142,15 @@ def load_backbone(base: Path, dtype: torch.dtype, device: torch.device | str):
         raise VideoRewardCheckpointError(
             f"base model {base} is a {model_type!r} model, not qwen2_vl"
         )
+    import transformers
+    from packaging.version import Version
     from transformers import Qwen2VLForConditionalGeneration
 
+    # ``dtype`` since transformers 4.56, ``torch_dtype`` before
+    keyword = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
     try:
         full = Qwen2VLForConditionalGeneration.from_pretrained(
-            str(base), dtype=dtype, attn_implementation="sdpa"
+            str(base), attn_implementation="sdpa", **{keyword: dtype}
         )
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -254,7 +254,7 @@ def train_latsearch(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         schedule.step()
         save_checkpoint(reward, out / CHECKPOINT_NAME)
         row = {
