@@ -65,6 +65,9 @@ class BeamSearch(Strategy):
     beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
+        reward.check_steps(
+            tuple(range(backend.num_steps - 1)), backend.num_steps
+        )  # scores every step
         if self.beta == 0.0 and not backend.is_stochastic:
             raise ValueError(
                 "beta=0.0 makes every candidate of a beam identical with a deterministic solver; "

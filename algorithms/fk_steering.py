@@ -116,6 +116,7 @@ class FKSteering(Strategy, SMCPolicy):
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         check_steps_within(self.schedule, backend.num_steps)
+        reward.check_steps(self.schedule, backend.num_steps)
         if self.beta == 0.0 and not backend.is_stochastic:
             raise ValueError(
                 "beta=0.0 leaves resampled duplicates identical with a deterministic solver; "

@@ -67,6 +67,7 @@ class ParticleFilter(Strategy, SMCPolicy):
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         check_steps_within(self.schedule, backend.num_steps)
+        reward.check_steps(self.schedule, backend.num_steps)
 
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="smc")

@@ -101,6 +101,7 @@ class RGRP(Strategy, SMCPolicy):
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         check_steps_within(self.schedule, backend.num_steps)
+        reward.check_steps(self.schedule, backend.num_steps)
         if self.score_input is not None and reward.input == "video":
             raise ValueError(
                 f"score_input={self.score_input!r} needs a latent-space reward; "

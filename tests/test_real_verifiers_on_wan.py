@@ -137,3 +137,29 @@ def test_a_latent_checkpoint_for_other_channels_is_refused(backend, checkpoints,
             checkpoint_path=str(four),
             dtype="float32",
         )
+
+
+def test_scheduled_strategies_ask_the_reward_about_their_steps() -> None:
+    """A reward that knows only some steps stops RGRP, FK steering, the particle filter and
+    beam search before any compute, naming the step."""
+    from searchkit import RGRP, BeamSearch, FKSteering, ParticleFilter
+    from searchkit.backends import AnalyticBackend
+    from searchkit.rewards import AnalyticReward
+
+    class KnowsStepTen(AnalyticReward):
+        def check_steps(self, steps, num_steps):
+            unknown = [s for s in steps if s != 10]
+            if unknown:
+                raise ValueError(f"this reward knows only step 10, got step {unknown[0]}")
+
+    backend = AnalyticBackend(num_steps=20)
+    reward = KnowsStepTen(backend)
+    RGRP(schedule=(10,)).check_compatible(backend, reward)
+    for strategy in (
+        RGRP(schedule=(10, 15)),
+        FKSteering(schedule=(5,)),
+        ParticleFilter(schedule=(12,)),
+        BeamSearch(),
+    ):
+        with pytest.raises(ValueError, match="knows only step 10"):
+            strategy.run(backend, reward, "a cat", seed=0)
