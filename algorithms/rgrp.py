@@ -111,8 +111,7 @@ class RGRP(Strategy, SMCPolicy):
     def search(self, ctx: SearchContext) -> SearchResult:
         z = ctx.initial_noise(1)
         eps = ctx.noise(self.num_particles - 1)
-        candidates = torch.cat([z, math.sqrt(1.0 - self.beta**2) * z + self.beta * eps])
-        particles = ctx.start(self.num_particles, noise=candidates)
+        particles = ctx.start(self.num_particles, noise=correlated_candidates(z, eps, self.beta))
         return run_smc(ctx, particles, self.schedule, self, label="rgrp")
 
     # -- SMC hooks -----------------------------------------------------------------------
@@ -159,6 +158,15 @@ class RGRP(Strategy, SMCPolicy):
                 alive = alive @ _occupancy(n)
             total += length * float(alive @ counts)
         return total + (num_steps - 1 - self.schedule[-1])
+
+
+def correlated_candidates(z: torch.Tensor, eps: torch.Tensor, beta: float) -> torch.Tensor:
+    """RGRP's starting noise: ``z`` (``[1, ...]``) itself, then ``sqrt(1 - beta^2) z + beta eps_k``.
+
+    Each candidate after the first has unit variance and correlation ``sqrt(1 - beta^2)``
+    with ``z``; ``eps`` holds the ``N - 1`` independent draws ``[N - 1, ...]``.
+    """
+    return torch.cat([z, math.sqrt(1.0 - beta**2) * z + beta * eps])
 
 
 @lru_cache(maxsize=16)

@@ -371,6 +371,7 @@ class SearchContext:
         else:
             video = self.decode(chosen.latents)[0]
         self.trace.parents = list(self._lineage.parents)
+        self.trace.output = int(chosen.ids[0])
         scores = scores.detach().float().cpu()
         return SearchResult(
             latents=chosen.latents[0].detach(),

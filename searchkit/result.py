@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 
 from searchkit.cost import Cost
 
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
+
 
 def _list(value: torch.Tensor | None) -> Any:
     return None if value is None else value.detach().cpu().tolist()
+
+
+def _tensor(value: Any, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if value is None else torch.tensor(value, dtype=dtype)
 
 
 @attrs.frozen(eq=False)
@@ -29,6 +37,10 @@ class AdvanceRecord:
 
     def to_dict(self) -> dict[str, int]:
         return {"start": self.start, "stop": self.stop, "particles": self.particles}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdvanceRecord:
+        return cls(int(data["start"]), int(data["stop"]), int(data["particles"]))
 
 
 @attrs.frozen(eq=False)
@@ -82,18 +94,38 @@ class ScoreRecord:
             "survivors": _list(self.survivors),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreRecord:
+        """The record :meth:`to_dict` wrote (e.g. read back from ``result.json``)."""
+        return cls(
+            step=int(data["step"]),
+            sigma=float(data["sigma"]),
+            ids=torch.tensor(data["ids"], dtype=torch.long),
+            scores=torch.tensor(data["scores"], dtype=torch.float32).reshape(len(data["ids"]), -1),
+            total=torch.tensor(data["total"], dtype=torch.float32),
+            input=str(data["input"]),
+            label=str(data.get("label", "")),
+            weights=_tensor(data.get("weights"), torch.float32),
+            chosen=_tensor(data.get("chosen"), torch.long),
+            survivors=_tensor(data.get("survivors"), torch.long),
+        )
+
 
 @attrs.define(eq=False)
 class Trace:
     """The scoring events of a search (iterable) and every advance it made.
 
-    Only the :class:`~searchkit.context.SearchContext` of the search appends to it; its
-    records are frozen.
+    ``parents[i]`` is the parent id of particle ``i`` (``-1`` for a particle drawn from
+    noise) and ``output`` the id of the particle the search returned (``None`` until the
+    search finishes, and in results written before it was recorded). Only the
+    :class:`~searchkit.context.SearchContext` of the search appends to it; its records are
+    frozen.
     """
 
     scored: list[ScoreRecord] = attrs.Factory(list)
     advances: list[AdvanceRecord] = attrs.Factory(list)
     parents: list[int] = attrs.Factory(list)
+    output: int | None = None
 
     def __iter__(self) -> Iterator[ScoreRecord]:
         return iter(self.scored)
@@ -113,7 +145,19 @@ class Trace:
             "scored": [r.to_dict() for r in self.scored],
             "advances": [a.to_dict() for a in self.advances],
             "parents": list(self.parents),
+            "output": self.output,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        """The trace :meth:`to_dict` wrote; ``output`` may be missing (older files)."""
+        output = data.get("output")
+        return cls(
+            scored=[ScoreRecord.from_dict(r) for r in data.get("scored", [])],
+            advances=[AdvanceRecord.from_dict(a) for a in data.get("advances", [])],
+            parents=[int(p) for p in data.get("parents", [])],
+            output=None if output is None else int(output),
+        )
 
 
 @attrs.define(eq=False)
@@ -150,3 +194,15 @@ class SearchResult:
             "cost": self.cost.to_dict(),
             "trace": self.trace.to_dict(),
         }
+
+    def plot_trace(self, path: str | Path | None = None) -> Figure:
+        """The figure of this search (:func:`searchkit.show.trace_figure`); a PNG at ``path``."""
+        from searchkit.show import trace_figure
+
+        return trace_figure(self, path)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: a short summary and the video (:func:`searchkit.show.result_html`)."""
+        from searchkit.show import result_html
+
+        return result_html(self)
