@@ -14,7 +14,7 @@ import sys
 from searchkit.errors import RegistryError
 
 #: Subcommand modules under ``searchkit.commands``, in help order.
-COMMANDS: tuple[str, ...] = ("generate", "bench", "reward", "list_names")
+COMMANDS: tuple[str, ...] = ("generate", "bench", "diagnose", "show", "reward", "list_names")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,41 @@
+"""``searchkit show``: pictures of one search from the ``result.json`` that ``generate`` wrote.
+
+Writes ``trace.png`` (particles along the steps, coloured by score, lines from parent to
+child at each resampling, pruned branches ending, the output marked) and, where the result
+has a video, ``frames.png`` (a contact sheet of its frames), beside the result or into
+``--out``.
+
+Examples:
+  searchkit generate --strategy rgrp --out run/ && searchkit show run/result.json
+  searchkit show run/ --out figures/ --max-frames 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers, argv: list[str]) -> None:
+    parser = subparsers.add_parser(
+        "show",
+        help="draw one search's trace and frames from its result.json",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("result", metavar="RESULT", help="a result.json, or the folder holding it")
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help="output folder (default: the result's folder)"
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=8, metavar="N", help="frames in the contact sheet (default: 8)"
+    )
+    parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from searchkit.show import show_result_file
+
+    files = show_result_file(args.result, args.out, max_frames=args.max_frames)
+    print(json.dumps(files, indent=2))
+    return 0
