@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,7 +137,7 @@ def test_write_diagnosis_writes_json_and_figures(world, tmp_path) -> None:
     assert payload["predictivity"]["interval"].startswith("95% percentile bootstrap")
     assert [row["beta"] for row in payload["spread"]["summary"]["output_distance"]] == [0.1, 1.0]
     for name in ("figure", "candidates"):
-        assert open(files[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert Path(files[name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_diagnose_on_the_analytic_world(tmp_path, capsys) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import attrs
 import pytest
@@ -142,7 +143,7 @@ def test_cli_show_draws_a_generated_result(tmp_path, capsys) -> None:
     files = json.loads(capsys.readouterr().out)
     assert set(files) == {"trace", "frames"}
     for path in files.values():
-        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["show", str(tmp_path / "missing.json")]) == 2
     assert "result file not found" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text('{"strategy": "x"}')
