@@ -212,7 +212,9 @@ def test_summary_table_csv_and_figure_are_written(finished):
     _, outcome = finished
     folder = outcome.folder
     md = (folder / "summary.md").read_text()
-    assert "| best-of-n | 64 | n=4 | 6 |" in md and "| baseline | fixed |" in md
+    quality, cost = md.split("## Quality")[1].split("## Cost")
+    assert "| best-of-n | 64 | 6 |" in quality and "| baseline | fixed | 6 |" in quality
+    assert "| best-of-n | 64 | n=4 | 64.0 |" in cost and "| baseline | fixed | - | 16.0 |" in cost
     with open(folder / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["label"], r["budget_nfe"]) for r in rows] == [

@@ -16,7 +16,8 @@ from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.plot import plot_reward_vs_nfe
 from searchkit.bench.store import ResultsStore
-from searchkit.bench.summary import SELF_GRADED, Cell, summarize, write_summary
+from searchkit.bench.summary import SELF_GRADED, Cell, summarize
+from searchkit.bench.tables import write_summary
 
 log = logging.getLogger("searchkit.bench")
 
@@ -120,7 +121,7 @@ def run_sweep(
             write_summary(cells, folder, title=f"searchkit bench: {config.name}", notes=notes)
         )
         files["figure"] = plot_reward_vs_nfe(
-            cells, folder / "reward_vs_nfe.png", title=f"{config.name}: reward vs compute"
+            cells, folder / "reward_vs_nfe.png", title=f"{config.name}: quality against compute"
         )
     return SweepOutcome(
         folder=folder,
