@@ -244,6 +244,8 @@ def test_existing_results_need_resume_or_force(finished, tmp_path, capsys):
     for f in outcome.folder.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
     assert cli("--config", other, "--out", copy, "--force") == 0
+    printed = capsys.readouterr().out  # the quality table, then the cost table
+    assert printed.startswith("quality\n") and "\ncost\n" in printed and "s/video" in printed
     rows, _, _ = read_results(copy / RESULTS_FILE)
     assert len(rows) == 24 and {r["seed"] for r in rows} == {0, 1, 2, 3}
 

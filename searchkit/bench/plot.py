@@ -24,8 +24,9 @@ from pathlib import Path
 from searchkit.bench.summary import Cell
 
 #: Horizontal shift between neighbouring strategies, in octaves of the log2 x axis.
-DODGE_OCTAVES = 0.025
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+DODGE_OCTAVES = 0.03
+#: Seven markers against ten colours: the (colour, marker) pair repeats only every 70 strategies.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 #: (Cell attribute, axis label) of each compute axis; FLOPs only when every cell has them.
 AXES = (
@@ -58,7 +59,16 @@ def compute_axes(cells: Sequence[Cell]) -> list[tuple[str, str]]:
     ]
 
 
+def _colour(k: int) -> tuple[float, ...]:
+    """The k-th strategy's colour: tab20's ten dark shades, then its ten light ones."""
+    from matplotlib import colormaps
+
+    return colormaps["tab20"]((2 * k + (k // 10) % 2) % 20)
+
+
 def _panel(ax, cells: Sequence[Cell], attr: str, xlabel: str) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     labels = list(dict.fromkeys(c.label for c in cells))
     shifts = {
         label: 2.0 ** ((k - (len(labels) - 1) / 2) * DODGE_OCTAVES) for k, label in enumerate(labels)
@@ -79,7 +89,7 @@ def _panel(ax, cells: Sequence[Cell], attr: str, xlabel: str) -> None:
             elinewidth=0.8,
             label=label,
             marker=MARKERS[k % len(MARKERS)],
-            color=f"C{k % 10}",
+            color=_colour(k),
             **style,
         )
         if len(group) == 1:
@@ -90,7 +100,13 @@ def _panel(ax, cells: Sequence[Cell], attr: str, xlabel: str) -> None:
     ax.step(fx, fy, where="post", color="0.3", linewidth=2.5, alpha=0.35, label="Pareto front")
     rings = [xs[i] * shifts[cells[i].label] for i in front]  # around the drawn markers
     ax.scatter(rings, fy, s=140, facecolors="none", edgecolors="0.3", linewidths=1.2, zorder=3)
-    ax.set_xscale("log", base=2 if attr == "nfe_mean" else 10)
+    if attr == "nfe_mean":
+        ax.set_xscale("log", base=2)
+    else:  # ticks at 1, 2 and 5 per decade, written plainly: readable over a narrow range
+        ax.set_xscale("log", base=10)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.grid(True, which="both", alpha=0.3)
 
