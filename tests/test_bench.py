@@ -215,6 +215,9 @@ def test_summary_table_csv_and_figure_are_written(finished):
     quality, cost = md.split("## Quality")[1].split("## Cost")
     assert "| best-of-n | 64 | 6 |" in quality and "| baseline | fixed | 6 |" in quality
     assert "| best-of-n | 64 | n=4 | 64.0 |" in cost and "| baseline | fixed | - | 16.0 |" in cost
+    # searched with the perfect verifier: the search reward is the oracle, shown once
+    assert all(c.reward_mean is None for c in outcome.cells) and "search reward" not in quality
+    assert "the search reward equals the oracle on every output" in md
     with open(folder / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["label"], r["budget_nfe"]) for r in rows] == [

@@ -250,5 +250,7 @@ def test_figure_has_a_panel_per_compute_axis_with_its_front(tmp_path):
     assert drawn["a"] != drawn["b"] and 0.95 < drawn["a"] / 200 < 1.05 and 0.95 < drawn["b"] / 200 < 1.05
     with_flops = summarize([{**r, "flops": 1e9 * r["nfe"]} for r in rows])
     assert len(figure(with_flops).axes) == 3
+    split = summarize([{**r, "flops": {"total": 1e9 * r["nfe"], "model": 1.0}} for r in rows])
+    assert [c.flops_mean for c in split] == [c.flops_mean for c in with_flops] == [1e11, 2e11, 2e11]
     path = plot_pareto(cells, tmp_path / "f.png", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
