@@ -16,6 +16,8 @@ two cells on pair ``i`` (only pairs both cells ran), the paired difference is
 
 The t interval assumes the mean difference is roughly normal, which holds for the sweep's
 tens of pairs unless the differences are very skewed; the win rate needs no assumption.
+Each interval covers one comparison: no correction is made for the several comparisons of
+one budget.
 """
 
 from __future__ import annotations
