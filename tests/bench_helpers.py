@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -37,5 +38,18 @@ def without_timing(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "seconds"}
 
 
+#: The summary's wall-time fields (cells and CSV columns): they differ between two runs.
+TIMING = ("seconds_mean", "seconds_split", "time_ratio")
+
+
 def cells_without_timing(cells) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.to_dict().items() if k != "seconds_mean"} for c in cells]
+    return [{k: v for k, v in c.to_dict().items() if k not in TIMING} for c in cells]
+
+
+def csv_without_timing(path: Path) -> list[dict[str, str]]:
+    """The records of a summary CSV without its wall-time columns."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [
+            {k: v for k, v in r.items() if not k.startswith(("seconds_", "time_ratio"))}
+            for r in csv.DictReader(f)
+        ]

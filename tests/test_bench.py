@@ -212,7 +212,12 @@ def test_summary_table_csv_and_figure_are_written(finished):
     _, outcome = finished
     folder = outcome.folder
     md = (folder / "summary.md").read_text()
-    assert "| best-of-n | 64 | n=4 | 6 |" in md and "| baseline | fixed |" in md
+    quality, cost = md.split("## Quality")[1].split("## Cost")
+    assert "| best-of-n | 64 | 6 |" in quality and "| baseline | fixed | 6 |" in quality
+    assert "| best-of-n | 64 | n=4 | 64.0 |" in cost and "| baseline | fixed | - | 16.0 |" in cost
+    # searched with the perfect verifier: the search reward is the oracle, shown once
+    assert all(c.reward_mean is None for c in outcome.cells) and "search reward" not in quality
+    assert "the search reward equals the oracle on every output" in md
     with open(folder / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["label"], r["budget_nfe"]) for r in rows] == [
@@ -242,6 +247,8 @@ def test_existing_results_need_resume_or_force(finished, tmp_path, capsys):
     for f in outcome.folder.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
     assert cli("--config", other, "--out", copy, "--force") == 0
+    printed = capsys.readouterr().out  # the quality table, then the cost table
+    assert printed.startswith("quality\n") and "\ncost\n" in printed and "s/video" in printed
     rows, _, _ = read_results(copy / RESULTS_FILE)
     assert len(rows) == 24 and {r["seed"] for r in rows} == {0, 1, 2, 3}
 

@@ -12,7 +12,9 @@ compute profile), :mod:`~searchkit.bench.plan` (the runs and their keys, planned
 building the world), :mod:`~searchkit.bench.runner` (building the world, checking the
 strategies against it, one run), :mod:`~searchkit.bench.store` (append-only, resumable
 results), :mod:`~searchkit.bench.executors` (local and Ray),
-:mod:`~searchkit.bench.summary` (table, markdown, CSV) and :mod:`~searchkit.bench.plot`.
+:mod:`~searchkit.bench.summary` (cells, each compared with the best at its budget by
+:mod:`~searchkit.bench.paired`), :mod:`~searchkit.bench.tables` (quality and cost tables:
+terminal, markdown, CSV) and :mod:`~searchkit.bench.plot` (the Pareto fronts).
 """
 
 from searchkit.bench.budget import BudgetError, match_budget
@@ -27,8 +29,9 @@ from searchkit.bench.load import load_config, resolve_config_path, shipped_confi
 from searchkit.bench.plan import Run, plan_sweep
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.bench.store import OutputFolderError, ResultsStore, read_results
-from searchkit.bench.summary import Cell, format_table, summarize
+from searchkit.bench.summary import Cell, summarize
 from searchkit.bench.sweep import SweepOutcome, run_sweep
+from searchkit.bench.tables import format_table
 
 __all__ = [
     "BudgetError",

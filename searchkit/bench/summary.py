@@ -1,37 +1,55 @@
-"""The summary of a sweep: one line per strategy and budget.
+"""The summary of a sweep: one cell per strategy and budget, compared pair by pair.
 
-For each cell: the number of runs, the size knob chosen, the mean NFE actually spent, the
-mean of the *metric* with a 95% Student-t interval (``scipy.stats.t``), the win rate
-against the baseline on the same prompt and seed (ties count one half), the mean of the
-search's own reward, and the mean wall time of a run.
+For each cell (a strategy at one budget): the number of runs, the size knob chosen, the
+mean NFE actually spent, and the mean of the *metric* with a 95% Student-t interval
+(``scipy.stats.t``). Cells are compared within their group: strategies at the same NFE
+budget, and the fixed-configuration entries (no budget: the baseline, a paper preset's
+rows at their own compute) among themselves. In each group of two or more cells the one
+with the highest mean metric is marked *best*, and every other cell gets the paired
+comparison with it (:mod:`searchkit.bench.paired`: over the (prompt, seed) pairs both ran,
+the mean difference to the best with the paired Student-t 95% interval, the win rate
+against the best, ties one half, and the number of pairs). The win rate against the
+baseline on the same prompt and seed is kept beside it.
+
+Quality beyond the metric: the mean of every other held-out evaluator's aggregate, and the
+mean of the search's own reward, left out where it *is* the metric (the metric is the
+reward, or the reward equals the metric on every output, as the analytic world's exact
+reward equals its oracle) so no column repeats another.
+
+Cost: mean NFE, mean FLOPs where rows carry ``flops``, the seconds per video (the search's
+own wall clock, ``seconds["total"]``: model, decode, reward and the toolkit's ``other``
+time; held-out grading is timed apart and not included) and its ratio to the baseline's.
 
 The metric is what grades the outputs: the oracle reward when every row has one (the
 analytic world knows the exact reward of any output), else the first held-out evaluator's
 aggregate, else the search reward itself, which the summary then calls *self-graded* (each
 output scored by the reward that steered its search). A sweep may name it (``metric``).
 Rows are ordered by prompt and seed before any sum, so the summary of a resumed sweep equals
-that of an uninterrupted one.
+that of an uninterrupted one. Higher metric values are better.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
-from scipy import stats
+
+from searchkit.bench.paired import Paired, compare, mean_interval
 
 BASELINE = "baseline"
+
+#: The phases of a search's wall clock, in the order the cost table shows them.
+TIME_SPLIT = ("model", "decode", "reward", "other")
+
+__all__ = ["BASELINE", "SELF_GRADED", "Cell", "mean_interval", "metric_name", "summarize"]
 
 
 @attrs.frozen
 class Cell:
-    """The summary of one strategy at one budget."""
+    """The summary of one strategy at one budget (``budget_nfe`` ``None``: fixed)."""
 
     label: str
     strategy: str
@@ -44,25 +62,25 @@ class Cell:
     mean: float
     ci_low: float
     ci_high: float
-    win_rate: float | None
-    reward_mean: float
-    seconds_mean: float
+    #: The highest mean metric of a group of two or more cells.
+    best: bool = False
+    #: This cell against its group's best (``None`` for the best and for a lone cell).
+    vs_best: Paired | None = None
+    #: Win rate against the baseline on the same prompts and seeds.
+    win_rate: float | None = None
+    #: Mean search reward; ``None`` where it is the metric.
+    reward_mean: float | None = None
+    #: Mean aggregate of each held-out evaluator other than the metric.
+    evaluator_means: dict[str, float] = attrs.field(factory=dict)
+    flops_mean: float | None = None
+    #: Seconds per video: the search's wall clock, and its split by phase.
+    seconds_mean: float = math.nan
+    seconds_split: dict[str, float] = attrs.field(factory=dict)
+    #: ``seconds_mean`` over the baseline's.
+    time_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the two-sided Student-t interval of the mean (NaN bounds for one value)."""
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    sem = float(stats.sem(x))
-    if sem == 0.0:
-        return mean, mean, mean
-    low, high = stats.t.interval(confidence, x.size - 1, loc=mean, scale=sem)
-    return mean, float(low), float(high)
 
 
 #: The metric's words in notes and figures.
@@ -91,18 +109,57 @@ def metric_value(row: dict[str, Any], metric: str) -> float:
     return float(value)
 
 
+def _pair_key(row: dict[str, Any]) -> tuple[str, int]:
+    return (row["prompt"], row["seed"])
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    """The mean when every value is there, else ``None``."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean(values))
+
+
+def _flops(row: dict[str, Any]) -> float | None:
+    """The row's total FLOPs: ``row["flops"]``, a number or a split with a ``total``."""
+    value = row.get("flops")
+    return value.get("total") if isinstance(value, Mapping) else value
+
+
+def _evaluator_names(rows: Sequence[dict[str, Any]], metric: str) -> list[str]:
+    names = dict.fromkeys(n for r in rows for n in r.get("evaluators", {}))
+    return [n for n in names if n != metric]
+
+
+def _evaluator_means(group: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, float]:
+    """The mean aggregate of each named evaluator that graded every row of ``group``."""
+    means = {}
+    for name in names:
+        mean = _mean_or_none([r.get("evaluators", {}).get(name, {}).get("total") for r in group])
+        if mean is not None:
+            means[name] = mean
+    return means
+
+
 def summarize(
     rows: Iterable[dict[str, Any]],
     order: Sequence[str] = (),
     baseline: str = BASELINE,
     metric: str | None = None,
 ) -> list[Cell]:
-    """Cells per (label, budget), labels in ``order`` (then by name), budgets ascending."""
+    """Cells by group (fixed first, then budgets ascending), labels in ``order`` then by name."""
     rows = sorted(rows, key=lambda r: (r["prompt_index"], r["prompt"], r["seed"]))
     metric = metric_name(rows, metric)
-    base = {
-        (r["prompt"], r["seed"]): metric_value(r, metric) for r in rows if r["label"] == baseline
-    }
+    values = {id(r): metric_value(r, metric) for r in rows}
+    # the same function evaluated in float32 in two batches agrees to about 1e-7 relative
+    reward_is_metric = metric == "reward" or all(
+        math.isclose(r["reward"], values[id(r)], rel_tol=1e-5, abs_tol=1e-6) for r in rows
+    )
+    evaluators = _evaluator_names(rows, metric)
+    base_rows = [r for r in rows if r["label"] == baseline]
+    base = {_pair_key(r): values[id(r)] for r in base_rows}
+    base_seconds = float(np.mean([r["seconds"]["total"] for r in base_rows])) if base_rows else None
+
     groups: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["label"], row["budget_nfe"]), []).append(row)
@@ -110,21 +167,20 @@ def summarize(
 
     def sort_key(item):
         (label, budget), _ = item
-        return (rank.get(label, len(rank)), label, -1 if budget is None else budget)
+        return (-1 if budget is None else budget, rank.get(label, len(rank)), label)
 
     cells = []
+    paired: list[dict[tuple[str, int], float]] = []
     for (label, budget), group in sorted(groups.items(), key=sort_key):
-        values = [metric_value(r, metric) for r in group]
-        mean, low, high = mean_interval(values)
-        win = None
-        if label != baseline:
-            pairs = [
-                (metric_value(r, metric), base[(r["prompt"], r["seed"])])
-                for r in group
-                if (r["prompt"], r["seed"]) in base
-            ]
-            if pairs:
-                win = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+        by_pair = {_pair_key(r): values[id(r)] for r in group}
+        mean, low, high = mean_interval([values[id(r)] for r in group])
+        against_base = compare(by_pair, base) if label != baseline else None
+        seconds = float(np.mean([r["seconds"]["total"] for r in group]))
+        split = {
+            phase: float(np.mean([r["seconds"][phase] for r in group]))
+            for phase in TIME_SPLIT
+            if all(phase in r["seconds"] for r in group)
+        }
         sizes = sorted({r["size"] for r in group}, key=lambda s: (s is None, s))
         cells.append(
             Cell(
@@ -139,97 +195,38 @@ def summarize(
                 mean=mean,
                 ci_low=low,
                 ci_high=high,
-                win_rate=win,
-                reward_mean=float(np.mean([r["reward"] for r in group])),
-                seconds_mean=float(np.mean([r["seconds"]["total"] for r in group])),
+                win_rate=None if against_base is None else against_base.win_rate,
+                reward_mean=None if reward_is_metric else _mean_or_none([r["reward"] for r in group]),
+                evaluator_means=_evaluator_means(group, evaluators),
+                flops_mean=_mean_or_none([_flops(r) for r in group]),
+                seconds_mean=seconds,
+                seconds_split=split,
+                time_ratio=None if not base_seconds else seconds / base_seconds,
             )
         )
-    return cells
+        paired.append(by_pair)
+    return _mark_best(cells, paired)
 
 
-# -- rendering ----------------------------------------------------------------------------------
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    return f"{value:.{digits}f}"
+def _mark_best(cells: list[Cell], paired: list[dict[tuple[str, int], float]]) -> list[Cell]:
+    """Mark each group's best cell and compare the others with it, pair by pair."""
+    marked = list(cells)
+    for budget in dict.fromkeys(c.budget_nfe for c in cells):
+        members = [i for i, c in enumerate(cells) if c.budget_nfe == budget]
+        if len(members) < 2:
+            continue
+        top = max(members, key=lambda i: cells[i].mean)  # the first of equal means
+        marked[top] = attrs.evolve(cells[top], best=True)
+        for i in members:
+            if i != top:
+                marked[i] = attrs.evolve(cells[i], vs_best=compare(paired[i], paired[top]))
+    return marked
 
 
-def _table_rows(cells: Sequence[Cell]) -> tuple[list[str], list[list[str]]]:
-    metric = cells[0].metric if cells else "reward"
-    header = [
-        "strategy",
-        "budget NFE",
-        "size",
-        "runs",
-        "mean NFE",
-        f"mean {metric}",
-        "95% interval",
-        "win vs baseline",
-        "mean reward",
-        "s/run",
-    ]
-    body = []
-    for c in cells:
-        knob = f"{c.size_knob}={c.size}" if c.size_knob else "-"
-        body.append(
-            [
-                c.label,
-                "fixed" if c.budget_nfe is None else str(c.budget_nfe),
-                knob,
-                str(c.runs),
-                f"{c.nfe_mean:.1f}",
-                _fmt(c.mean),
-                f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]",
-                "-" if c.win_rate is None else f"{100 * c.win_rate:.0f}%",
-                _fmt(c.reward_mean),
-                _fmt(c.seconds_mean, 4),
-            ]
-        )
-    return header, body
+def __getattr__(name: str) -> Any:
+    """The renderers, which live in :mod:`searchkit.bench.tables`, under their old address."""
+    if name in ("format_table", "to_markdown", "to_csv", "write_summary"):
+        from searchkit.bench import tables
 
-
-def format_table(cells: Sequence[Cell]) -> str:
-    """A plain-text table for the terminal."""
-    header, body = _table_rows(cells)
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in body]
-    return "\n".join(lines)
-
-
-def to_markdown(cells: Sequence[Cell], title: str = "") -> str:
-    """A markdown table (with a title line when given)."""
-    header, body = _table_rows(cells)
-    lines = [f"# {title}", ""] if title else []
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(cells: Sequence[Cell]) -> str:
-    """Every field of every cell, one CSV row per cell."""
-    buffer = io.StringIO()
-    fields = [f.name for f in attrs.fields(Cell)]
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for cell in cells:
-        writer.writerow({k: ("" if v is None else v) for k, v in cell.to_dict().items()})
-    return buffer.getvalue()
-
-
-def write_summary(
-    cells: Sequence[Cell], folder: str | Path, title: str = "", notes: Sequence[str] = ()
-) -> dict[str, Path]:
-    """Write ``summary.md`` and ``summary.csv`` into ``folder``; returns their paths."""
-    folder = Path(folder)
-    md = to_markdown(cells, title)
-    if notes:
-        md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    paths = {"markdown": folder / "summary.md", "csv": folder / "summary.csv"}
-    paths["markdown"].write_text(md, encoding="utf-8")
-    paths["csv"].write_text(to_csv(cells), encoding="utf-8")
-    return paths
+        return getattr(tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,8 @@ from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.plot import plot_reward_vs_nfe
 from searchkit.bench.store import ResultsStore
-from searchkit.bench.summary import SELF_GRADED, Cell, summarize, write_summary
+from searchkit.bench.summary import SELF_GRADED, Cell, summarize
+from searchkit.bench.tables import write_summary
 
 log = logging.getLogger("searchkit.bench")
 
@@ -108,6 +109,8 @@ def run_sweep(
         f"{len(rows)} of {len(runs)} planned runs; metric: {metric}"
         + meaning.get(metric, " (a held-out evaluator, not seen by the search)")
     ]
+    if metric != "reward" and all(c.reward_mean is None for c in cells):
+        notes.append(f"the search reward equals the {metric} on every output: one column shows both")
     if failures:
         notes.append(f"{len(failures)} runs failed: " + "; ".join(f.describe() for f in failures))
     if ignored:
@@ -120,7 +123,7 @@ def run_sweep(
             write_summary(cells, folder, title=f"searchkit bench: {config.name}", notes=notes)
         )
         files["figure"] = plot_reward_vs_nfe(
-            cells, folder / "reward_vs_nfe.png", title=f"{config.name}: reward vs compute"
+            cells, folder / "reward_vs_nfe.png", title=f"{config.name}: quality against compute"
         )
     return SweepOutcome(
         folder=folder,

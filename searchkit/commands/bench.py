@@ -2,9 +2,12 @@
 
 Runs a sweep (strategies x NFE budgets x prompts x seeds) and writes, into the output
 folder, one JSON line per run (``results.jsonl``), the summary (``summary.md``,
-``summary.csv``: mean reward with a 95% interval, win rate against the baseline, mean NFE
-and wall time per strategy and budget) and the figure ``reward_vs_nfe.png``. With no
-arguments it runs the analytic default sweep, which needs no weights.
+``summary.csv``; printed too: a quality table, where the best strategy at each budget is
+marked and every other one gets its paired difference to the best with a 95% interval and
+its win rates against the best and the baseline, and a cost table: NFE, FLOPs, seconds per
+video and their split, time over the baseline's) and the figure ``reward_vs_nfe.png``
+(quality against NFE, seconds and FLOPs, Pareto fronts marked). With no arguments it runs
+the analytic default sweep, which needs no weights.
 
 Examples:
   searchkit bench                                   # the analytic default sweep
