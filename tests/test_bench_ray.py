@@ -12,7 +12,7 @@ import pytest
 import ray  # the [test] extra installs it
 
 from searchkit import Baseline
-from searchkit.bench import ConfigError, SweepConfig, executors, read_results, run_sweep, runner
+from searchkit.bench import ConfigError, SweepConfig, read_results, run_sweep, runner
 from searchkit.bench.executors import run_ray
 from searchkit.bench.plan import Run
 from searchkit.bench.store import RESULTS_FILE
@@ -30,7 +30,7 @@ def local_ray():
     ray.shutdown()
 
 
-def _no_world_in_the_driver(config):
+def _no_world_in_the_driver(*args, **kwargs):
     raise AssertionError("the Ray driver built the world")
 
 
@@ -38,8 +38,8 @@ def test_ray_gives_the_rows_of_the_local_executor(local_ray, tmp_path, monkeypat
     config = SweepConfig.from_dict(tiny_sweep(seeds=2))
     local = run_sweep(config, tmp_path / "local", progress=False)
     # the driver plans and dispatches only; the workers (other processes) build the world
-    monkeypatch.setattr(executors, "build_world", _no_world_in_the_driver)
-    monkeypatch.setattr(runner, "build_world", _no_world_in_the_driver)
+    monkeypatch.setattr(runner, "build_backend", _no_world_in_the_driver)
+    monkeypatch.setattr(runner, "build_reward", _no_world_in_the_driver)
     distributed = run_sweep(config, tmp_path / "ray", executor="ray", progress=False)
     assert distributed.complete and len(distributed.rows) == local.planned == 12
     assert {r["key"]: without_timing(r) for r in distributed.rows} == {
