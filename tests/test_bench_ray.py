@@ -107,3 +107,30 @@ def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(local
     ):
         run_sweep(SweepConfig.from_dict(sweep), tmp_path / "out", executor="ray", progress=False)
     assert read_results(tmp_path / "out" / RESULTS_FILE)[0] == []  # not even the baseline ran
+
+
+def test_ray_saves_the_videos_the_local_executor_saves(local_ray, tmp_path):
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text('[{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}]')
+    sweep = tiny_sweep(seeds=2, prompts_file=str(prompts))
+    del sweep["prompts"]
+    config = SweepConfig.from_dict(sweep)
+    run_sweep(config, tmp_path / "local", progress=False, save_videos=tmp_path / "local-videos")
+    distributed = run_sweep(
+        config,
+        tmp_path / "ray",
+        executor="ray",
+        progress=False,
+        save_videos=tmp_path / "ray-videos",
+    )
+    # the workers send frames as uint8, the driver writes them: the same files, byte for byte
+    files = sorted(
+        p.relative_to(tmp_path / "local-videos")
+        for p in (tmp_path / "local-videos").rglob("*.mp4")
+        if ".searchkit" not in p.parts
+    )
+    assert len(files) == 3 * 2 and distributed.complete  # 3 configurations x seeds 0, 1
+    for path in files:
+        assert (tmp_path / "ray-videos" / path).read_bytes() == (
+            tmp_path / "local-videos" / path
+        ).read_bytes()
