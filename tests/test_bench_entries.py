@@ -319,3 +319,33 @@ def test_cli_save_videos_and_vbench_seeds(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "--config", str(path), "--seeds", "many"])
     assert "must be a count or 'vbench', got 'many'" in capsys.readouterr().err
+
+
+def test_the_paper_table_joins_compute_evaluators_and_vbench(tmp_path, capsys) -> None:
+    from searchkit.bench.paper_table import main as paper_main
+
+    config = _config(
+        strategies=[{"name": "baseline"}, {"name": "best-of-n", "fixed": True, "options": {"n": 3}}],
+        budgets_nfe=None,
+        evaluators=[{"name": "analytic-proxy"}],
+        seeds=2,
+    )
+    outcome = run_sweep(config, tmp_path / "out", progress=False)
+    physics = {"Mechanics": 0.5, "Thermotics": 0.6, "Material": 0.7, "Multi-View_Consistency": 0.2}
+    folder = tmp_path / "eval" / "best-of-n" / "Physics"
+    folder.mkdir(parents=True)
+    (folder / "results_2025-05-01-12:00:00_eval_results.json").write_text(
+        json.dumps({d: [s, []] for d, s in physics.items()})
+    )
+    assert paper_main([str(tmp_path / "out"), str(tmp_path / "eval")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| configuration | videos | NFE | s/video | x baseline | analytic-proxy | Physics |"
+    base, best = (
+        [r for r in outcome.rows if r["label"] == label] for label in ("baseline", "best-of-n")
+    )
+    seconds = [sum(r["seconds"]["total"] for r in rows) / 4 for rows in (base, best)]
+    proxy = sum(r["evaluators"]["analytic-proxy"]["total"] for r in best) / 4
+    assert lines[2] == "| baseline | 4 | 16 | {:.1f} | 1.00 | {} | – |".format(
+        seconds[0], lines[2].split(" | ")[5]
+    )
+    assert lines[3] == f"| best-of-n | 4 | 48 | {seconds[1]:.1f} | {seconds[1] / seconds[0]:.2f} | {proxy:.3f} | 50.00 |"
