@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import torch
 
-from searchkit.bench.config import SweepConfig
+from searchkit.bench.config import SweepConfig, digest
 from searchkit.bench.plan import Run
 from searchkit.bench.runner import Worlds, check_runs, execute, torch_threads
 from searchkit.errors import ConfigError
@@ -107,7 +107,7 @@ _WORLDS: dict[str, Worlds] = {}
 
 def _worlds(config: SweepConfig) -> Worlds:
     """The sweep's worlds, kept once per worker process."""
-    key = config.fingerprint()
+    key = digest({"world": config.world_dict(), "entries": [s.overrides for s in config.strategies]})
     if key not in _WORLDS:
         _WORLDS.clear()
         _WORLDS[key] = Worlds(config)
