@@ -7,7 +7,8 @@
 
 Modules: :mod:`~searchkit.bench.config` (the validated sweep), :mod:`~searchkit.bench.entries`
 (its strategy entries and components), :mod:`~searchkit.bench.load` (shipped sweep files,
-reading one), :mod:`~searchkit.bench.prompts` (VBench-style prompt files), :mod:`~searchkit.bench.budget` (size knob for an NFE budget, from the backend's
+reading one), :mod:`~searchkit.bench.prompts` (VBench-style prompt files),
+:mod:`~searchkit.bench.budget` (size knob for an NFE budget, from the backend's
 compute profile), :mod:`~searchkit.bench.plan` (the runs and their keys, planned without
 building the world), :mod:`~searchkit.bench.runner` (building the world, checking the
 strategies against it, one run), :mod:`~searchkit.bench.store` (append-only, resumable
