@@ -25,6 +25,16 @@ are the paper's Wan configuration: steps (5, 20, 30, 45) of 50, populations 10 t
 elites, ``beta = 0.2``, giving ``P = 1000`` (20 baselines); tournaments of 2 are this
 toolkit's choice.
 
+Presets: ``evosearch`` (the defaults above) and ``latsearch``, EvoSearch as the LatSearch
+code configures it for its comparison on Wan2.1 (``generate_baseline.py``): evolution at
+steps (5, 20), populations 6, 3, 3, 3 elites, ``beta = 0.2``, with the SDE-DPM-Solver++
+solver (a backend option) and VideoReward, normalised, as the reward: ``P = 6 x 50 + 3 x 45
++ 3 x 30 = 525`` and 12 reward calls, LatSearch's figures. With 3 elites in populations of 3
+every later generation is its elites (no tournament, no mutation: under the stochastic
+solver the re-rolled elites still diverge). The LatSearch code picks those elites from every
+state it cached at the step (this generation's and the earlier generations' trajectories,
+9 at step 20); here they are the fittest of the current generation.
+
 Where this implementation deviates: the paper's later-generation mutation adds
 ``sigma_t eps`` of its SDE solver on top of the latent (``x + sigma_t eps``), which raises
 the latent's variance; the perturbation used here keeps the marginal noise level, so it
@@ -35,6 +45,8 @@ a mutation (for the whole batch; see :meth:`~searchkit.context.SearchContext.per
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import attrs
 import torch
@@ -109,6 +121,18 @@ class EvoSearch(Strategy):
 
     name = "evo-search"
     size_knob = "population"
+    presets: ClassVar[dict[str, dict]] = {
+        # He et al.'s Wan configuration: the defaults (P = 1000)
+        "evosearch": {},
+        # as the LatSearch code runs it (see the module docstring): P = 525, 12 reward calls
+        "latsearch": {
+            "evolution_steps": (5, 20),
+            "initial_population": 6,
+            "population": (3, 3),
+            "num_elites": 3,
+            "beta": 0.2,
+        },
+    }
 
     evolution_steps: tuple[int, ...] = attrs.field(
         default=(5, 20, 30, 45), converter=as_tuple, validator=step_schedule

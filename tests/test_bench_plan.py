@@ -216,3 +216,42 @@ def test_the_shipped_wan_sweep_plans_without_weights(tmp_path) -> None:
     for (label, budget), run in by_label.items():
         if budget is not None:
             assert run.expected_nfe <= budget, (label, budget)
+
+
+def test_the_shipped_paper_sweep_plans_each_method_at_its_own_compute(tmp_path) -> None:
+    """The LatSearch table's compute, from options alone: P = 50, 250, 110, 200, 525 and
+    RGRP's 105 to 155 particle-steps (mean about 129), two forwards a step."""
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(
+        '[{"prompt_en": "a cat surfing", "dimension": ["Mechanics"]},'
+        ' {"prompt_en": "a man playing basketball", "dimension": ["Diversity"]}]'
+    )
+    config = load_config(
+        "latsearch-paper",
+        prompts_file=prompts,
+        backend_options={"model_path": str(tmp_path / "absent")},
+    )
+    runs = plan_sweep(config)
+    first = {r.label: r for r in runs if r.seed == 0 and r.prompt == "a cat surfing"}
+    assert {label: run.expected_nfe / 2 for label, run in first.items() if run.strategy.name != "rgrp"} == {
+        "baseline": 50,
+        "freeinit": 250,
+        "freqprior": 110,
+        "best-of-4-videoreward": 200,
+        "evosearch": 525,
+    }
+    for label in ("rgrp-unipc", "rgrp-sde-dpmsolver++"):
+        assert 105 < first[label].expected_nfe / 2 < 155 and first[label].budget_nfe is None
+    assert [(r.solver, r.reward.name) for r in (first["rgrp-unipc"], first["rgrp-sde-dpmsolver++"])] == [
+        ("unipc", "latsearch-latent-reward"),
+        ("sde-dpmsolver++", "latsearch-latent-reward"),
+    ]
+    assert first["evosearch"].solver == "sde-dpmsolver++"
+    assert first["best-of-4-videoreward"].reward.to_dict() == {
+        "name": "video-reward",
+        "options": {"normalize": True},
+    }
+    # VBench-2.0's samples: 3 seeds of the Mechanics prompt, 20 of the Diversity one
+    per_prompt = {p: len({r.seed for r in runs if r.prompt == p}) for p in {r.prompt for r in runs}}
+    assert per_prompt == {"a cat surfing": 3, "a man playing basketball": 20}
+    assert len(runs) == 7 * (3 + 20) and not (tmp_path / "absent").exists()

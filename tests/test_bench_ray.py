@@ -12,7 +12,7 @@ import pytest
 import ray  # the [test] extra installs it
 
 from searchkit import Baseline
-from searchkit.bench import ConfigError, SweepConfig, executors, read_results, run_sweep, runner
+from searchkit.bench import ConfigError, SweepConfig, read_results, run_sweep, runner
 from searchkit.bench.executors import run_ray
 from searchkit.bench.plan import Run
 from searchkit.bench.store import RESULTS_FILE
@@ -30,7 +30,7 @@ def local_ray():
     ray.shutdown()
 
 
-def _no_world_in_the_driver(config):
+def _no_world_in_the_driver(*args, **kwargs):
     raise AssertionError("the Ray driver built the world")
 
 
@@ -38,8 +38,8 @@ def test_ray_gives_the_rows_of_the_local_executor(local_ray, tmp_path, monkeypat
     config = SweepConfig.from_dict(tiny_sweep(seeds=2))
     local = run_sweep(config, tmp_path / "local", progress=False)
     # the driver plans and dispatches only; the workers (other processes) build the world
-    monkeypatch.setattr(executors, "build_world", _no_world_in_the_driver)
-    monkeypatch.setattr(runner, "build_world", _no_world_in_the_driver)
+    monkeypatch.setattr(runner, "build_backend", _no_world_in_the_driver)
+    monkeypatch.setattr(runner, "build_reward", _no_world_in_the_driver)
     distributed = run_sweep(config, tmp_path / "ray", executor="ray", progress=False)
     assert distributed.complete and len(distributed.rows) == local.planned == 12
     assert {r["key"]: without_timing(r) for r in distributed.rows} == {
@@ -107,3 +107,30 @@ def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(local
     ):
         run_sweep(SweepConfig.from_dict(sweep), tmp_path / "out", executor="ray", progress=False)
     assert read_results(tmp_path / "out" / RESULTS_FILE)[0] == []  # not even the baseline ran
+
+
+def test_ray_saves_the_videos_the_local_executor_saves(local_ray, tmp_path):
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text('[{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}]')
+    sweep = tiny_sweep(seeds=2, prompts_file=str(prompts))
+    del sweep["prompts"]
+    config = SweepConfig.from_dict(sweep)
+    run_sweep(config, tmp_path / "local", progress=False, save_videos=tmp_path / "local-videos")
+    distributed = run_sweep(
+        config,
+        tmp_path / "ray",
+        executor="ray",
+        progress=False,
+        save_videos=tmp_path / "ray-videos",
+    )
+    # the workers send frames as uint8, the driver writes them: the same files, byte for byte
+    files = sorted(
+        p.relative_to(tmp_path / "local-videos")
+        for p in (tmp_path / "local-videos").rglob("*.mp4")
+        if ".searchkit" not in p.parts
+    )
+    assert len(files) == 3 * 2 and distributed.complete  # 3 configurations x seeds 0, 1
+    for path in files:
+        assert (tmp_path / "ray-videos" / path).read_bytes() == (
+            tmp_path / "local-videos" / path
+        ).read_bytes()

@@ -12,7 +12,13 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from searchkit import Baseline, Conditioning, SearchContext
 from searchkit.backend import ComputeProfile
 from searchkit.backends import WanBackend
-from searchkit.backends.wan import TINY_VOCABULARY, WanOptions, tiny_pipeline
+from searchkit.backends.wan import (
+    TINY_VOCABULARY,
+    WAN_NEGATIVE_PROMPT,
+    WAN_NEGATIVE_PROMPT_ZH,
+    WanOptions,
+    tiny_pipeline,
+)
 from searchkit.builders import build_backend, build_reward
 from searchkit.reward import RewardBatch
 from searchkit.rewards.pixel import PixelReward, prompt_colour
@@ -42,17 +48,38 @@ def _backend(pipe, **options) -> WanBackend:
 
 
 # -- parity with diffusers ----------------------------------------------------------------
-@pytest.mark.parametrize("solver", ["unipc", "euler", "pipeline"])
-def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
+@pytest.mark.parametrize(
+    ("solver", "negative"),
+    [
+        ("unipc", None),  # the backend's default: Wan's standard negative prompt
+        ("euler", None),
+        ("pipeline", None),
+        ("unipc", ""),  # opted out: the pipeline's own default
+    ],
+)
+def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver, negative) -> None:
+    options = {} if negative is None else {"negative_prompt": negative}
     backend = _backend(
-        pipe, solver=solver, flow_shift=3.0, num_steps=4, guidance_scale=6.0, cfg_batched=False
+        pipe,
+        solver=solver,
+        flow_shift=3.0,
+        num_steps=4,
+        guidance_scale=6.0,
+        cfg_batched=False,
+        **options,
     )
     original = pipe.scheduler
     if solver == "pipeline":
         pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)  # diffusers' test scheduler
     else:
         pipe.scheduler = backend.make_scheduler()  # the same solver inside the pipeline
-    call = {**SIZE, "num_inference_steps": 4, "guidance_scale": 6.0, "max_sequence_length": SEQ}
+    call = {
+        **SIZE,
+        "num_inference_steps": 4,
+        "guidance_scale": 6.0,
+        "max_sequence_length": SEQ,
+        "negative_prompt": backend.options.negative_prompt,  # the same one to both
+    }
     try:
         latents = pipe(
             PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **call
@@ -68,6 +95,27 @@ def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
     assert torch.equal(result.video, torch.from_numpy(frames[0]))
     assert result.video.shape == (9, 16, 16, 3)
     assert result.cost.particle_steps == 4 and result.cost.nfe == 8
+
+
+def test_the_default_negative_prompt_is_wans_standard_one_and_empty_opts_out(pipe) -> None:
+    assert WanOptions().negative_prompt == WAN_NEGATIVE_PROMPT
+    assert WAN_NEGATIVE_PROMPT.startswith("Bright tones, overexposed, static, blurred details")
+    assert WAN_NEGATIVE_PROMPT.endswith("many people in the background, walking backwards")
+    assert WAN_NEGATIVE_PROMPT_ZH.startswith("色调艳丽，过曝，静态") and WAN_NEGATIVE_PROMPT_ZH.endswith("倒着走")
+    standard, empty = _backend(pipe), _backend(pipe, negative_prompt="")
+    assert standard.options.negative_prompt == WAN_NEGATIVE_PROMPT
+    assert standard.config_dict()["negative_prompt"] == WAN_NEGATIVE_PROMPT
+    assert empty.options.negative_prompt == "" and empty.config_dict()["negative_prompt"] == ""
+    # the unconditional branch sees a different text, so guidance (and the output) changes
+    with_standard, with_empty = standard.encode(PROMPT).data, empty.encode(PROMPT).data
+    assert torch.equal(with_standard.prompt_embeds, with_empty.prompt_embeds)
+    assert (with_standard.negative_embeds - with_empty.negative_embeds).abs().max() > 1e-3
+    reward = PixelReward(standard)
+    a = Baseline().run(_backend(pipe, num_steps=3), reward, PROMPT, seed=0).latents
+    b = Baseline().run(_backend(pipe, num_steps=3, negative_prompt=""), reward, PROMPT, seed=0)
+    assert (a - b.latents).abs().max() > 1e-3
+    explicit = _backend(pipe, negative_prompt=WAN_NEGATIVE_PROMPT)
+    assert torch.equal(explicit.encode(PROMPT).data.negative_embeds, with_standard.negative_embeds)
 
 
 def test_pipeline_parity_is_sensitive_to_the_seed(pipe) -> None:

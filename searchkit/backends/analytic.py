@@ -69,6 +69,8 @@ class AnalyticBackend(Backend):
 
     name = "analytic"
     default_reward = "analytic-proxy"
+    #: The values of ``solver`` (checked by benchmark configs before any compute).
+    solvers = SOLVERS
 
     channels: int = attrs.field(default=4, validator=positive_int)
     frames: int = attrs.field(default=5, validator=positive_int)

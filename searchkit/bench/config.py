@@ -18,10 +18,14 @@ A sweep is a JSON file::
 
 ``strategies`` may also be the string ``"all"``: every registered strategy with its default
 options. A strategy's ``options`` fix everything but its size knob, which the budgets set
-(see :mod:`searchkit.bench.budget`); its own ``budgets_nfe`` replaces the sweep's. Instead
-of ``prompts`` a sweep may name a VBench-style ``prompts_file`` (relative paths are read
-from the config file's folder) with an optional ``dimension`` filter and ``max_prompts``.
-``seeds`` is a count (seeds ``0 .. n-1``) or a list.
+(see :mod:`searchkit.bench.budget`); its own ``budgets_nfe`` replaces the sweep's; a
+``"fixed": true`` entry has no budget and runs as configured. An entry may also name a
+preset, its own ``solver`` and its own search ``reward`` (:mod:`searchkit.bench.entries`).
+The sweep's ``budgets_nfe`` may be left out when no entry needs it. Instead of ``prompts`` a
+sweep may name a VBench-style ``prompts_file`` (relative paths are read from the config
+file's folder) with an optional ``dimension`` filter and ``max_prompts``. ``seeds`` is a
+count (seeds ``0 .. n-1``), a list, or ``"vbench"``: VBench-2.0's samples per prompt (3, and
+20 for a prompt whose first dimension is Diversity), seeds ``0 .. k-1`` for a prompt of ``k``.
 
 Every field is checked when the configuration is built, and an error names the field and
 the value, before any compute. Reading a file (a path or a shipped name) with command-line
@@ -37,9 +41,21 @@ from typing import Any
 
 import attrs
 
+from searchkit.bench.entries import (
+    ComponentSpec,
+    StrategySpec,
+    check_budgets,
+    component,
+    parse_strategies,
+)
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.errors import ConfigError  # noqa: F401  (re-exported)
-from searchkit.validation import is_int, lists_as_tuples, optional_positive_int
+from searchkit.validation import is_int, optional_positive_int
+
+__all__ = ["ComponentSpec", "ConfigError", "StrategySpec", "SweepConfig", "digest"]
+
+#: ``seeds`` value that asks for VBench-2.0's samples per prompt.
+VBENCH_SEEDS = "vbench"
 
 _TOP_LEVEL = {
     "name",
@@ -60,127 +76,25 @@ _TOP_LEVEL = {
 }
 
 
-def _options_dict(value: Any, field: str = "options") -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ConfigError(f"{field} must be an object of named options, got {value!r}")
-    return dict(value)
-
-
-def _non_empty_string(field: str):
-    def check(_instance: Any, _attribute: Any, value: Any) -> None:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{field} must be a non-empty string, got {value!r}")
-
-    return check
-
-
-def _check_budgets(value: Any, field: str = "budgets_nfe") -> tuple[int, ...]:
-    if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(
-            f"{field} must be a non-empty list of positive integers (NFE), got {value!r}"
-        )
-    for b in value:
-        if not is_int(b) or b <= 0:
-            raise ConfigError(f"{field} must hold positive integers (NFE), got {b!r} in {value!r}")
-    if len(set(value)) != len(value):
-        raise ConfigError(f"{field} has a repeated budget: {value!r}")
-    return tuple(sorted(value))
-
-
 def _seeds(value: Any) -> tuple[int, ...]:
     if isinstance(value, bool):
-        raise ConfigError(f"seeds must be a count or a list of integers, got {value!r}")
+        raise ConfigError(
+            f"seeds must be a count, a list of integers or {VBENCH_SEEDS!r}, got {value!r}"
+        )
     if isinstance(value, int):
         if value < 1:
             raise ConfigError(f"seeds must be a positive count, got {value!r}")
         return tuple(range(value))
     if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f"seeds must be a count or a non-empty list of integers, got {value!r}")
+        raise ConfigError(
+            f"seeds must be a count, a non-empty list of integers or {VBENCH_SEEDS!r}, got {value!r}"
+        )
     for s in value:
         if not is_int(s) or s < 0:
             raise ConfigError(f"seeds must hold non-negative integers, got {s!r} in {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"seeds has a repeated seed: {value!r}")
     return tuple(value)
-
-
-@attrs.frozen
-class ComponentSpec:
-    """A backend or reward by registry name, with its constructor options."""
-
-    name: str = attrs.field(validator=_non_empty_string("name"))
-    options: dict[str, Any] = attrs.field(factory=dict, converter=_options_dict, hash=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "options": dict(self.options)}
-
-
-def _registered_strategy(_instance: Any, _attribute: Any, name: Any) -> None:
-    import searchkit  # noqa: F401  (built-ins register on import)
-    from searchkit.registry import STRATEGIES
-
-    if name not in STRATEGIES:
-        raise ConfigError(
-            f"name: unknown strategy {name!r}; known: {', '.join(STRATEGIES.names())}"
-        )
-
-
-def _strategy_options(instance: StrategySpec, _attribute: Any, options: dict[str, Any]) -> None:
-    """Build the strategy once with ``options`` so that bad values fail now, named."""
-    from searchkit.registry import get_strategy
-
-    cls = get_strategy(instance.name)
-    knob = cls.size_knob
-    if knob is not None and knob in options:
-        raise ConfigError(
-            f"options sets {knob!r}, the size knob of {cls.name!r}: the budgets set it; "
-            "remove it from options"
-        )
-    if attrs.has(cls):
-        names = {a.name for a in attrs.fields(cls) if a.init}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise ConfigError(
-                f"options: {cls.name!r} has no option {unknown[0]!r}; "
-                f"known: {', '.join(sorted(names)) or '(none)'}"
-            )
-    try:
-        cls(**lists_as_tuples(options))
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"options: {error}") from None
-
-
-@attrs.frozen
-class StrategySpec:
-    """A strategy by registry name, its fixed options, display label and own budgets.
-
-    ``options`` fix every field but the size knob (checked by building the strategy once);
-    ``label`` (default: the name) tells two entries of one strategy apart; ``budgets_nfe``
-    replaces the sweep's budgets for this strategy.
-    """
-
-    name: str = attrs.field(validator=_registered_strategy)
-    options: dict[str, Any] = attrs.field(
-        factory=dict, converter=_options_dict, validator=_strategy_options, hash=False
-    )
-    label: str = attrs.field(
-        default=attrs.Factory(lambda self: self.name, takes_self=True),
-        validator=_non_empty_string("label"),
-    )
-    budgets_nfe: tuple[int, ...] | None = attrs.field(
-        default=None,
-        converter=lambda v: None if v is None else _check_budgets(v, "budgets_nfe"),
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "options": dict(self.options),
-            "label": self.label,
-            "budgets_nfe": None if self.budgets_nfe is None else list(self.budgets_nfe),
-        }
 
 
 def _check_name(_instance: Any, _attribute: Any, name: Any) -> None:
@@ -221,7 +135,10 @@ class SweepConfig:
         validator=attrs.validators.optional(attrs.validators.instance_of(ComponentSpec))
     )
     strategies: tuple[StrategySpec, ...] = attrs.field(converter=tuple, validator=_check_strategies)
-    budgets_nfe: tuple[int, ...] = attrs.field(converter=_check_budgets)
+    #: The budgets of every sized entry without its own; ``()`` when no entry needs them.
+    budgets_nfe: tuple[int, ...] = attrs.field(
+        converter=lambda v: () if v is None or v == () else check_budgets(v)
+    )
     prompts: tuple[Prompt, ...] = attrs.field(converter=tuple, validator=_check_prompts)
     seeds: tuple[int, ...] = attrs.field(converter=_seeds)
     num_steps: int | None = attrs.field(default=None, validator=optional_positive_int)
@@ -238,8 +155,26 @@ class SweepConfig:
     #: or an evaluator's name; ``None``: the oracle where the backend has one, else the first
     #: evaluator, else the search reward.
     metric: str | None = attrs.field(default=None)
+    #: VBench-2.0's samples per prompt: prompt ``p`` runs the first
+    #: ``samples_per_prompt(p.dimensions)`` of ``seeds`` (see :meth:`seeds_for`).
+    vbench_samples: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
+        self._check_entries()
+        if self.vbench_samples:
+            from searchkit.bench.vbench import samples_per_prompt
+
+            for i, prompt in enumerate(self.prompts):
+                if not prompt.dimensions:
+                    raise ConfigError(
+                        f"seeds {VBENCH_SEEDS!r} needs prompts with VBench-2.0 dimensions "
+                        f"(a prompts_file); prompt {i} ({prompt.text[:60]!r}) has none"
+                    )
+                if len(self.seeds) < samples_per_prompt(prompt.dimensions):
+                    raise ConfigError(
+                        f"seeds: prompt {i} ({prompt.text[:60]!r}) needs "
+                        f"{samples_per_prompt(prompt.dimensions)} seeds, got {len(self.seeds)}"
+                    )
         if self.num_steps is not None and "num_steps" in self.backend.options:
             raise ConfigError("num_steps is given twice: at the top level and in backend.options")
         names = [e.name for e in self.evaluators]
@@ -248,6 +183,34 @@ class SweepConfig:
         allowed = ("oracle", "reward", *names)
         if self.metric is not None and self.metric not in allowed:
             raise ConfigError(f"metric must be one of {', '.join(allowed)} (got {self.metric!r})")
+
+    def _check_entries(self) -> None:
+        """Each entry's solver is one of the backend's, and each sized entry has budgets."""
+        from searchkit.registry import BACKENDS, get_strategy
+
+        cls = BACKENDS.get(self.backend.name) if self.backend.name in BACKENDS else None
+        solvers = getattr(cls, "solvers", None)
+        for i, spec in enumerate(self.strategies):
+            where = f"strategies[{i}] ({spec.label!r})"
+            if spec.solver is not None and solvers is not None and spec.solver not in solvers:
+                raise ConfigError(
+                    f"{where}: solver {spec.solver!r} is not one of backend "
+                    f"{self.backend.name!r}'s solvers: {', '.join(solvers)}"
+                )
+            sized = get_strategy(spec.name).size_knob is not None
+            if sized and not spec.fixed and spec.budgets_nfe is None and not self.budgets_nfe:
+                raise ConfigError(
+                    f"{where} has no budget: give the sweep's budgets_nfe, the entry's own "
+                    'budgets_nfe, or "fixed": true to run it as configured'
+                )
+
+    def seeds_for(self, prompt: Prompt) -> tuple[int, ...]:
+        """The seeds ``prompt`` runs with: all of them, or VBench-2.0's count of them."""
+        if not self.vbench_samples:
+            return self.seeds
+        from searchkit.bench.vbench import samples_per_prompt
+
+        return self.seeds[: samples_per_prompt(prompt.dimensions)]
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -274,10 +237,15 @@ class SweepConfig:
             raise ConfigError(
                 f"unknown field {unknown[0]!r}; known: {', '.join(sorted(_TOP_LEVEL))}"
             )
-        backend = _component(data.get("backend", {"name": "analytic"}), "backend", BACKENDS)
+        backend = component(data.get("backend", {"name": "analytic"}), "backend", BACKENDS)
         reward_data = data.get("reward")
-        reward = None if reward_data is None else _component(reward_data, "reward", REWARDS)
+        reward = None if reward_data is None else component(reward_data, "reward", REWARDS)
         prompts, prompts_source = _prompts(data, base_dir)
+        seeds, vbench_samples = data.get("seeds", 1), False
+        if seeds == VBENCH_SEEDS:
+            from searchkit.bench.vbench import samples_per_prompt
+
+            seeds, vbench_samples = max(samples_per_prompt(p.dimensions) for p in prompts), True
         evaluators = data.get("evaluators") or []
         if not isinstance(evaluators, list):
             raise ConfigError(f"evaluators must be a list of rewards, got {evaluators!r}")
@@ -285,16 +253,17 @@ class SweepConfig:
             name=data.get("name", "sweep"),
             backend=backend,
             reward=reward,
-            strategies=_strategies(data.get("strategies")),
+            strategies=parse_strategies(data.get("strategies")),
             budgets_nfe=data.get("budgets_nfe"),
             prompts=prompts,
-            seeds=data.get("seeds", 1),
+            seeds=seeds,
             num_steps=data.get("num_steps"),
             description=data.get("description", ""),
             torch_threads=data.get("torch_threads"),
             prompts_source=prompts_source,
-            evaluators=tuple(_component(e, "evaluators[]", REWARDS) for e in evaluators),
+            evaluators=tuple(component(e, "evaluators[]", REWARDS) for e in evaluators),
             metric=data.get("metric"),
+            vbench_samples=vbench_samples,
         )
 
     # -- identity -------------------------------------------------------------------------
@@ -321,16 +290,21 @@ class SweepConfig:
             "prompts_source": self.prompts_source,
             "seeds": list(self.seeds),
             "torch_threads": self.torch_threads,
+            # only where set, so that earlier sweeps keep their fingerprints
+            **({"vbench_samples": True} if self.vbench_samples else {}),
         }
 
     def fingerprint(self) -> str:
         """A hash of :meth:`to_dict`: two sweeps with equal fingerprints plan the same runs."""
         return digest(self.to_dict())
 
-    def backend_options(self) -> dict[str, Any]:
+    def backend_options(self, solver: str | None = None) -> dict[str, Any]:
+        """The backend's constructor options; ``solver`` (an entry's) replaces the sweep's."""
         options = dict(self.backend.options)
         if self.num_steps is not None:
             options["num_steps"] = self.num_steps
+        if solver is not None:
+            options["solver"] = solver
         return options
 
 
@@ -338,52 +312,6 @@ def digest(value: Any) -> str:
     """A short stable hash of a JSON-able value."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _component(value: Any, field: str, registry) -> ComponentSpec:
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{field} must be an object {{'name': ..., 'options': {{...}}}}, got {value!r}"
-        )
-    extra = sorted(set(value) - {"name", "options"})
-    if extra:
-        raise ConfigError(f"{field} has unknown field {extra[0]!r}; known: name, options")
-    name = value.get("name")
-    if name not in registry:
-        raise ConfigError(
-            f"{field}.name: unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}"
-        )
-    return ComponentSpec(name, _options_dict(value.get("options"), f"{field}.options"))
-
-
-def _strategies(value: Any) -> tuple[StrategySpec, ...]:
-    from searchkit.registry import STRATEGIES
-
-    if value == "all":
-        value = STRATEGIES.names()
-    if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f'strategies must be "all" or a non-empty list, got {value!r}')
-    specs = []
-    for i, item in enumerate(value):
-        field = f"strategies[{i}]"
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict):
-            raise ConfigError(f"{field} must be a name or an object with 'name', got {item!r}")
-        extra = sorted(set(item) - {"name", "options", "label", "budgets_nfe"})
-        if extra:
-            raise ConfigError(
-                f"{field} has unknown field {extra[0]!r}; known: name, options, label, budgets_nfe"
-            )
-        try:
-            specs.append(StrategySpec(**item))
-        except ConfigError as error:
-            raise ConfigError(f"{field}.{error}") from None
-        except TypeError as error:
-            raise ConfigError(f"{field}: {error}") from None
-    return tuple(specs)
 
 
 def _prompts(data: dict, base_dir: Path) -> tuple[tuple[Prompt, ...], dict | None]:

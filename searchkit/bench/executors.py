@@ -1,10 +1,12 @@
 """Executors: run the planned searches here (``local``) or as Ray tasks (``ray``).
 
-Both build the world (the sweep's backend and reward) where the searches run, never in a
-driver that only dispatches, and check every planned strategy against it before the first
-search: the local executor in this process, the Ray executor in one preflight task. Both
-hand every finished row to one callback in the driver, which is the only writer of
-the results file. A run that raises is recorded as a :class:`Failure` and the sweep goes
+Both build the worlds (the sweep's backends and rewards, :class:`~searchkit.bench.runner.
+Worlds`) where the searches run, never in a driver that only dispatches, and check every
+planned strategy against its world before the first search: the local executor in this
+process, the Ray executor in one preflight task. Both hand every finished row to one
+callback in the driver, which is the only writer of the results file; with a video
+callback, the output's frames go to it first (from a Ray worker as ``uint8``, which is what
+a video file holds), so a row is never written before its video. A run that raises is recorded as a :class:`Failure` and the sweep goes
 on; the Ray executor first retries it (a worker or a node can die), reporting each retry.
 Failures are returned, never dropped: the sweep ends with an error listing them, and
 ``--resume`` runs them again.
@@ -18,10 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+import torch
 
 from searchkit.bench.config import SweepConfig, digest
 from searchkit.bench.plan import Run
-from searchkit.bench.runner import World, build_world, check_runs, execute, torch_threads
+from searchkit.bench.runner import Worlds, check_runs, execute, torch_threads
 from searchkit.errors import ConfigError
 
 log = logging.getLogger("searchkit.bench")
@@ -29,6 +32,8 @@ log = logging.getLogger("searchkit.bench")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 RowSink = Callable[[dict[str, Any]], None]
+#: Receives a run and its output's frames ``[F, H, W, 3]`` in ``[0, 1]``.
+VideoSink = Callable[[Run, torch.Tensor], None]
 
 
 @attrs.frozen
@@ -54,23 +59,39 @@ def _last_line(error: BaseException) -> str:
     )
 
 
+def _row_after_video(run: Run, result: Any, videos: VideoSink | None) -> dict[str, Any]:
+    """A finished run's row, once its video (if videos are kept) is handed over."""
+    if videos is None:
+        return result
+    row, video = result
+    if video.dtype == torch.uint8:
+        video = video.float() / 255.0  # encodes back to the same bytes
+    videos(run, video)
+    return row
+
+
 def run_local(
-    config: SweepConfig, runs: Sequence[Run], sink: RowSink, progress: Any
+    config: SweepConfig,
+    runs: Sequence[Run],
+    sink: RowSink,
+    progress: Any,
+    videos: VideoSink | None = None,
 ) -> list[Failure]:
-    """Build the world, check the strategies, then run every search here, one after another.
+    """Build the worlds, check the strategies, then run every search here, one after another.
 
     Raises :class:`ConfigError` before the first search when a strategy cannot run on
-    the world.
+    its world. ``videos`` receives each output's frames before ``sink`` gets its row.
     """
     if not runs:
         return []
-    world = build_world(config)
-    check_runs(runs, world.backend, world.reward)
+    worlds = Worlds(config)
+    check_runs(runs, worlds)
     failures = []
     for run in runs:
         try:
             with torch_threads(config.torch_threads):
-                row = execute(run, world)
+                result = execute(run, worlds.for_run(run), with_video=videos is not None)
+            row = _row_after_video(run, result, videos)
         except Exception as error:  # noqa: BLE001  (recorded and reported, never dropped)
             log.error("run %s failed:\n%s", run.describe(), traceback.format_exc())
             failures.append(Failure(run, 1, _last_line(error)))
@@ -81,23 +102,22 @@ def run_local(
 
 
 # -- Ray --------------------------------------------------------------------------------------
-_WORLDS: dict[str, World] = {}
+_WORLDS: dict[str, Worlds] = {}
 
 
-def _world(config: SweepConfig) -> World:
-    """The sweep's world, built once per worker process."""
-    key = digest(config.world_dict())
+def _worlds(config: SweepConfig) -> Worlds:
+    """The sweep's worlds, kept once per worker process."""
+    key = digest({"world": config.world_dict(), "entries": [s.overrides for s in config.strategies]})
     if key not in _WORLDS:
         _WORLDS.clear()
-        _WORLDS[key] = build_world(config)
+        _WORLDS[key] = Worlds(config)
     return _WORLDS[key]
 
 
 def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
-    """The Ray preflight task: build the world, check the strategies; the error, if any."""
+    """The Ray preflight task: build the worlds, check the strategies; the error, if any."""
     try:
-        world = _world(config)
-        check_runs(runs, world.backend, world.reward)
+        check_runs(runs, _worlds(config))
     except ConfigError as error:
         return str(error)
     except (TypeError, ValueError, FileNotFoundError) as error:
@@ -105,10 +125,19 @@ def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
     return None
 
 
-def _remote_execute(config: SweepConfig, run: Run) -> dict[str, Any]:
-    """The Ray task: build (once per worker process) the world, run one search."""
+def _remote_execute(config: SweepConfig, run: Run, with_video: bool = False) -> Any:
+    """The Ray task: build (once per worker process) the run's world, run one search.
+
+    With ``with_video`` the frames come back as ``uint8`` (a quarter of the bytes).
+    """
+    from searchkit.video_io import to_uint8
+
     with torch_threads(config.torch_threads):
-        return execute(run, _world(config))
+        result = execute(run, _worlds(config).for_run(run), with_video=with_video)
+    if with_video:
+        row, video = result
+        return row, torch.from_numpy(to_uint8(video))
+    return result
 
 
 def run_ray(
@@ -119,6 +148,7 @@ def run_ray(
     *,
     address: str | None = None,
     retries: int = 2,
+    videos: VideoSink | None = None,
 ) -> list[Failure]:
     """Run every search as a Ray task (one GPU each where the cluster has GPUs).
 
@@ -148,16 +178,17 @@ def run_ray(
         if problem is not None:
             raise ConfigError(problem)
         task = ray.remote(_remote_execute).options(**resources, max_retries=0)
+        with_video = videos is not None
         pending: dict[Any, tuple[Run, int]] = {}
         for run in runs:
-            pending[task.remote(config_ref, run)] = (run, 1)
+            pending[task.remote(config_ref, run, with_video)] = (run, 1)
         failures = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 run, attempt = pending.pop(ref)
                 try:
-                    row = ray.get(ref)
+                    result = ray.get(ref)
                 except Exception as error:  # noqa: BLE001  (retried, then reported)
                     message = _last_line(error)
                     if attempt <= retries:
@@ -168,12 +199,18 @@ def run_ray(
                             retries + 1,
                             message,
                         )
-                        pending[task.remote(config_ref, run)] = (run, attempt + 1)
+                        pending[task.remote(config_ref, run, with_video)] = (run, attempt + 1)
                     else:
                         log.error(
                             "run %s failed after %d attempts: %s", run.describe(), attempt, message
                         )
                         failures.append(Failure(run, attempt, message))
+                    continue
+                try:
+                    row = _row_after_video(run, result, videos)
+                except Exception as error:  # noqa: BLE001  (a video not written: reported)
+                    log.error("run %s: %s", run.describe(), _last_line(error))
+                    failures.append(Failure(run, attempt, _last_line(error)))
                     continue
                 sink(row)
                 progress.update(1)

@@ -65,14 +65,18 @@ def load_config(
     backend_options: dict[str, Any] | None = None,
     evaluators: list[tuple[str, dict[str, Any]]] | None = None,
     metric: str | None = None,
+    reward_options: dict[str, dict[str, Any]] | None = None,
 ) -> SweepConfig:
     """Read and validate a sweep configuration file (default: the analytic sweep).
 
     The keyword arguments override the file (as the command line does): ``seeds`` a count,
     ``prompts_file`` (relative to the working folder) replaces the prompts, ``dimension``
     and ``max_prompts`` filter the prompts file, ``backend_options`` update the backend's,
-    ``evaluators`` (``(name, options)`` pairs) replace the file's and ``metric`` names the
-    summary's metric.
+    ``evaluators`` (``(name, options)`` pairs) replace the file's, ``metric`` names the
+    summary's metric, and ``reward_options`` (``{name: {key: value}}``) update the options of
+    every reward of that name in the sweep: its search reward, the entries' own rewards and
+    the evaluators (one flag points every use of a model at its checkpoint). A name that no
+    reward of the sweep has is an error.
     """
     path = resolve_config_path(name_or_path)
     try:
@@ -94,9 +98,45 @@ def load_config(
             data["evaluators"] = [{"name": n, "options": o} for n, o in evaluators]
         if metric is not None:
             data["metric"] = metric
+        if reward_options:
+            data = _with_reward_options(data, reward_options)
         if backend_options:
             backend = data.get("backend", {"name": "analytic"})
             backend = {"name": backend} if isinstance(backend, str) else dict(backend)
             backend["options"] = {**(backend.get("options") or {}), **backend_options}
             data["backend"] = backend
     return SweepConfig.from_dict(data, base_dir=path.parent, source=f"config {str(path)!r}")
+
+
+def _with_reward_options(data: dict[str, Any], updates: dict[str, dict[str, Any]]) -> dict:
+    """``data`` with ``updates[name]`` merged into the options of every reward called ``name``."""
+    found: set[str] = set()
+
+    def update(value: Any) -> Any:
+        spec = {"name": value} if isinstance(value, str) else value
+        if not isinstance(spec, dict) or spec.get("name") not in updates:
+            return value
+        found.add(spec["name"])
+        options = spec.get("options") or {}
+        if not isinstance(options, dict):
+            return value  # left for the configuration's own check to name
+        return {**spec, "options": {**options, **updates[spec["name"]]}}
+
+    if data.get("reward") is not None:
+        data["reward"] = update(data["reward"])
+    if isinstance(data.get("evaluators"), list):
+        data["evaluators"] = [update(e) for e in data["evaluators"]]
+    if isinstance(data.get("strategies"), list):
+        data["strategies"] = [
+            {**s, "reward": update(s["reward"])}
+            if isinstance(s, dict) and s.get("reward") is not None
+            else s
+            for s in data["strategies"]
+        ]
+    unknown = sorted(set(updates) - found)
+    if unknown:
+        raise ConfigError(
+            f"--reward-opt names reward {unknown[0]!r}, which the sweep does not use (its search "
+            "reward, an entry's reward or an evaluator)"
+        )
+    return data

@@ -18,6 +18,8 @@ from searchkit.bench.plot import plot_reward_vs_nfe
 from searchkit.bench.store import ResultsStore
 from searchkit.bench.summary import SELF_GRADED, Cell, summarize
 from searchkit.bench.tables import write_summary
+from searchkit.bench.vbench import LayoutReport
+from searchkit.bench.videos import SweepVideos
 
 log = logging.getLogger("searchkit.bench")
 
@@ -36,6 +38,10 @@ class SweepOutcome:
     ignored: int
     discarded: str | None
     seconds: float
+    #: With ``save_videos``: per configuration folder, what VBench-2.0 will miss or trip on.
+    videos: dict[str, LayoutReport] | None = None
+    #: Finished runs run again only because their video was missing.
+    rerun_for_videos: int = 0
 
     @property
     def complete(self) -> bool:
@@ -52,6 +58,8 @@ def run_sweep(
     address: str | None = None,
     retries: int = 2,
     progress: bool = True,
+    save_videos: str | Path | None = None,
+    fps: int = 16,
 ) -> SweepOutcome:
     """Run the runs of ``config`` that ``out`` does not hold yet, then summarise all of them.
 
@@ -61,6 +69,10 @@ def run_sweep(
     ``ValueError`` naming the field. Rows are written by this process
     only, one line per finished run. Failed runs are returned in the outcome (and left for
     a later ``resume``), never dropped.
+
+    ``save_videos`` is a folder for every output video in VBench-2.0's layout, one folder per
+    configuration (:mod:`searchkit.bench.videos`), checked and claimed before any compute; a
+    finished run whose video is missing there runs again (its row is kept).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
@@ -69,6 +81,9 @@ def run_sweep(
     config_dict, fingerprint = config.to_dict(), config.fingerprint()
     ResultsStore.check(folder, config_dict, fingerprint, resume=resume, force=force)
     runs = plan_sweep(config)
+    videos = None
+    if save_videos is not None:
+        videos = SweepVideos.prepare(config, runs, save_videos, fps=fps, force=force)
     with ResultsStore.open(folder, config_dict, fingerprint, resume=resume, force=force) as store:
         if store.discarded is not None:
             log.warning(
@@ -79,8 +94,15 @@ def run_sweep(
             )
         todo = [run for run in runs if run.key not in store]
         reused = len(runs) - len(todo)
+        again = [] if videos is None else [r for r in runs if r.key in store and videos.missing(r)]
+        todo += again
+
+        def append(row: dict[str, Any]) -> None:  # a run redone for its video keeps its row
+            if row["key"] not in store:
+                store.append(row)
+
         bar = tqdm(
-            total=len(runs),
+            total=len(runs) + len(again),
             initial=reused,
             unit="run",
             desc=config.name,
@@ -90,11 +112,12 @@ def run_sweep(
             smoothing=0.05,
         )
         try:
+            keep = None if videos is None else videos.save
             if executor == "local":
-                failures = run_local(config, todo, store.append, bar)
+                failures = run_local(config, todo, append, bar, videos=keep)
             else:
                 failures = run_ray(
-                    config, todo, store.append, bar, address=address, retries=retries
+                    config, todo, append, bar, address=address, retries=retries, videos=keep
                 )
         finally:
             bar.close()
@@ -136,4 +159,6 @@ def run_sweep(
         ignored=ignored,
         discarded=store.discarded,
         seconds=time.perf_counter() - started,
+        videos=None if videos is None else videos.reports(),
+        rerun_for_videos=len(again),
     )

@@ -15,6 +15,9 @@ Examples:
   searchkit bench --resume                          # finish a sweep that was interrupted
   searchkit bench --config wan2.1 --prompts-file vbench2.json --dimension Human_Anatomy
   searchkit bench --executor ray --address auto     # one Ray task per run, on a cluster
+  searchkit bench --config latsearch-paper --model-path ckpt/wan2.1-t2v-1.3b \
+      --prompts-file VBench2_full_info.json --seeds vbench --save-videos \
+      --reward-opt video-reward:path=ckpt/VideoReward ...   # the paper's table (docs/paper.md)
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ def add_parser(subparsers, argv: list[str]) -> None:
         default=None,
         metavar="FILE",
         help="sweep configuration: a JSON file or, when no such file exists, "
-        "the name of a shipped one (analytic, rgrp_beta, wan2.1; "
-        "default: analytic)",
+        "the name of a shipped one (analytic, rgrp_beta, wan2.1, "
+        "latsearch-paper; default: analytic)",
     )
     parser.add_argument(
         "--out",
@@ -75,10 +78,11 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=_seeds,
         default=None,
-        metavar="N",
-        help="use seeds 0..N-1 instead of the config's",
+        metavar="N|vbench",
+        help="use seeds 0..N-1 instead of the config's; 'vbench': VBench-2.0's samples per "
+        "prompt (3, and 20 for Diversity prompts)",
     )
     parser.add_argument(
         "--prompts-file",
@@ -111,7 +115,29 @@ def add_parser(subparsers, argv: list[str]) -> None:
         metavar="KEY=VALUE",
         help="override a backend option of the config",
     )
+    parser.add_argument(
+        "--reward-opt",
+        action="append",
+        metavar="NAME:KEY=VALUE",
+        help="an option of every reward NAME in the sweep (search reward, an entry's reward, "
+        "an evaluator), e.g. video-reward:path=ckpt/VideoReward",
+    )
     add_evaluator_arguments(parser)
+    parser.add_argument(
+        "--save-videos",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="write every output video in VBench-2.0's layout, one folder per configuration "
+        "(default DIR: <out>/videos)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=int,
+        default=16,
+        help="frame rate of the saved videos (default: 16, Wan2.1's)",
+    )
     parser.add_argument(
         "--metric",
         default=None,
@@ -122,6 +148,32 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=main)
+
+
+def _seeds(value: str) -> int | str:
+    from searchkit.bench.config import VBENCH_SEEDS
+
+    if value == VBENCH_SEEDS:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a count or {VBENCH_SEEDS!r}, got {value!r}"
+        ) from None
+
+
+def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
+    """``--reward-opt NAME:KEY=VALUE`` (repeated) as ``{name: {key: value}}``."""
+    from searchkit.options import parse_key_values
+
+    options: dict[str, dict] = {}
+    for pair in pairs or []:
+        name, sep, rest = pair.partition(":")
+        if not sep or not name:
+            raise ValueError(f"--reward-opt must be NAME:KEY=VALUE, got {pair!r}")
+        options.setdefault(name, {}).update(parse_key_values([rest], "--reward-opt"))
+    return options
 
 
 def main(args: argparse.Namespace) -> int:
@@ -142,10 +194,16 @@ def main(args: argparse.Namespace) -> int:
         backend_options=backend_options,
         evaluators=parse_evaluators(args.evaluator, args.evaluator_opt),
         metric=args.metric,
+        reward_options=_reward_options(args.reward_opt),
     )
     if args.executor != "ray" and args.address is not None:
         raise ConfigError("--address is for --executor ray")
     out = args.out if args.out is not None else f"bench-results/{config.name}"
+    videos = args.save_videos
+    if videos == "":
+        from searchkit.bench.videos import VIDEOS_DIR
+
+        videos = f"{out}/{VIDEOS_DIR}"
 
     logging.basicConfig(level=logging.INFO, format="searchkit: %(message)s")
     try:
@@ -158,6 +216,8 @@ def main(args: argparse.Namespace) -> int:
             address=args.address,
             retries=args.retries,
             progress=not args.no_progress,
+            save_videos=videos,
+            fps=args.fps,
         )
     except ImportError as error:  # an executor whose package is not installed
         print(f"searchkit: error: {error}", file=sys.stderr)
@@ -172,6 +232,13 @@ def main(args: argparse.Namespace) -> int:
     )
     for name, path in outcome.files.items():
         print(f"{name + ':':<9} {path}")
+    if outcome.videos is not None:
+        from searchkit.bench.videos import describe_reports
+
+        print(f"{'videos:':<9} {videos}")
+        if outcome.rerun_for_videos:
+            print(f"({outcome.rerun_for_videos} finished runs ran again for their videos)")
+        print(describe_reports(outcome.videos), file=sys.stderr)
     if outcome.failures:
         print(
             f"\n{len(outcome.failures)} runs failed (rerun with --resume to retry them):",

@@ -20,8 +20,10 @@ the value ``WanPipeline.__call__`` uses (``encode_prompt`` alone defaults to 226
 Wan2.1-T2V-1.3B diffusers checkpoint ships UniPC with flow shift 3.0: ``solver="pipeline"``
 uses the wrapped pipeline's own scheduler configuration instead of a named solver. The
 paper's best configuration is ``solver="sde-dpmsolver++"``. The negative prompt defaults to
-the pipeline's (empty); Wan's reference code uses a long fixed negative prompt, pass it as
-``negative_prompt`` to reproduce that.
+Wan's standard one, :data:`~searchkit.backends.wan.options.WAN_NEGATIVE_PROMPT` (the long
+fixed prompt the LatSearch code passes: the English text of the Chinese one in Wan2.1's
+reference code, :data:`~searchkit.backends.wan.options.WAN_NEGATIVE_PROMPT_ZH`);
+``negative_prompt=""`` opts out (``WanPipeline``'s own default).
 
 The package, one job per module:
 
@@ -39,6 +41,8 @@ from searchkit.backends.wan.options import (
     FRAME_MULTIPLE,
     PIPELINE_SOLVER,
     SIZE_MULTIPLE,
+    WAN_NEGATIVE_PROMPT,
+    WAN_NEGATIVE_PROMPT_ZH,
     WAN_SOLVERS,
     WanOptions,
     parse_dtype,
@@ -59,6 +63,8 @@ __all__ = [
     "TINY_SIZE",
     "TINY_VOCABULARY",
     "WAN21_1_3B_TRANSFORMER",
+    "WAN_NEGATIVE_PROMPT",
+    "WAN_NEGATIVE_PROMPT_ZH",
     "WAN_SOLVERS",
     "WanBackend",
     "WanEncoding",

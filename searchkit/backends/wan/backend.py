@@ -40,7 +40,7 @@ import torch
 from searchkit.backend import Backend, ComputeProfile, Conditioning
 from searchkit.backends.wan.checkpoint import check_path_type, check_pipeline, load_pipeline
 from searchkit.backends.wan.encoding import WanEncoding, encode_prompt
-from searchkit.backends.wan.options import PIPELINE_SOLVER, WanOptions, parse_dtype
+from searchkit.backends.wan.options import PIPELINE_SOLVER, WAN_SOLVERS, WanOptions, parse_dtype
 from searchkit.backends.wan.tiny import TINY_SIZE, tiny_pipeline
 from searchkit.solver import STOCHASTIC_SOLVERS, make_scheduler
 
@@ -78,6 +78,8 @@ class WanBackend(Backend):
 
     name = "wan"
     default_reward = "pixel"
+    #: The values of ``solver`` (checked by benchmark configs before any compute).
+    solvers = WAN_SOLVERS
 
     def __init__(
         self,
@@ -124,6 +126,15 @@ class WanBackend(Backend):
         self._transformer_dtype = self._pipe.transformer.dtype
         self._device = self._pipe.transformer.device
         self._encodings.clear()
+
+    def with_options(self, **changes: Any) -> WanBackend:
+        """The same model with other sampling options (``solver="sde-dpmsolver++"``, ...).
+
+        The pipeline's components are shared, not copied or reloaded: a benchmark whose
+        entries differ in the solver holds one model. Options that act on the shared
+        components (``vae_tiling``, ``offload_text_encoder``) act on both backends.
+        """
+        return type(self)(self._pipe, attrs.evolve(self.options, **changes), source=self.source)
 
     # -- constructors --------------------------------------------------------------------
     @classmethod

@@ -17,6 +17,24 @@ import torch
 from searchkit.solver import SOLVERS
 from searchkit.validation import boolean, integer, optional_positive_int, positive_int
 
+#: Wan2.1's standard negative prompt, as the LatSearch code passes it (its
+#: ``sample_neg_prompt``; the same English text is diffusers' ``WanPipeline`` example). It
+#: is the English rendering of :data:`WAN_NEGATIVE_PROMPT_ZH`, the one in Wan2.1's own
+#: ``wan/configs/shared_config.py``. The default of :attr:`WanOptions.negative_prompt`.
+WAN_NEGATIVE_PROMPT = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
+    "images, static, overall gray, worst quality, low quality, JPEG compression residue, ugly, "
+    "incomplete, extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, "
+    "misshapen limbs, fused fingers, still picture, messy background, three legs, many people "
+    "in the background, walking backwards"
+)
+#: The negative prompt of Wan2.1's reference code (``wan/configs/shared_config.py``), in the
+#: original Chinese; pass it as ``negative_prompt`` to sample exactly as that code does.
+WAN_NEGATIVE_PROMPT_ZH = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
+    "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
+    "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
 #: ``solver`` value that uses the wrapped pipeline's own scheduler configuration.
 PIPELINE_SOLVER = "pipeline"
 WAN_SOLVERS: tuple[str, ...] = (*SOLVERS, PIPELINE_SOLVER)
@@ -88,7 +106,9 @@ class WanOptions:
             per particle-step), as the pipeline does for ``g <= 1``.
         height, width: pixels, multiples of 16. num_frames: ``4k + 1``.
         num_steps: denoising steps of one trajectory.
-        negative_prompt: the unconditional prompt of guidance.
+        negative_prompt: the unconditional prompt of guidance; default
+            :data:`WAN_NEGATIVE_PROMPT`, Wan's standard one; ``""`` for none (the pipeline's
+            own default).
         max_sequence_length: text tokens (the pipeline's 512).
         max_batch: most rows (samples) per transformer forward; ``None`` for no limit. With
             ``cfg_batched`` a forward holds ``max_batch // 2`` particles, so it must be >= 2.
@@ -108,7 +128,9 @@ class WanOptions:
     width: int = attrs.field(default=832, validator=_size)
     num_frames: int = attrs.field(default=33, validator=_frames)
     num_steps: int = attrs.field(default=50, validator=positive_int)
-    negative_prompt: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    negative_prompt: str = attrs.field(
+        default=WAN_NEGATIVE_PROMPT, validator=attrs.validators.instance_of(str)
+    )
     max_sequence_length: int = attrs.field(default=512, validator=positive_int)
     max_batch: int | None = attrs.field(default=None, validator=optional_positive_int)
     cfg_batched: bool = attrs.field(default=True, validator=boolean)
