@@ -4,6 +4,12 @@ With ``input="x0"`` (default) the reward sees the predicted clean latent, so on 
 output it equals :meth:`AnalyticBackend.oracle`; during the search it scores the model's
 one-step prediction. With ``input="latent"`` it applies the same formulas to the noisy
 latent ``x_t`` (a deliberately weak baseline for latent-space scoring).
+
+Both rewards are charged in FLOPs by the analytic world's cost model
+(:mod:`searchkit.backends.analytic_cost`) as the kind of verifier they stand for,
+``stands_for``: ``"latent"`` (a latent reward model; the default on ``x_t``), ``"pixel"``
+(a video verifier on the decoded output, decode included; the default on ``x0``) or
+``"none"``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import math
 import torch
 
 from searchkit.backends.analytic import DIMENSIONS, AnalyticBackend
+from searchkit.backends.analytic_cost import check_kind, default_kind
 from searchkit.reward import REWARD_INPUTS, Reward, RewardBatch
 
 
@@ -22,7 +29,9 @@ class AnalyticReward(Reward):
     name = "analytic"
     dimensions = DIMENSIONS
 
-    def __init__(self, backend: AnalyticBackend, input: str = "x0") -> None:
+    def __init__(
+        self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
+    ) -> None:
         if not isinstance(backend, AnalyticBackend):
             raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
         if input not in ("x0", "latent"):
@@ -31,13 +40,21 @@ class AnalyticReward(Reward):
             )
         self.backend = backend
         self.input = input
+        self.stands_for = default_kind(input) if stands_for is None else check_kind(stands_for)
 
     @property
     def is_differentiable(self) -> bool:
         return True
 
+    def flops(self, batch: RewardBatch) -> float:
+        """The cost model's charge for the kind of verifier this reward stands for."""
+        return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
+
     def score(self, batch: RewardBatch) -> torch.Tensor:
         return self.backend.reward_dimensions(batch.data, batch.prompt)
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), "stands_for": self.stands_for}
 
     def __call__(self, batch: RewardBatch) -> torch.Tensor:
         return self.score(batch)
@@ -83,6 +100,7 @@ class ProxyVerifier(Reward):
         length_scale: float = 0.1,
         num_features: int = 64,
         verifier_seed: int = 1,
+        stands_for: str | None = None,
     ) -> None:
         if not isinstance(backend, AnalyticBackend):
             raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
@@ -116,6 +134,7 @@ class ProxyVerifier(Reward):
             float(length_scale),
         )
         self.num_features, self.verifier_seed = num_features, verifier_seed
+        self.stands_for = default_kind(input) if stands_for is None else check_kind(stands_for)
         g = torch.Generator().manual_seed(verifier_seed)
         d = backend.quality_direction.reshape(-1)
         u = torch.randn(d.numel(), generator=g)
@@ -133,6 +152,10 @@ class ProxyVerifier(Reward):
     @property
     def is_differentiable(self) -> bool:
         return True
+
+    def flops(self, batch: RewardBatch) -> float:
+        """The cost model's charge for the kind of verifier this reward stands for."""
+        return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
         x = batch.data.reshape(batch.data.shape[0], -1).float()
@@ -152,4 +175,5 @@ class ProxyVerifier(Reward):
             "length_scale": self.length_scale,
             "num_features": self.num_features,
             "verifier_seed": self.verifier_seed,
+            "stands_for": self.stands_for,
         }
