@@ -23,6 +23,11 @@ of ``prompts`` a sweep may name a VBench-style ``prompts_file`` (relative paths 
 from the config file's folder) with an optional ``dimension`` filter and ``max_prompts``.
 ``seeds`` is a count (seeds ``0 .. n-1``) or a list.
 
+``budget_unit`` is ``"nfe"`` (default: strategies are sized to ``budgets_nfe``) or
+``"flops"``: strategies are sized to ``budgets_flops`` (FLOPs per run, forwards, decodes and
+reward calls together; a strategy's own ``budgets_flops`` replaces the sweep's), see
+:mod:`searchkit.bench.flop_budget`.
+
 Every field is checked when the configuration is built, and an error names the field and
 the value, before any compute. Reading a file (a path or a shipped name) with command-line
 overrides is :mod:`searchkit.bench.load`.
@@ -49,6 +54,8 @@ _TOP_LEVEL = {
     "num_steps",
     "strategies",
     "budgets_nfe",
+    "budget_unit",
+    "budgets_flops",
     "prompts",
     "prompts_file",
     "dimension",
@@ -87,6 +94,28 @@ def _check_budgets(value: Any, field: str = "budgets_nfe") -> tuple[int, ...]:
     if len(set(value)) != len(value):
         raise ConfigError(f"{field} has a repeated budget: {value!r}")
     return tuple(sorted(value))
+
+
+BUDGET_UNITS: tuple[str, ...] = ("nfe", "flops")
+
+
+def _check_flop_budgets(value: Any, field: str = "budgets_flops") -> tuple[float, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"{field} must be a non-empty list of positive numbers (FLOPs), got {value!r}")
+    for b in value:
+        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 < b < float("inf"):
+            raise ConfigError(f"{field} must hold positive numbers (FLOPs), got {b!r} in {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{field} has a repeated budget: {value!r}")
+    return tuple(sorted(float(b) for b in value))
+
+
+def _optional_nfe_budgets(value: Any) -> tuple[int, ...]:
+    return () if value is None or value == () else _check_budgets(value)
+
+
+def _optional_flop_budgets(value: Any) -> tuple[float, ...]:
+    return () if value is None or value == () else _check_flop_budgets(value)
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
@@ -173,14 +202,21 @@ class StrategySpec:
         default=None,
         converter=lambda v: None if v is None else _check_budgets(v, "budgets_nfe"),
     )
+    budgets_flops: tuple[float, ...] | None = attrs.field(
+        default=None,
+        converter=lambda v: None if v is None else _check_flop_budgets(v, "budgets_flops"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "options": dict(self.options),
             "label": self.label,
             "budgets_nfe": None if self.budgets_nfe is None else list(self.budgets_nfe),
         }
+        if self.budgets_flops is not None:  # absent otherwise, so NFE sweeps keep their hash
+            data["budgets_flops"] = list(self.budgets_flops)
+        return data
 
 
 def _check_name(_instance: Any, _attribute: Any, name: Any) -> None:
@@ -221,7 +257,8 @@ class SweepConfig:
         validator=attrs.validators.optional(attrs.validators.instance_of(ComponentSpec))
     )
     strategies: tuple[StrategySpec, ...] = attrs.field(converter=tuple, validator=_check_strategies)
-    budgets_nfe: tuple[int, ...] = attrs.field(converter=_check_budgets)
+    #: NFE budgets (may be empty when ``budget_unit`` is ``"flops"``).
+    budgets_nfe: tuple[int, ...] = attrs.field(converter=_optional_nfe_budgets)
     prompts: tuple[Prompt, ...] = attrs.field(converter=tuple, validator=_check_prompts)
     seeds: tuple[int, ...] = attrs.field(converter=_seeds)
     num_steps: int | None = attrs.field(default=None, validator=optional_positive_int)
@@ -238,8 +275,25 @@ class SweepConfig:
     #: or an evaluator's name; ``None``: the oracle where the backend has one, else the first
     #: evaluator, else the search reward.
     metric: str | None = attrs.field(default=None)
+    #: What the budgets count: ``"nfe"`` (``budgets_nfe``) or ``"flops"`` (``budgets_flops``).
+    budget_unit: str = attrs.field(default="nfe")
+    budgets_flops: tuple[float, ...] = attrs.field(
+        default=(), converter=_optional_flop_budgets
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.budget_unit not in BUDGET_UNITS:
+            raise ConfigError(
+                f"budget_unit must be one of {', '.join(BUDGET_UNITS)}, got {self.budget_unit!r}"
+            )
+        if self.budget_unit == "nfe" and not self.budgets_nfe:
+            _check_budgets(None)  # the error naming budgets_nfe
+        if self.budget_unit == "flops" and not self.budgets_flops:
+            from searchkit.registry import get_strategy
+
+            sized = [s for s in self.strategies if get_strategy(s.name).size_knob is not None]
+            if not all(s.budgets_flops for s in sized):
+                _check_flop_budgets(None)  # the error naming budgets_flops
         if self.num_steps is not None and "num_steps" in self.backend.options:
             raise ConfigError("num_steps is given twice: at the top level and in backend.options")
         names = [e.name for e in self.evaluators]
@@ -295,6 +349,8 @@ class SweepConfig:
             prompts_source=prompts_source,
             evaluators=tuple(_component(e, "evaluators[]", REWARDS) for e in evaluators),
             metric=data.get("metric"),
+            budget_unit=data.get("budget_unit", "nfe"),
+            budgets_flops=data.get("budgets_flops"),
         )
 
     # -- identity -------------------------------------------------------------------------
@@ -321,6 +377,12 @@ class SweepConfig:
             "prompts_source": self.prompts_source,
             "seeds": list(self.seeds),
             "torch_threads": self.torch_threads,
+            # present only in FLOP sweeps, so NFE sweeps keep their fingerprint
+            **(
+                {"budget_unit": self.budget_unit, "budgets_flops": list(self.budgets_flops)}
+                if self.budget_unit != "nfe"
+                else {}
+            ),
         }
 
     def fingerprint(self) -> str:
@@ -372,10 +434,11 @@ def _strategies(value: Any) -> tuple[StrategySpec, ...]:
             item = {"name": item}
         if not isinstance(item, dict):
             raise ConfigError(f"{field} must be a name or an object with 'name', got {item!r}")
-        extra = sorted(set(item) - {"name", "options", "label", "budgets_nfe"})
+        known = {"name", "options", "label", "budgets_nfe", "budgets_flops"}
+        extra = sorted(set(item) - known)
         if extra:
             raise ConfigError(
-                f"{field} has unknown field {extra[0]!r}; known: name, options, label, budgets_nfe"
+                f"{field} has unknown field {extra[0]!r}; known: {', '.join(sorted(known))}"
             )
         try:
             specs.append(StrategySpec(**item))
