@@ -28,6 +28,9 @@ class AnalyticReward(Reward):
 
     name = "analytic"
     dimensions = DIMENSIONS
+    backend: AnalyticBackend | None = None
+    #: The kind of verifier it stands for, for its FLOPs (``analytic_cost.REWARD_KINDS``).
+    stands_for: str | None = None
 
     def __init__(
         self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
@@ -46,8 +49,11 @@ class AnalyticReward(Reward):
     def is_differentiable(self) -> bool:
         return True
 
-    def flops(self, batch: RewardBatch) -> float:
-        """The cost model's charge for the kind of verifier this reward stands for."""
+    def flops(self, batch: RewardBatch) -> float | None:
+        """The cost model's charge for the kind of verifier this reward stands for (``None``
+        for a subclass that sets neither a backend nor a kind)."""
+        if self.backend is None or self.stands_for is None:
+            return None
         return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
@@ -90,6 +96,8 @@ class ProxyVerifier(Reward):
 
     name = "analytic-proxy"
     dimensions = DIMENSIONS
+    backend: AnalyticBackend | None = None
+    stands_for: str | None = None
 
     def __init__(
         self,
@@ -153,8 +161,11 @@ class ProxyVerifier(Reward):
     def is_differentiable(self) -> bool:
         return True
 
-    def flops(self, batch: RewardBatch) -> float:
-        """The cost model's charge for the kind of verifier this reward stands for."""
+    def flops(self, batch: RewardBatch) -> float | None:
+        """The cost model's charge for the kind of verifier this reward stands for (``None``
+        for a subclass that sets neither a backend nor a kind)."""
+        if self.backend is None or self.stands_for is None:
+            return None
         return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
