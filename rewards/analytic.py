@@ -4,6 +4,12 @@ With ``input="x0"`` (default) the reward sees the predicted clean latent, so on 
 output it equals :meth:`AnalyticBackend.oracle`; during the search it scores the model's
 one-step prediction. With ``input="latent"`` it applies the same formulas to the noisy
 latent ``x_t`` (a deliberately weak baseline for latent-space scoring).
+
+Both rewards are charged in FLOPs by the analytic world's cost model
+(:mod:`searchkit.backends.analytic_cost`) as the kind of verifier they stand for,
+``stands_for``: ``"latent"`` (a latent reward model; the default on ``x_t``), ``"pixel"``
+(a video verifier on the decoded output, decode included; the default on ``x0``) or
+``"none"``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import math
 import torch
 
 from searchkit.backends.analytic import DIMENSIONS, AnalyticBackend
+from searchkit.backends.analytic_cost import check_kind, default_kind
 from searchkit.reward import REWARD_INPUTS, Reward, RewardBatch
 
 
@@ -21,8 +28,13 @@ class AnalyticReward(Reward):
 
     name = "analytic"
     dimensions = DIMENSIONS
+    backend: AnalyticBackend | None = None
+    #: The kind of verifier it stands for, for its FLOPs (``analytic_cost.REWARD_KINDS``).
+    stands_for: str | None = None
 
-    def __init__(self, backend: AnalyticBackend, input: str = "x0") -> None:
+    def __init__(
+        self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
+    ) -> None:
         if not isinstance(backend, AnalyticBackend):
             raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
         if input not in ("x0", "latent"):
@@ -31,13 +43,24 @@ class AnalyticReward(Reward):
             )
         self.backend = backend
         self.input = input
+        self.stands_for = default_kind(input) if stands_for is None else check_kind(stands_for)
 
     @property
     def is_differentiable(self) -> bool:
         return True
 
+    def flops(self, batch: RewardBatch) -> float | None:
+        """The cost model's charge for the kind of verifier this reward stands for (``None``
+        for a subclass that sets neither a backend nor a kind)."""
+        if self.backend is None or self.stands_for is None:
+            return None
+        return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
+
     def score(self, batch: RewardBatch) -> torch.Tensor:
         return self.backend.reward_dimensions(batch.data, batch.prompt)
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), "stands_for": self.stands_for}
 
     def __call__(self, batch: RewardBatch) -> torch.Tensor:
         return self.score(batch)
@@ -73,6 +96,8 @@ class ProxyVerifier(Reward):
 
     name = "analytic-proxy"
     dimensions = DIMENSIONS
+    backend: AnalyticBackend | None = None
+    stands_for: str | None = None
 
     def __init__(
         self,
@@ -83,6 +108,7 @@ class ProxyVerifier(Reward):
         length_scale: float = 0.1,
         num_features: int = 64,
         verifier_seed: int = 1,
+        stands_for: str | None = None,
     ) -> None:
         if not isinstance(backend, AnalyticBackend):
             raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
@@ -116,6 +142,7 @@ class ProxyVerifier(Reward):
             float(length_scale),
         )
         self.num_features, self.verifier_seed = num_features, verifier_seed
+        self.stands_for = default_kind(input) if stands_for is None else check_kind(stands_for)
         g = torch.Generator().manual_seed(verifier_seed)
         d = backend.quality_direction.reshape(-1)
         u = torch.randn(d.numel(), generator=g)
@@ -133,6 +160,13 @@ class ProxyVerifier(Reward):
     @property
     def is_differentiable(self) -> bool:
         return True
+
+    def flops(self, batch: RewardBatch) -> float | None:
+        """The cost model's charge for the kind of verifier this reward stands for (``None``
+        for a subclass that sets neither a backend nor a kind)."""
+        if self.backend is None or self.stands_for is None:
+            return None
+        return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
         x = batch.data.reshape(batch.data.shape[0], -1).float()
@@ -152,4 +186,5 @@ class ProxyVerifier(Reward):
             "length_scale": self.length_scale,
             "num_features": self.num_features,
             "verifier_seed": self.verifier_seed,
+            "stands_for": self.stands_for,
         }

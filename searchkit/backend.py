@@ -7,7 +7,9 @@ A backend is a flow-matching video model behind a small surface:
 * :meth:`Backend.make_scheduler` builds a fresh diffusers scheduler with its timesteps set;
 * :meth:`Backend.velocity` runs the model on a batch (classifier-free guidance inside) and
   returns the guided flow velocity ``v = eps - x0``;
-* :meth:`Backend.decode` maps clean latents to video frames ``[n, F, H, W, 3]`` in ``[0, 1]``.
+* :meth:`Backend.decode` maps clean latents to video frames ``[n, F, H, W, 3]`` in ``[0, 1]``;
+* :meth:`Backend.forward_flops` and :meth:`Backend.decode_flops` state what one model
+  forward and one decode cost in FLOPs (``None``: unknown), for the meter.
 
 Backends never loop over denoising steps: the only denoising loop is
 :meth:`searchkit.context.SearchContext.advance`, which meters every call. With flow
@@ -102,6 +104,19 @@ class Backend(ABC):
     @abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Clean latents ``[n, *latent_shape]`` to frames ``[n, F, H, W, 3]`` in ``[0, 1]``."""
+
+    def forward_flops(self, batch: int) -> float | None:
+        """FLOPs of one model forward over ``batch`` latents (``None``: unknown, the default).
+
+        A denoising step of ``n`` particles is charged ``forwards_per_step * forward_flops(n)``
+        whatever the backend's batching (FLOPs are linear in the batch). Called every step:
+        implementations cache per batch size (:class:`searchkit.flops.FlopCache`).
+        """
+        return None
+
+    def decode_flops(self, n: int) -> float | None:
+        """FLOPs of decoding ``n`` latents (``None``: unknown, the default); cached likewise."""
+        return None
 
     def prompt_embedding(self, cond: Conditioning) -> torch.Tensor:
         """One vector ``[E]`` summarising the prompt, for rewards conditioned on text."""

@@ -14,7 +14,8 @@ The context is the only writer of the trace: :meth:`SearchContext.score` appends
 :class:`~searchkit.result.ScoreRecord`, and :meth:`SearchContext.record_selection` replaces
 it, once, with the same record carrying the decision. Gradients are metered here too: the
 context counts the forwards it ran with the graph kept, and :meth:`SearchContext.backward`
-charges their backward pass.
+charges their backward pass. Every metered call is also charged in FLOPs, by the backend's
+and the reward's own figures (:mod:`searchkit.cost`).
 
 Predicted clean latents come for free: the step from ``x_{t_k}`` evaluates the velocity
 ``v`` there, and ``x0 = x_{t_k} - sigma_k v`` is kept on the particles. A reward that
@@ -81,8 +82,10 @@ class SearchContext:
         # positions whose decision has been recorded
         self._issued: list[ScoreRecord] = []
         self._decided: set[int] = set()
-        # model forwards run with the autograd graph kept since the last backward pass
+        # model forwards run with the autograd graph kept since the last backward pass, and
+        # their FLOPs (None: unknown)
         self._graph_forwards = 0
+        self._graph_flops: float | None = 0.0
         # frames of finished outputs decoded for a video reward, by particle id, with the
         # latents they came from, so that finish() never decodes the same output twice
         self._decoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -145,13 +148,17 @@ class SearchContext:
         latents, x0 = particles.latents, particles.x0
         solver = particles.solver.copy() if to > start else particles.solver  # inputs stay intact
         n = len(particles)
+        forwards = self._backend.forwards_per_step
+        per_forward = self._backend.forward_flops(n) if to > start else None
+        step_flops = None if per_forward is None else forwards * per_forward
         grad_mode = nullcontext() if grad else torch.no_grad()
         with grad_mode:
             for k in range(start, to):
-                forwards = self._backend.forwards_per_step
-                self.meter.charge_model(n, forwards)
+                self.meter.charge_model(n, forwards, step_flops)
                 if grad:
                     self._graph_forwards += n * forwards
+                    if self._graph_flops is not None:
+                        self._graph_flops = None if step_flops is None else self._graph_flops + step_flops
                 scheduler = solver.scheduler
                 timestep = scheduler.timesteps[k]
                 sigma = float(scheduler.sigmas[k])
@@ -264,6 +271,7 @@ class SearchContext:
         with grad_mode, self.meter.timed("reward"):
             scores = self._reward(batch)
         self.meter.reward_calls += n
+        self.meter.charge_flops(f"reward:{self._reward.name}", self._reward.flops(batch))
         detached = scores.detach().float().cpu()
         self._check_scores(detached, particles, step)
         record = ScoreRecord(
@@ -337,7 +345,8 @@ class SearchContext:
         backpropagate.
         """
         forwards, self._graph_forwards = self._graph_forwards, 0
-        self.meter.charge_backward(forwards)
+        flops, self._graph_flops = self._graph_flops, 0.0
+        self.meter.charge_backward(forwards, flops)
         with self.meter.timed("model"):
             loss.backward()
 
@@ -346,7 +355,9 @@ class SearchContext:
         grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
         with grad_mode, self.meter.timed("decode"):
             video = self._backend.decode(latents)
-        self.meter.decodes += int(latents.shape[0])
+        n = int(latents.shape[0])
+        self.meter.decodes += n
+        self.meter.charge_flops("decode", self._backend.decode_flops(n))
         return video
 
     def finish(

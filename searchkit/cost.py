@@ -4,6 +4,14 @@
 * NFE: model forwards, ``P * forwards_per_step`` (2 under classifier-free guidance), plus
   backward passes counted as forward-equivalents (see :attr:`Meter.BACKWARD_FACTOR`);
 * reward calls and decodes, per sample;
+* FLOPs: every model forward (at its batch size), backward pass, decode and reward call
+  converted to floating-point operations by the backend's and the reward's own figures
+  (:meth:`Backend.forward_flops <searchkit.backend.Backend.forward_flops>`,
+  :meth:`~searchkit.backend.Backend.decode_flops`, :meth:`Reward.flops
+  <searchkit.reward.Reward.flops>`; counted once per shape with torch's FLOP counter, see
+  :mod:`searchkit.flops`), split into ``forward``, ``backward``, ``decode`` and
+  ``reward:<name>``. A part whose figure is unknown (``None``) makes its split entry and
+  the total ``None``: a FLOP total is never silently short;
 * wall time split into ``model`` (model forwards and solver updates: the denoising
   itself), ``reward``, ``decode`` and ``other`` (the toolkit's own overhead: everything
   between the metered calls).
@@ -21,6 +29,8 @@ import attrs
 from searchkit.errors import BudgetExceededError
 
 PHASES: tuple[str, ...] = ("model", "reward", "decode")
+#: The FLOP split's fixed parts; reward calls add ``reward:<name>``.
+FLOP_PARTS: tuple[str, ...] = ("forward", "backward", "decode")
 
 
 @attrs.frozen
@@ -33,6 +43,10 @@ class Cost:
     decodes: int
     backward_nfe: int
     seconds: dict[str, float]
+    #: Total FLOPs, or ``None`` when a charged part's figure is unknown.
+    flops: float | None = None
+    #: FLOPs per part (``forward``, ``backward``, ``decode``, ``reward:<name>``).
+    flops_split: dict[str, float | None] = attrs.Factory(dict)
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -55,20 +69,35 @@ class Meter:
     backward_nfe: int = 0
     seconds: dict[str, float] = attrs.Factory(lambda: dict.fromkeys(PHASES, 0.0))
     started: float = attrs.Factory(time.perf_counter)
+    flops_split: dict[str, float | None] = attrs.Factory(dict)
 
-    def charge_model(self, particles: int, forwards_per_step: int) -> None:
-        """Account one denoising step of ``particles`` trajectories; raise if over budget."""
+    def charge_model(
+        self, particles: int, forwards_per_step: int, flops: float | None = None
+    ) -> None:
+        """Account one denoising step of ``particles`` trajectories; raise if over budget.
+
+        ``flops`` are the step's FLOPs (``None``: unknown)."""
         cost = particles * forwards_per_step
         self._check(cost, f"a step of {particles} particles ({cost} forwards)")
         self.particle_steps += particles
         self.nfe += cost
+        self.charge_flops("forward", flops)
 
-    def charge_backward(self, forwards: int) -> None:
-        """Account a backward pass through ``forwards`` model forwards."""
+    def charge_backward(self, forwards: int, forward_flops: float | None = None) -> None:
+        """Account a backward pass through ``forwards`` model forwards of ``forward_flops``
+        FLOPs in all (``BACKWARD_FACTOR`` times their FLOPs)."""
         cost = forwards * self.BACKWARD_FACTOR
         self._check(cost, f"a backward pass through {forwards} forwards ({cost} NFE)")
         self.backward_nfe += cost
         self.nfe += cost
+        if forwards:
+            flops = None if forward_flops is None else forward_flops * self.BACKWARD_FACTOR
+            self.charge_flops("backward", flops)
+
+    def charge_flops(self, part: str, flops: float | None) -> None:
+        """Add ``flops`` to ``part`` of the split; ``None`` marks the part unknown for good."""
+        before = self.flops_split.get(part, 0.0)
+        self.flops_split[part] = None if before is None or flops is None else before + flops
 
     def _check(self, cost: int, what: str) -> None:
         if self.budget_nfe is not None and self.nfe + cost > self.budget_nfe:
@@ -96,4 +125,11 @@ class Meter:
             decodes=self.decodes,
             backward_nfe=self.backward_nfe,
             seconds=seconds,
+            flops=self.total_flops(),
+            flops_split=dict(self.flops_split),
         )
+
+    def total_flops(self) -> float | None:
+        """The sum of the split, or ``None`` when a charged part is unknown."""
+        parts = list(self.flops_split.values())
+        return None if None in parts else float(sum(parts))

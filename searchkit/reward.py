@@ -2,7 +2,8 @@
 
 A reward scores a batch of particles in named dimensions (the LatSearch paper's visual
 quality ``VQ``, motion quality ``MQ`` and text alignment ``TA``, or any others) and returns
-a ``[n, dims]`` tensor. It declares what it looks at, so that no score is ambiguous:
+a ``[n, dims]`` tensor (and, optionally, what a call costs in FLOPs: :meth:`Reward.flops`).
+It declares what it looks at, so that no score is ambiguous:
 
 * ``"latent"``: the noisy latent ``x_t`` itself, with its noise level ``sigma``;
 * ``"x0"``: the predicted clean latent ``x0 = x_t - sigma * v`` (one-step estimate);
@@ -64,6 +65,15 @@ class Reward(ABC):
     @property
     def is_differentiable(self) -> bool:
         return False
+
+    def flops(self, batch: RewardBatch) -> float | None:
+        """FLOPs of scoring ``batch`` (``None``: unknown, the default).
+
+        Called on every scoring event, before :meth:`score`: implementations cache per input
+        shape (:class:`searchkit.flops.FlopCache`). The prompt's own encoding, done once per
+        prompt, is not included.
+        """
+        return None
 
     def check_steps(self, steps: Sequence[int], num_steps: int) -> None:
         """Raise before compute if this reward cannot score after the 0-based step indices ``steps``

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from searchkit.backend import Backend, Conditioning
+from searchkit.flops import FlopCache, count_flops, meta_copy, meta_empty
 from searchkit.reward import Reward, RewardBatch
 from searchkit.rewards.latent import checkpoint
 from searchkit.rewards.latent.network import LatentRewardConfig, LatentRewardNet, build_net
@@ -57,6 +58,7 @@ class LatentRewardModel(Reward):
         self.net.eval()
         self.backend = None
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._flops = FlopCache()
         #: JSON-able metadata saved beside the config (e.g. the training split).
         self.extra: dict[str, Any] = {}
         if backend is not None:
@@ -183,6 +185,19 @@ class LatentRewardModel(Reward):
             return self.predict(batch.data, batch.sigma, text).float()
         finally:
             self.net.train(was_training)
+
+    def flops(self, batch: RewardBatch) -> float | None:
+        """FLOPs of scoring ``batch``: the network counted on the meta device, once per shape."""
+        shape = tuple(batch.data.shape)
+        return self._flops.get(shape, lambda: self._count_flops(shape))
+
+    def _count_flops(self, shape: tuple[int, ...]) -> int:
+        net = meta_copy(self.net).eval()
+        dtype = next(net.parameters()).dtype
+        n = shape[0]
+        latents, sigma = meta_empty(shape, dtype), meta_empty((n,), dtype)
+        text = meta_empty((n, self.config.text_dim), dtype)
+        return count_flops(lambda: net(latents, sigma, text))
 
     def config_dict(self) -> dict:
         return {**super().config_dict(), "config": self.config.to_dict()}

@@ -38,6 +38,7 @@ import torch
 from attrs import validators as v
 
 from searchkit.backend import Backend, Conditioning
+from searchkit.backends import analytic_cost
 from searchkit.solver import SOLVERS, STOCHASTIC_SOLVERS, make_scheduler
 from searchkit.validation import int_at_least, integer, positive_int
 
@@ -65,6 +66,10 @@ class AnalyticBackend(Backend):
         solver: ``"unipc"``, ``"euler"`` or ``"sde-dpmsolver++"``.
         flow_shift: the schedulers' timestep shift.
         world_seed: seed of the world's means, reward direction and decoder.
+        flops_per_forward, decode_forwards, latent_reward_forwards, pixel_reward_forwards:
+            the cost model (:mod:`searchkit.backends.analytic_cost`): FLOPs of one model
+            forward on one latent, and a decode and each kind of reward call in forwards
+            (defaults: Wan2.1-1.3B at 832x480x33).
     """
 
     name = "analytic"
@@ -87,6 +92,18 @@ class AnalyticBackend(Backend):
     solver: str = attrs.field(default="unipc", validator=v.in_(SOLVERS))
     flow_shift: float = attrs.field(default=3.0, converter=float, validator=v.gt(0.0))
     world_seed: int = attrs.field(default=0, validator=integer)
+    flops_per_forward: float = attrs.field(
+        default=analytic_cost.WAN21_FORWARD_FLOPS, converter=float, validator=v.gt(0.0)
+    )
+    decode_forwards: float = attrs.field(
+        default=analytic_cost.DECODE_FORWARDS, converter=float, validator=v.ge(0.0)
+    )
+    latent_reward_forwards: float = attrs.field(
+        default=analytic_cost.LATENT_REWARD_FORWARDS, converter=float, validator=v.ge(0.0)
+    )
+    pixel_reward_forwards: float = attrs.field(
+        default=analytic_cost.PIXEL_REWARD_FORWARDS, converter=float, validator=v.ge(0.0)
+    )
 
     means: torch.Tensor = attrs.field(init=False, repr=False)
     rho: torch.Tensor = attrs.field(init=False, repr=False)
@@ -179,6 +196,23 @@ class AnalyticBackend(Backend):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         rgb = torch.einsum("rc,ncfhw->nfhwr", self.decoder_weight.to(latents), latents)
         return torch.sigmoid(rgb + self.decoder_bias.to(latents))
+
+    # -- the cost model (analytic_cost) -------------------------------------------------
+    def forward_flops(self, batch: int) -> float:
+        return batch * self.flops_per_forward
+
+    def decode_flops(self, n: int) -> float:
+        return n * self.decode_forwards * self.flops_per_forward
+
+    def reward_flops(self, kind: str, n: int) -> float:
+        """FLOPs of ``n`` calls of a reward standing for ``kind`` (a pixel verifier's include
+        the decode it needs)."""
+        forwards = {
+            "latent": self.latent_reward_forwards,
+            "pixel": self.pixel_reward_forwards + self.decode_forwards,
+            "none": 0.0,
+        }[kind]
+        return n * forwards * self.flops_per_forward
 
     # -- the world's truth -------------------------------------------------------------
     def reward_dimensions(self, latents: torch.Tensor, prompt: str) -> torch.Tensor:

@@ -29,6 +29,7 @@ seed at its own cost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -102,10 +103,10 @@ def _sized(
     options: dict[str, Any],
     knob: str,
     k: int,
-    profile: ComputeProfile | Backend,
+    cost: Callable[[Strategy], float],
     label: str,
 ) -> tuple[Strategy, float]:
-    """The strategy with knob ``k`` (at or above its minimum) and its expected NFE."""
+    """The strategy with knob ``k`` (at or above its minimum) and its expected cost."""
     try:
         strategy = _build(cls, options, knob, k)
     except (TypeError, ValueError) as error:
@@ -113,7 +114,7 @@ def _sized(
             f"strategy {label!r} with options {options!r} does not build at {knob}={k}, a value "
             f"its validator accepts: {error}"
         ) from None
-    return strategy, float(strategy.expected_nfe(profile))
+    return strategy, float(cost(strategy))
 
 
 def match_budget(
@@ -130,23 +131,43 @@ def match_budget(
     smallest valid knob costs more than the budget, or when a valid knob value does not
     build; :class:`ConfigError` when ``options`` are not valid.
     """
+    return match_cost(
+        cls, options, budget_nfe, lambda s: s.expected_nfe(profile), label, unit="NFE"
+    )
+
+
+def match_cost(
+    cls: type[Strategy],
+    options: dict[str, Any],
+    budget: float,
+    cost: Callable[[Strategy], float],
+    label: str = "",
+    *,
+    unit: str = "NFE",
+) -> tuple[Strategy, float]:
+    """The strategy with the largest size knob whose expected ``cost`` is at most ``budget``.
+
+    :func:`match_budget` with any cost (FLOPs: :mod:`searchkit.bench.flop_budget`); ``unit``
+    names it in errors.
+    """
     knob = cls.size_knob
     label = label or cls.name
     if knob is None:
-        raise BudgetError(f"strategy {label!r} has no size knob to match budget {budget_nfe}")
+        raise BudgetError(f"strategy {label!r} has no size knob to match budget {budget:g}")
     low = knob_minimum(cls, options, label)
-    best = _sized(cls, options, knob, low, profile, label)
-    if best[1] > budget_nfe:
+    best = _sized(cls, options, knob, low, cost, label)
+    if best[1] > budget:
+        field = "budgets_nfe" if unit == "NFE" else "budgets_flops"
         raise BudgetError(
-            f"budget {budget_nfe} NFE is below one run of strategy {label!r}: its smallest "
-            f"{knob}={low} costs {best[1]:g} NFE on this backend; raise the budget or "
-            f"give {label!r} its own budgets_nfe"
+            f"budget {budget:g} {unit} is below one run of strategy {label!r}: its smallest "
+            f"{knob}={low} costs {best[1]:g} {unit} on this backend; raise the budget or "
+            f"give {label!r} its own {field}"
         )
 
     def fits(k: int) -> bool:
         nonlocal best
-        candidate = _sized(cls, options, knob, k, profile, label)
-        if candidate[1] > budget_nfe:
+        candidate = _sized(cls, options, knob, k, cost, label)
+        if candidate[1] > budget:
             return False
         best = candidate
         return True

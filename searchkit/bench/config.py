@@ -27,6 +27,11 @@ file's folder) with an optional ``dimension`` filter and ``max_prompts``. ``seed
 count (seeds ``0 .. n-1``), a list, or ``"vbench"``: VBench-2.0's samples per prompt (3, and
 20 for a prompt whose first dimension is Diversity), seeds ``0 .. k-1`` for a prompt of ``k``.
 
+``budget_unit`` is ``"nfe"`` (default: strategies are sized to ``budgets_nfe``) or
+``"flops"``: strategies are sized to ``budgets_flops`` (FLOPs per run, forwards, decodes and
+reward calls together; a strategy's own ``budgets_flops`` replaces the sweep's), see
+:mod:`searchkit.bench.flop_budget`.
+
 Every field is checked when the configuration is built, and an error names the field and
 the value, before any compute. Reading a file (a path or a shipped name) with command-line
 overrides is :mod:`searchkit.bench.load`.
@@ -45,6 +50,7 @@ from searchkit.bench.entries import (
     ComponentSpec,
     StrategySpec,
     check_budgets,
+    check_flop_budgets,
     component,
     parse_strategies,
 )
@@ -57,6 +63,9 @@ __all__ = ["ComponentSpec", "ConfigError", "StrategySpec", "SweepConfig", "diges
 #: ``seeds`` value that asks for VBench-2.0's samples per prompt.
 VBENCH_SEEDS = "vbench"
 
+#: What a sweep's budgets may count (``budget_unit``).
+BUDGET_UNITS: tuple[str, ...] = ("nfe", "flops")
+
 _TOP_LEVEL = {
     "name",
     "description",
@@ -65,6 +74,8 @@ _TOP_LEVEL = {
     "num_steps",
     "strategies",
     "budgets_nfe",
+    "budget_unit",
+    "budgets_flops",
     "prompts",
     "prompts_file",
     "dimension",
@@ -158,8 +169,18 @@ class SweepConfig:
     #: VBench-2.0's samples per prompt: prompt ``p`` runs the first
     #: ``samples_per_prompt(p.dimensions)`` of ``seeds`` (see :meth:`seeds_for`).
     vbench_samples: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    #: What the budgets count: ``"nfe"`` (``budgets_nfe``) or ``"flops"`` (``budgets_flops``).
+    budget_unit: str = attrs.field(default="nfe")
+    #: FLOP budgets per run of every sized entry without its own (``budget_unit`` ``"flops"``).
+    budgets_flops: tuple[float, ...] = attrs.field(
+        default=(), converter=lambda v: () if v is None or v == () else check_flop_budgets(v)
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.budget_unit not in BUDGET_UNITS:
+            raise ConfigError(
+                f"budget_unit must be one of {', '.join(BUDGET_UNITS)} (got {self.budget_unit!r})"
+            )
         self._check_entries()
         if self.vbench_samples:
             from searchkit.bench.vbench import samples_per_prompt
@@ -197,11 +218,12 @@ class SweepConfig:
                     f"{where}: solver {spec.solver!r} is not one of backend "
                     f"{self.backend.name!r}'s solvers: {', '.join(solvers)}"
                 )
-            sized = get_strategy(spec.name).size_knob is not None
-            if sized and not spec.fixed and spec.budgets_nfe is None and not self.budgets_nfe:
+            sized = get_strategy(spec.name).size_knob is not None and not spec.fixed
+            field = f"budgets_{self.budget_unit}"
+            if sized and getattr(spec, field) is None and not getattr(self, field):
                 raise ConfigError(
-                    f"{where} has no budget: give the sweep's budgets_nfe, the entry's own "
-                    'budgets_nfe, or "fixed": true to run it as configured'
+                    f"{where} has no budget: give the sweep's {field}, the entry's own "
+                    f'{field}, or "fixed": true to run it as configured'
                 )
 
     def seeds_for(self, prompt: Prompt) -> tuple[int, ...]:
@@ -264,6 +286,8 @@ class SweepConfig:
             evaluators=tuple(component(e, "evaluators[]", REWARDS) for e in evaluators),
             metric=data.get("metric"),
             vbench_samples=vbench_samples,
+            budget_unit=data.get("budget_unit", "nfe"),
+            budgets_flops=data.get("budgets_flops"),
         )
 
     # -- identity -------------------------------------------------------------------------
@@ -292,6 +316,11 @@ class SweepConfig:
             "torch_threads": self.torch_threads,
             # only where set, so that earlier sweeps keep their fingerprints
             **({"vbench_samples": True} if self.vbench_samples else {}),
+            **(
+                {"budget_unit": self.budget_unit, "budgets_flops": list(self.budgets_flops)}
+                if self.budget_unit != "nfe"
+                else {}
+            ),
         }
 
     def fingerprint(self) -> str:

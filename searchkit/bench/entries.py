@@ -39,6 +39,7 @@ ENTRY_FIELDS: tuple[str, ...] = (
     "preset",
     "label",
     "budgets_nfe",
+    "budgets_flops",
     "fixed",
     "solver",
     "reward",
@@ -72,6 +73,19 @@ def check_budgets(value: Any, field: str = "budgets_nfe") -> tuple[int, ...]:
     if len(set(value)) != len(value):
         raise ConfigError(f"{field} has a repeated budget: {value!r}")
     return tuple(sorted(value))
+
+
+def check_flop_budgets(value: Any, field: str = "budgets_flops") -> tuple[float, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(
+            f"{field} must be a non-empty list of positive numbers (FLOPs), got {value!r}"
+        )
+    for b in value:
+        if isinstance(b, bool) or not isinstance(b, int | float) or not 0 < b < float("inf"):
+            raise ConfigError(f"{field} must hold positive numbers (FLOPs), got {b!r} in {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{field} has a repeated budget: {value!r}")
+    return tuple(sorted(float(b) for b in value))
 
 
 @attrs.frozen
@@ -162,6 +176,12 @@ def _fixed(instance: StrategySpec, _attribute: Any, fixed: Any) -> None:
             f"fixed and budgets_nfe contradict each other (budgets_nfe={list(instance.budgets_nfe)}): "
             "a fixed entry runs at its own compute; give one of them"
         )
+    if fixed and instance.budgets_flops is not None:
+        raise ConfigError(
+            f"fixed and budgets_flops contradict each other "
+            f"(budgets_flops={list(instance.budgets_flops)}): a fixed entry runs at its own "
+            "compute; give one of them"
+        )
 
 
 def _solver(_instance: Any, _attribute: Any, solver: Any) -> None:
@@ -190,6 +210,11 @@ class StrategySpec:
     budgets_nfe: tuple[int, ...] | None = attrs.field(
         default=None,
         converter=lambda v: None if v is None else check_budgets(v, "budgets_nfe"),
+    )
+    budgets_flops: tuple[float, ...] | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=lambda v: None if v is None else check_flop_budgets(v, "budgets_flops"),
     )
     solver: str | None = attrs.field(default=None, kw_only=True, validator=_solver)
     reward: ComponentSpec | None = attrs.field(
@@ -232,6 +257,8 @@ class StrategySpec:
             data["preset"] = self.preset
         if self.fixed:
             data["fixed"] = True
+        if self.budgets_flops is not None:
+            data["budgets_flops"] = list(self.budgets_flops)
         data.update(self.overrides)
         return data
 

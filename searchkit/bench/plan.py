@@ -3,14 +3,15 @@
 Planning never builds the world: strategies are sized against the backend's
 :class:`~searchkit.backend.ComputeProfile` (``Backend.compute_profile``, which loads no
 weights), so a driver that only plans and dispatches (the Ray executor) never loads a
-model. Whether a sized strategy can run on the built backend and reward
+model; a sweep with ``budget_unit`` ``"flops"`` is the exception: it builds each distinct
+world once to read its FLOP rates (:mod:`searchkit.bench.flop_budget`). Whether a sized strategy can run on the built backend and reward
 (``Strategy.check_compatible``) is checked where the world is built, before the first
 search (:func:`searchkit.bench.runner.check_runs`).
 
 The key hashes what makes a run: the world (backend, reward, steps), the strategy's name,
 label and fixed options (a preset's included), what the entry changes in the world (its
 solver, its search reward; absent when it changes nothing, so earlier sweeps keep their
-keys), the budget, the prompt and the seed. Results are matched to planned runs by key, so
+keys), the budget (in NFE, or in FLOPs in a FLOP sweep), the prompt and the seed. Results are matched to planned runs by key, so
 resuming never repeats a finished run and a changed world never reuses a stale one.
 
 An entry with its own solver is sized against the profile of the backend with that solver.
@@ -25,7 +26,8 @@ import attrs
 from searchkit.backend import ComputeProfile
 from searchkit.bench.budget import knob_value, match_budget
 from searchkit.bench.config import SweepConfig, digest
-from searchkit.bench.entries import ComponentSpec
+from searchkit.bench.entries import ComponentSpec, StrategySpec
+from searchkit.bench.flop_budget import FlopRates, expected_flops, flop_rates, match_flops_budget
 from searchkit.errors import ConfigError
 from searchkit.registry import get_backend, get_strategy
 from searchkit.strategy import Strategy
@@ -48,13 +50,20 @@ class Run:
     #: The entry's own solver and search reward (``None``: the sweep's).
     solver: str | None = None
     reward: ComponentSpec | None = None
+    #: The FLOP budget the strategy was sized to (``budget_unit`` ``"flops"``), and its
+    #: expected FLOPs there; ``None`` in NFE sweeps.
+    budget_flops: float | None = None
+    expected_flops: float | None = None
 
     @property
     def size(self) -> int | None:
         return knob_value(self.strategy)
 
     def describe(self) -> str:
-        budget = "fixed" if self.budget_nfe is None else f"{self.budget_nfe} NFE"
+        if self.budget_flops is not None:
+            budget = f"{self.budget_flops:.3g} FLOPs"
+        else:
+            budget = "fixed" if self.budget_nfe is None else f"{self.budget_nfe} NFE"
         return f"{self.label} @ {budget}, prompt {self.prompt_index}, seed {self.seed}"
 
 
@@ -67,6 +76,7 @@ def run_key(
     prompt: str,
     seed: int,
     overrides: dict[str, Any] | None = None,
+    budget_flops: float | None = None,
 ) -> str:
     key = {
         "world": world,
@@ -79,6 +89,8 @@ def run_key(
     }
     if overrides:
         key["overrides"] = overrides
+    if budget_flops is not None:  # absent in NFE sweeps, so their keys stay as they were
+        key["budget_flops"] = budget_flops
     return digest(key)
 
 
@@ -97,15 +109,30 @@ def compute_profile(config: SweepConfig, solver: str | None = None) -> ComputePr
 
 
 def sized_strategies(
-    config: SweepConfig, profile: ComputeProfile | None = None
+    config: SweepConfig,
+    profile: ComputeProfile | None = None,
+    rates: dict[str, FlopRates] | None = None,
 ) -> list[tuple[str, Strategy, int | None, float]]:
     """``(label, strategy, budget, expected NFE)`` for every strategy and budget of the sweep.
 
     Strategies without a size knob, and fixed entries, appear once with budget ``None``.
     ``profile`` serves every entry when given; otherwise each entry is sized against
     :func:`compute_profile` with its own solver. Raises
-    :class:`~searchkit.errors.BudgetError` for a budget a strategy cannot meet.
+    :class:`~searchkit.errors.BudgetError` for a budget a strategy cannot meet. In a FLOP
+    sweep the budget is ``None`` and the FLOP budget is in :func:`plan_sweep`'s runs.
     """
+    return [s[:4] for s in _sized(config, profile, rates)]
+
+
+def _sized(
+    config: SweepConfig,
+    profile: ComputeProfile | None,
+    rates: dict[str, FlopRates] | None,
+) -> list[tuple[str, Strategy, int | None, float, float | None, float | None]]:
+    """``(label, strategy, NFE budget, expected NFE, FLOP budget, expected FLOPs)``."""
+    by_flops = config.budget_unit == "flops"
+    if by_flops and rates is None:
+        rates = world_flop_rates(config)
     sized = []
     profiles: dict[str | None, ComputeProfile] = {}
     for i, spec in enumerate(config.strategies):
@@ -121,32 +148,72 @@ def sized_strategies(
                     f"strategies[{i}] ({spec.label!r}) with solver {spec.solver!r}: {error}"
                 ) from None
         entry_profile = profile if profile is not None else profiles[spec.solver]
+        entry_rates = rates[spec.label] if by_flops else None
         if cls.size_knob is None or spec.fixed:
             strategy = cls(**options)
             expected = float(strategy.expected_nfe(entry_profile))
-            sized.append((spec.label, strategy, None, expected))
+            flops = expected_flops(strategy, entry_rates) if by_flops else None
+            sized.append((spec.label, strategy, None, expected, None, flops))
+        elif by_flops:
+            for budget in spec.budgets_flops or config.budgets_flops:
+                strategy, flops = match_flops_budget(cls, options, budget, entry_rates, spec.label)
+                nfe = float(strategy.expected_nfe(entry_profile))
+                sized.append((spec.label, strategy, None, nfe, budget, flops))
         else:
             for budget in spec.budgets_nfe or config.budgets_nfe:
                 strategy, expected = match_budget(cls, options, budget, entry_profile, spec.label)
-                sized.append((spec.label, strategy, budget, expected))
+                sized.append((spec.label, strategy, budget, expected, None, None))
     return sized
 
 
-def plan_sweep(config: SweepConfig, profile: ComputeProfile | None = None) -> list[Run]:
+def world_flop_rates(config: SweepConfig) -> dict[str, FlopRates]:
+    """The FLOP rates of each entry's world (its solver and search reward), by label.
+
+    Each distinct world is built once here (see :mod:`searchkit.bench.flop_budget`).
+    """
+    from searchkit.builders import build_backend, build_reward
+
+    by_world: dict[str, FlopRates] = {}
+    rates = {}
+    for spec in config.strategies:
+        reward = _entry_reward(config, spec)
+        key = digest({"solver": spec.solver, "reward": reward and reward.to_dict()})
+        if key not in by_world:
+            backend = build_backend(config.backend.name, **config.backend_options(spec.solver))
+            built = build_reward(
+                None if reward is None else reward.name,
+                backend,
+                **({} if reward is None else dict(reward.options)),
+            )
+            by_world[key] = flop_rates(backend, built, config.prompts[0].text)
+        rates[spec.label] = by_world[key]
+    return rates
+
+
+def _entry_reward(config: SweepConfig, spec: StrategySpec) -> ComponentSpec | None:
+    return spec.reward if spec.reward is not None else config.reward
+
+
+def plan_sweep(
+    config: SweepConfig,
+    profile: ComputeProfile | None = None,
+    rates: dict[str, FlopRates] | None = None,
+) -> list[Run]:
     """Every run of the sweep, seeds outermost (a partial sweep covers every cell evenly).
 
-    ``profile`` defaults to each entry's :func:`compute_profile`. With VBench-2.0 samples
+    ``profile`` defaults to each entry's :func:`compute_profile`; in a FLOP sweep ``rates``
+    (by entry label) default to :func:`world_flop_rates`. With VBench-2.0 samples
     (``config.vbench_samples``) a prompt runs only its own count of seeds.
     """
     world = config.world_dict()
-    sized = sized_strategies(config, profile)
+    sized = _sized(config, profile, rates)
     specs = {spec.label: spec for spec in config.strategies}
     runs = []
     for seed in config.seeds:
         for index, prompt in enumerate(config.prompts):
             if seed not in config.seeds_for(prompt):
                 continue
-            for label, strategy, budget, expected in sized:
+            for label, strategy, budget, expected, budget_flops, flops in sized:
                 spec = specs[label]
                 key = run_key(
                     world,
@@ -157,6 +224,7 @@ def plan_sweep(config: SweepConfig, profile: ComputeProfile | None = None) -> li
                     prompt.text,
                     seed,
                     spec.overrides,
+                    budget_flops,
                 )
                 runs.append(
                     Run(
@@ -171,6 +239,8 @@ def plan_sweep(config: SweepConfig, profile: ComputeProfile | None = None) -> li
                         seed,
                         spec.solver,
                         spec.reward,
+                        budget_flops,
+                        flops,
                     )
                 )
     return runs

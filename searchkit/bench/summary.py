@@ -49,7 +49,7 @@ __all__ = ["BASELINE", "SELF_GRADED", "Cell", "mean_interval", "metric_name", "s
 
 @attrs.frozen
 class Cell:
-    """The summary of one strategy at one budget (``budget_nfe`` ``None``: fixed)."""
+    """The summary of one strategy at one budget (both budgets ``None``: fixed)."""
 
     label: str
     strategy: str
@@ -78,6 +78,13 @@ class Cell:
     seconds_split: dict[str, float] = attrs.field(factory=dict)
     #: ``seconds_mean`` over the baseline's.
     time_ratio: float | None = None
+    #: The FLOP budget (a sweep with ``budget_unit`` ``"flops"``); ``None`` otherwise.
+    budget_flops: float | None = None
+
+    @property
+    def budget(self) -> tuple[int | None, float | None]:
+        """The group the cell compares within: its NFE or FLOP budget, or none (fixed)."""
+        return (self.budget_nfe, self.budget_flops)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -160,18 +167,20 @@ def summarize(
     base = {_pair_key(r): values[id(r)] for r in base_rows}
     base_seconds = float(np.mean([r["seconds"]["total"] for r in base_rows])) if base_rows else None
 
-    groups: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int | None, float | None], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["label"], row["budget_nfe"]), []).append(row)
+        key = (row["label"], row["budget_nfe"], row.get("budget_flops"))
+        groups.setdefault(key, []).append(row)
     rank = {label: i for i, label in enumerate(order)}
 
     def sort_key(item):
-        (label, budget), _ = item
-        return (-1 if budget is None else budget, rank.get(label, len(rank)), label)
+        (label, budget, budget_flops), _ = item
+        size = budget if budget is not None else budget_flops
+        return (-1 if size is None else size, rank.get(label, len(rank)), label)
 
     cells = []
     paired: list[dict[tuple[str, int], float]] = []
-    for (label, budget), group in sorted(groups.items(), key=sort_key):
+    for (label, budget, budget_flops), group in sorted(groups.items(), key=sort_key):
         by_pair = {_pair_key(r): values[id(r)] for r in group}
         mean, low, high = mean_interval([values[id(r)] for r in group])
         against_base = compare(by_pair, base) if label != baseline else None
@@ -202,6 +211,7 @@ def summarize(
                 seconds_mean=seconds,
                 seconds_split=split,
                 time_ratio=None if not base_seconds else seconds / base_seconds,
+                budget_flops=budget_flops,
             )
         )
         paired.append(by_pair)
@@ -211,8 +221,8 @@ def summarize(
 def _mark_best(cells: list[Cell], paired: list[dict[tuple[str, int], float]]) -> list[Cell]:
     """Mark each group's best cell and compare the others with it, pair by pair."""
     marked = list(cells)
-    for budget in dict.fromkeys(c.budget_nfe for c in cells):
-        members = [i for i, c in enumerate(cells) if c.budget_nfe == budget]
+    for budget in dict.fromkeys(c.budget for c in cells):
+        members = [i for i, c in enumerate(cells) if c.budget == budget]
         if len(members) < 2:
             continue
         top = max(members, key=lambda i: cells[i].mean)  # the first of equal means

@@ -51,7 +51,13 @@ def _percent(value: float | None) -> str:
 
 
 def _budget(cell: Cell) -> str:
+    if cell.budget_flops is not None:
+        return f"{cell.budget_flops:.3g}"
     return "fixed" if cell.budget_nfe is None else str(cell.budget_nfe)
+
+
+def _budget_header(cells: Sequence[Cell]) -> str:
+    return "budget FLOPs" if any(c.budget_flops is not None for c in cells) else "budget NFE"
 
 
 def _diff(cell: Cell) -> str:
@@ -81,7 +87,7 @@ def quality_columns(cells: Sequence[Cell]) -> list[Column]:
     compared = any(c.best for c in cells)
     columns = [
         ("strategy", lambda c: c.label, True),
-        ("budget NFE", _budget, True),
+        (_budget_header(cells), _budget, True),
         ("runs", lambda c: str(c.runs), True),
         (f"mean {metric}", lambda c: _fmt(c.mean), True),
         ("95% interval", lambda c: f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]", True),
@@ -104,7 +110,7 @@ def cost_columns(cells: Sequence[Cell]) -> list[Column]:
     phases = [p for p in TIME_SPLIT if any(p in c.seconds_split for c in cells)]
     columns = [
         ("strategy", lambda c: c.label, True),
-        ("budget NFE", _budget, True),
+        (_budget_header(cells), _budget, True),
         ("size", lambda c: f"{c.size_knob}={c.size}" if c.size_knob else "-", True),
         ("mean NFE", lambda c: f"{c.nfe_mean:.1f}", True),
         ("FLOPs", lambda c: "-" if c.flops_mean is None else f"{c.flops_mean:.3g}",
@@ -131,7 +137,7 @@ def _text(cells: Sequence[Cell], columns: list[Column]) -> list[str]:
     line = lambda row: "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()  # noqa: E731
     lines = [line(header), "  ".join("-" * w for w in widths)]
     for i, (cell, row) in enumerate(zip(cells, body, strict=True)):
-        if i and cell.budget_nfe != cells[i - 1].budget_nfe:
+        if i and cell.budget != cells[i - 1].budget:
             lines.append("")  # a blank line between budgets
         lines.append(line(row))
     return lines

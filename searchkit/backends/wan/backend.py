@@ -40,6 +40,7 @@ import torch
 from searchkit.backend import Backend, ComputeProfile, Conditioning
 from searchkit.backends.wan.checkpoint import check_path_type, check_pipeline, load_pipeline
 from searchkit.backends.wan.encoding import WanEncoding, encode_prompt
+from searchkit.backends.wan.flops import WanFlops
 from searchkit.backends.wan.options import PIPELINE_SOLVER, WAN_SOLVERS, WanOptions, parse_dtype
 from searchkit.backends.wan.tiny import TINY_SIZE, tiny_pipeline
 from searchkit.solver import STOCHASTIC_SOLVERS, make_scheduler
@@ -112,6 +113,7 @@ class WanBackend(Backend):
         self._encodings: OrderedDict[str, WanEncoding] = OrderedDict()
         if opts.vae_tiling:
             pipe.vae.enable_tiling()
+        self._flops = WanFlops(pipe, self.latent_shape, opts)
         if opts.offload_text_encoder:
             pipe.text_encoder.to("cpu")
         self.refresh_placement()
@@ -386,6 +388,14 @@ class WanBackend(Backend):
             encoder_hidden_states=text,
             return_dict=False,
         )[0]
+
+    def forward_flops(self, batch: int) -> float | None:
+        """FLOPs of one transformer forward over ``batch`` latents (meta-device count, cached)."""
+        return self._flops.forward(batch)
+
+    def decode_flops(self, n: int) -> float | None:
+        """FLOPs of decoding ``n`` latents (meta-device count of the VAE decoder, cached)."""
+        return self._flops.decode(n)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """De-normalise with the VAE's latent statistics, decode, and return ``[n, F, H, W, 3]``."""
