@@ -150,7 +150,7 @@ def test_default_config_is_shipped_and_covers_every_strategy():
 
 def test_shipped_configs_load_by_name_from_one_folder(tmp_path, capsys):
     folder = REPO / "searchkit" / "bench" / "configs"
-    assert shipped_configs() == ("analytic", "latsearch-paper", "rgrp_beta", "wan2.1")
+    assert shipped_configs() == ("analytic", "latsearch-paper", "rgrp_beta", "sd3.5", "wan2.1")
     assert sorted(p.stem for p in folder.glob("*.json")) == list(shipped_configs())
     assert not (REPO / "benchmarks" / "configs").exists()  # no second copy to drift
     prompts = tmp_path / "prompts.json"
@@ -165,7 +165,7 @@ def test_shipped_configs_load_by_name_from_one_folder(tmp_path, capsys):
             name, prompts_file=prompts
         )  # wan2.1 names a prompts file of the user's
         assert config.name == json.loads((folder / f"{name}.json").read_text())["name"]
-    with pytest.raises(FileNotFoundError, match="analytic, latsearch-paper, rgrp_beta, wan2.1"):
+    with pytest.raises(FileNotFoundError, match="analytic, latsearch-paper, rgrp_beta, sd3.5, wan2.1"):
         resolve_config_path("no-such-sweep")
     with pytest.raises(SystemExit):
         main(["bench", "--help"])

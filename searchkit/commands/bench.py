@@ -41,8 +41,8 @@ def add_parser(subparsers, argv: list[str]) -> None:
         default=None,
         metavar="FILE",
         help="sweep configuration: a JSON file or, when no such file exists, "
-        "the name of a shipped one (analytic, rgrp_beta, wan2.1, "
-        "latsearch-paper; default: analytic)",
+        "the name of a shipped one (analytic, latsearch-paper, rgrp_beta, sd3.5, "
+        "wan2.1; default: analytic)",
     )
     parser.add_argument(
         "--out",

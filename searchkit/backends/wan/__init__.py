@@ -1,15 +1,26 @@
-"""Wan2.1 text-to-video through diffusers, as a searchkit backend.
+"""The Wan text-to-video family through diffusers, as a searchkit backend.
 
-:class:`WanBackend` wraps the components of a ``diffusers.WanPipeline`` (UMT5 text encoder,
-``WanTransformer3DModel``, ``AutoencoderKLWan``) and exposes them as the
-:class:`~searchkit.backend.Backend` surface; the denoising loop itself stays in
-:class:`~searchkit.context.SearchContext`. Three constructors:
+:class:`WanBackend` is the Wan adapter over the common diffusers backend
+(:mod:`searchkit.backends.common`): it wraps the components of a ``diffusers.WanPipeline``
+(UMT5 text encoder, one or two ``WanTransformer3DModel`` experts, ``AutoencoderKLWan``) and
+exposes them as the :class:`~searchkit.backend.Backend` surface; the denoising loop itself
+stays in :class:`~searchkit.context.SearchContext`. Every text-to-video member of the family
+runs through the same code:
 
-* :meth:`WanBackend.from_pretrained` loads a diffusers-format Wan2.1 text-to-video checkpoint
-  folder (1.3B or 14B), checking its layout first;
+* Wan2.1 T2V 1.3B and 14B (one transformer; the 14B differs in its config only);
+* Wan2.2 TI2V-5B in text-to-video mode (its own VAE: 48 latent channels, spatial factor 16;
+  per-token timesteps);
+* Wan2.2 T2V-A14B (a high-noise and a low-noise transformer switching at the checkpoint's
+  ``boundary_ratio``, each with its guidance scale, as ``WanPipeline`` switches them).
+
+Three constructors:
+
+* :meth:`WanBackend.from_pretrained` loads a diffusers-format checkpoint folder of any member,
+  checking its layout first;
 * :meth:`WanBackend.from_pipeline` wraps a loaded ``WanPipeline``;
 * :meth:`WanBackend.tiny` builds small *random* components offline (no download), for tests
-  and demos: its videos are noise-like patterns, not generations.
+  and demos, copying the structure of one member (``variant``): its videos are noise-like
+  patterns, not generations.
 
 :meth:`WanBackend.compute_profile` gives the steps and forwards per step of a configuration
 from its options alone, without loading weights, for compute planning.
@@ -24,14 +35,16 @@ Wan's standard one, :data:`~searchkit.backends.wan.options.WAN_NEGATIVE_PROMPT` 
 fixed prompt the LatSearch code passes: the English text of the Chinese one in Wan2.1's
 reference code, :data:`~searchkit.backends.wan.options.WAN_NEGATIVE_PROMPT_ZH`);
 ``negative_prompt=""`` opts out (``WanPipeline``'s own default).
+Memory options for 14B models on one GPU: ``cpu_offload``, ``offload_text_encoder``,
+``vae_tiling``, ``vae_slicing``.
 
 The package, one job per module:
 
-* :mod:`~searchkit.backends.wan.options`: :class:`WanOptions`, its validators, dtype names;
-* :mod:`~searchkit.backends.wan.checkpoint`: checking and loading a checkpoint folder;
+* :mod:`~searchkit.backends.wan.options`: :class:`WanOptions` and its validators;
+* :mod:`~searchkit.backends.wan.checkpoint`: the checkpoint layout and the pipeline check;
 * :mod:`~searchkit.backends.wan.encoding`: prompts encoded for the transformer;
-* :mod:`~searchkit.backends.wan.backend`: :class:`WanBackend` itself;
-* :mod:`~searchkit.backends.wan.tiny`: the tiny random pipeline and its tokenizer, for tests.
+* :mod:`~searchkit.backends.wan.backend`: :class:`WanBackend`, the family adapter;
+* :mod:`~searchkit.backends.wan.tiny`: the tiny random pipelines and their tokenizer.
 """
 
 from searchkit.backends.wan.backend import WanBackend
@@ -49,6 +62,7 @@ from searchkit.backends.wan.options import (
 )
 from searchkit.backends.wan.tiny import (
     TINY_SIZE,
+    TINY_VARIANTS,
     TINY_VOCABULARY,
     WAN21_1_3B_TRANSFORMER,
     tiny_pipeline,
@@ -61,6 +75,7 @@ __all__ = [
     "REQUIRED_COMPONENTS",
     "SIZE_MULTIPLE",
     "TINY_SIZE",
+    "TINY_VARIANTS",
     "TINY_VOCABULARY",
     "WAN21_1_3B_TRANSFORMER",
     "WAN_NEGATIVE_PROMPT",

@@ -34,6 +34,11 @@ class WanEncoding:
     num_tokens: int
     pooled: torch.Tensor
 
+    def text_inputs(self, negative: bool = False) -> dict[str, torch.Tensor] | None:
+        """The transformer's text keyword of one forward (batch dimension 1)."""
+        embeds = self.negative_embeds if negative else self.prompt_embeds
+        return None if embeds is None else {"encoder_hidden_states": embeds}
+
 
 def encode_prompt(
     pipe: WanPipeline,
@@ -46,27 +51,19 @@ def encode_prompt(
     """Encode ``prompt`` (and ``options.negative_prompt`` under guidance) with ``pipe``'s text
     encoder on ``device``; the embeddings are returned in ``dtype`` (the transformer's).
 
-    With ``options.offload_text_encoder`` the encoder is moved to ``device`` for the call and
-    back to where it was afterwards.
+    The caller places the text encoder (the backend moves it to ``device`` for the call under
+    ``offload_text_encoder``).
     """
     from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 
-    encoder = pipe.text_encoder
-    home = encoder.device
-    if options.offload_text_encoder:
-        encoder.to(device)
-    try:
-        with torch.no_grad():
-            positive, negative = pipe.encode_prompt(
-                prompt=prompt,
-                negative_prompt=options.negative_prompt,
-                do_classifier_free_guidance=options.guided,
-                max_sequence_length=options.max_sequence_length,
-                device=device,
-            )
-    finally:
-        if options.offload_text_encoder:
-            encoder.to(home)
+    with torch.no_grad():
+        positive, negative = pipe.encode_prompt(
+            prompt=prompt,
+            negative_prompt=options.negative_prompt,
+            do_classifier_free_guidance=options.guided,
+            max_sequence_length=options.max_sequence_length,
+            device=device,
+        )
     tokens = pipe.tokenizer(
         [prompt_clean(prompt)],
         padding="max_length",

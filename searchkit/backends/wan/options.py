@@ -2,20 +2,41 @@
 
 Every option is checked on construction, before any weight is loaded or any compute runs;
 an error names the field and the value. Integer and boolean checks are the shared ones of
-:mod:`searchkit.validation`; the size, frame and guidance checks encode Wan2.1's
-constraints (VAE factors 8 in space and 4 in time, transformer patch 2).
+:mod:`searchkit.validation`, the float, solver and memory checks those of
+:mod:`searchkit.backends.common.options`; the size and frame checks encode the Wan family's
+constraints (VAE factors 8 in space and 4 in time, transformer patch 2; the Wan2.2 TI2V-5B
+VAE's spatial factor 16 is checked against the loaded model when the backend is built).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
-import torch
 
-from searchkit.solver import SOLVERS
+from searchkit.backends.common.options import (
+    DIFFUSERS_SOLVERS,
+    PIPELINE_SOLVER,
+    as_float,
+    check_combinations,
+    finite_float,
+    one_of,
+    optional_finite_float,
+    options_from,
+    parse_dtype,
+)
 from searchkit.validation import boolean, integer, optional_positive_int, positive_int
+
+__all__ = [
+    "FRAME_MULTIPLE",
+    "PIPELINE_SOLVER",
+    "SIZE_MULTIPLE",
+    "WAN_NEGATIVE_PROMPT",
+    "WAN_NEGATIVE_PROMPT_ZH",
+    "WAN_SOLVERS",
+    "WanOptions",
+    "parse_dtype",
+]
 
 #: Wan2.1's standard negative prompt, as the LatSearch code passes it (its
 #: ``sample_neg_prompt``; the same English text is diffusers' ``WanPipeline`` example). It
@@ -35,21 +56,12 @@ WAN_NEGATIVE_PROMPT_ZH = (
     "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
     "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
 )
-#: ``solver`` value that uses the wrapped pipeline's own scheduler configuration.
-PIPELINE_SOLVER = "pipeline"
-WAN_SOLVERS: tuple[str, ...] = (*SOLVERS, PIPELINE_SOLVER)
-#: Pixel size multiple: VAE spatial factor 8 times transformer patch 2 (all Wan2.1 models).
+WAN_SOLVERS: tuple[str, ...] = DIFFUSERS_SOLVERS
+#: Pixel size multiple: VAE spatial factor 8 times transformer patch 2 (Wan2.1 and A14B;
+#: the TI2V-5B VAE's factor 16 makes it 32, checked when the backend is built).
 SIZE_MULTIPLE = 16
 #: Frames are ``4 k + 1`` (VAE temporal factor 4).
 FRAME_MULTIPLE = 4
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 
 
 def _size(instance: object, attribute: attrs.Attribute, value: int) -> None:
@@ -65,32 +77,6 @@ def _frames(instance: object, attribute: attrs.Attribute, value: int) -> None:
     integer(instance, attribute, value)
     if value < 1 or (value - 1) % FRAME_MULTIPLE:
         raise ValueError(f"{attribute.name} must be 4k+1 (1, 5, 9, ..., 33, ..., 81), got {value}")
-
-
-def _finite_float(low: float, strict: bool = False):
-    """A finite float ``>= low`` (``> low`` when ``strict``)."""
-
-    def check(instance: object, attribute: attrs.Attribute, value: float) -> None:
-        if not isinstance(value, float):
-            raise TypeError(f"{attribute.name} must be a number, got {value!r}")
-        bad = not math.isfinite(value) or (value <= low if strict else value < low)
-        if bad:
-            bound = f"> {low}" if strict else f">= {low}"
-            raise ValueError(f"{attribute.name} must be a finite number {bound}, got {value}")
-
-    return check
-
-
-def _solver(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    if value not in WAN_SOLVERS:
-        raise ValueError(f"solver must be one of {WAN_SOLVERS}, got {value!r}")
-
-
-def _float(value: object) -> object:
-    """Integers to floats; anything else is left for the validator to name."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 @attrs.frozen
@@ -117,13 +103,18 @@ class WanOptions:
         vae_tiling: let the VAE decode in spatial tiles (switches tiling on in the wrapped VAE).
         offload_text_encoder: keep the text encoder on the CPU between prompts and move it to
             the device only while encoding.
+        guidance_scale_2: guidance of the low-noise expert of a two-expert (Wan2.2 A14B)
+            model; ``None`` uses ``guidance_scale``, as ``WanPipeline`` does. Whether guidance
+            runs at all follows ``guidance_scale`` alone, as in the pipeline.
+        cpu_offload: diffusers' model CPU offload: every model stays on the CPU and moves to
+            the GPU only while it runs (for 14B models on one GPU; slower).
     """
 
-    solver: str = attrs.field(default="unipc", validator=_solver)
+    solver: str = attrs.field(default="unipc", validator=one_of(WAN_SOLVERS))
     flow_shift: float = attrs.field(
-        default=5.0, converter=_float, validator=_finite_float(0.0, strict=True)
+        default=5.0, converter=as_float, validator=finite_float(0.0, strict=True)
     )
-    guidance_scale: float = attrs.field(default=5.0, converter=_float, validator=_finite_float(1.0))
+    guidance_scale: float = attrs.field(default=5.0, converter=as_float, validator=finite_float(1.0))
     height: int = attrs.field(default=480, validator=_size)
     width: int = attrs.field(default=832, validator=_size)
     num_frames: int = attrs.field(default=33, validator=_frames)
@@ -137,14 +128,13 @@ class WanOptions:
     vae_slicing: bool = attrs.field(default=False, validator=boolean)
     vae_tiling: bool = attrs.field(default=False, validator=boolean)
     offload_text_encoder: bool = attrs.field(default=False, validator=boolean)
+    guidance_scale_2: float | None = attrs.field(
+        default=None, converter=as_float, validator=optional_finite_float(1.0)
+    )
+    cpu_offload: bool = attrs.field(default=False, validator=boolean)
 
     def __attrs_post_init__(self) -> None:
-        if self.guided and self.cfg_batched and self.max_batch is not None and self.max_batch < 2:
-            raise ValueError(
-                f"max_batch must be at least 2 when cfg_batched is true (the conditional and "
-                f"unconditional rows share a forward), got {self.max_batch}; "
-                "set cfg_batched=false for one row per forward"
-            )
+        check_combinations(self)
 
     @property
     def guided(self) -> bool:
@@ -160,19 +150,4 @@ class WanOptions:
     @classmethod
     def from_options(cls, **options: Any) -> WanOptions:
         """Build from keyword options, naming any unknown one."""
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(
-                f"unknown Wan backend option(s) {unknown}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**options)
-
-
-def parse_dtype(value: torch.dtype | str | None, field: str = "dtype") -> torch.dtype | None:
-    """``torch.bfloat16`` or ``"bf16"``/``"bfloat16"`` (etc.) to a torch dtype; ``None`` passes."""
-    if value is None or isinstance(value, torch.dtype):
-        return value
-    if isinstance(value, str) and value.lower() in _DTYPES:
-        return _DTYPES[value.lower()]
-    raise ValueError(f"{field} must be one of {sorted(_DTYPES)} or a torch.dtype, got {value!r}")
+        return options_from(cls, "Wan", options)
