@@ -36,7 +36,9 @@ def meta_copy(module: nn.Module) -> nn.Module:
 
     The copy is made through ``copy.deepcopy`` with every parameter and buffer mapped to its
     meta counterpart in advance, so no real tensor data is copied; other attributes (configs,
-    attention processors, hooks) are copied as usual.
+    attention processors) are copied as usual. Hooks are not: a copy that ran a user's
+    forward hooks, or accelerate's offload hooks (which move weights between devices, as
+    ``cpu_offload`` installs them), would call them with meta tensors.
     """
     memo: dict[int, Any] = {}
     for tensor in itertools.chain(module.parameters(), module.buffers()):
@@ -49,6 +51,11 @@ def meta_copy(module: nn.Module) -> nn.Module:
     keep = list(memo.values())  # deepcopy's memo must outlive the copy of every key
     copied = copy.deepcopy(module, memo)
     del keep
+    for sub in copied.modules():
+        for hooks in (sub._forward_hooks, sub._forward_pre_hooks, sub._backward_hooks):
+            hooks.clear()
+        for name in ("forward", "_old_forward", "_hf_hook"):  # accelerate's wrapped forward
+            sub.__dict__.pop(name, None)
     return copied
 
 

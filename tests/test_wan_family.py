@@ -51,7 +51,13 @@ def _pipeline_run(pipe, backend, variant, calls: list[str], **call):
         if getattr(pipe, name, None) is not None
     ]
     original, pipe.scheduler = pipe.scheduler, backend.make_scheduler()
-    arguments = {**SIZES[variant], "num_inference_steps": 6, "max_sequence_length": SEQ, **call}
+    arguments = {
+        **SIZES[variant],
+        "num_inference_steps": 6,
+        "max_sequence_length": SEQ,
+        "negative_prompt": backend.options.negative_prompt,  # the same one on both sides
+        **call,
+    }
     try:
         latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **arguments).frames
         calls.clear()  # keep the forwards of the second (decoded) call only
