@@ -105,6 +105,14 @@ class Backend(ABC):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Clean latents ``[n, *latent_shape]`` to frames ``[n, F, H, W, 3]`` in ``[0, 1]``."""
 
+    def denoiser_at(self, timestep: torch.Tensor) -> str:
+        """The name of the model that denoises at ``timestep`` (one name for one model).
+
+        A backend with several denoisers (Wan2.2 A14B's two experts) names the one that
+        runs, so that the meter counts each one's forwards (``Cost.nfe_by_model``).
+        """
+        return "model"
+
     def forward_flops(self, batch: int) -> float | None:
         """FLOPs of one model forward over ``batch`` latents (``None``: unknown, the default).
 

@@ -154,13 +154,14 @@ class SearchContext:
         grad_mode = nullcontext() if grad else torch.no_grad()
         with grad_mode:
             for k in range(start, to):
-                self.meter.charge_model(n, forwards, step_flops)
+                scheduler = solver.scheduler
+                timestep = scheduler.timesteps[k]
+                model = self._backend.denoiser_at(timestep)
+                self.meter.charge_model(n, forwards, step_flops, model)
                 if grad:
                     self._graph_forwards += n * forwards
                     if self._graph_flops is not None:
                         self._graph_flops = None if step_flops is None else self._graph_flops + step_flops
-                scheduler = solver.scheduler
-                timestep = scheduler.timesteps[k]
                 sigma = float(scheduler.sigmas[k])
                 with self.meter.timed("model"):
                     velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)

@@ -47,6 +47,8 @@ class Cost:
     flops: float | None = None
     #: FLOPs per part (``forward``, ``backward``, ``decode``, ``reward:<name>``).
     flops_split: dict[str, float | None] = attrs.Factory(dict)
+    #: Model forwards per denoiser (``Backend.denoiser_at``; one entry for one model).
+    nfe_by_model: dict[str, int] = attrs.Factory(dict)
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -70,17 +72,24 @@ class Meter:
     seconds: dict[str, float] = attrs.Factory(lambda: dict.fromkeys(PHASES, 0.0))
     started: float = attrs.Factory(time.perf_counter)
     flops_split: dict[str, float | None] = attrs.Factory(dict)
+    nfe_by_model: dict[str, int] = attrs.Factory(dict)
 
     def charge_model(
-        self, particles: int, forwards_per_step: int, flops: float | None = None
+        self,
+        particles: int,
+        forwards_per_step: int,
+        flops: float | None = None,
+        model: str = "model",
     ) -> None:
         """Account one denoising step of ``particles`` trajectories; raise if over budget.
 
-        ``flops`` are the step's FLOPs (``None``: unknown)."""
+        ``flops`` are the step's FLOPs (``None``: unknown); ``model`` names the denoiser that
+        runs it (:meth:`Backend.denoiser_at <searchkit.backend.Backend.denoiser_at>`)."""
         cost = particles * forwards_per_step
         self._check(cost, f"a step of {particles} particles ({cost} forwards)")
         self.particle_steps += particles
         self.nfe += cost
+        self.nfe_by_model[model] = self.nfe_by_model.get(model, 0) + cost
         self.charge_flops("forward", flops)
 
     def charge_backward(self, forwards: int, forward_flops: float | None = None) -> None:
@@ -127,6 +136,7 @@ class Meter:
             seconds=seconds,
             flops=self.total_flops(),
             flops_split=dict(self.flops_split),
+            nfe_by_model=dict(self.nfe_by_model),
         )
 
     def total_flops(self) -> float | None:

@@ -116,6 +116,7 @@ def test_a14b_reproduces_the_pipeline_and_switches_experts_at_the_same_step(pipe
     # the meter counts every forward of either expert; the backend counts them per expert
     assert result.cost.nfe == 12 == sum(backend.forwards.values())
     assert dict(backend.forwards) == {"transformer": 4, "transformer_2": 8}
+    assert result.cost.nfe_by_model == {"transformer": 4, "transformer_2": 8}
 
 
 def test_a14b_second_guidance_scale_defaults_to_the_first(pipes) -> None:

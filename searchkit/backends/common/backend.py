@@ -229,6 +229,10 @@ class DiffusersBackend(Constructors, Backend):
         scheduler.set_begin_index(0)
         return scheduler
 
+    def denoiser_at(self, timestep: torch.Tensor) -> str:
+        """The expert that denoises at ``timestep`` (``"transformer"`` for one-model families)."""
+        return pick_expert(self._experts, timestep).name
+
     def expert_schedule(self) -> tuple[str, ...]:
         """The name of the expert that runs each denoising step, in step order."""
         timesteps = self.make_scheduler().timesteps
