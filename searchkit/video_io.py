@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from searchkit.files import atomic_write_json
+from searchkit.files import atomic_write, atomic_write_json
 from searchkit.result import SearchResult
 
 VIDEO_FORMATS: tuple[str, ...] = ("mp4", "frames")
@@ -67,7 +67,8 @@ def save_result(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"result": str(out / "result.json"), "latents": str(out / "latents.safetensors")}
-    save_file({"latents": result.latents.detach().float().cpu().contiguous()}, files["latents"])
+    latents = {"latents": result.latents.detach().float().cpu().contiguous()}
+    atomic_write(files["latents"], lambda tmp: save_file(latents, str(tmp)))
     if result.video is not None:
         if video_format == "mp4":
             files["video"] = str(write_video(result.video, out / "video.mp4", fps=fps))

@@ -10,10 +10,11 @@ dimensions the prompt tests). Every error names the file and, for a bad record, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import attrs
+
+from searchkit.files import read_json
 
 
 @attrs.frozen
@@ -35,12 +36,7 @@ def load_prompt_file(
     ``limit`` keeps the first ``limit`` matching prompts (file order).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prompts file {str(path)!r} does not exist")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"prompts file {str(path)!r} is not valid JSON: {error}") from None
+    records = read_json(path, "prompts file")
     if not isinstance(records, list):
         raise ValueError(
             f"prompts file {str(path)!r} must hold a JSON list of records, got {type(records).__name__}"

@@ -52,7 +52,7 @@ import attrs
 import torch
 
 from searchkit.errors import OutputFolderError
-from searchkit.files import atomic_write, atomic_write_json
+from searchkit.files import atomic_write, atomic_write_json, read_json
 
 #: VBench-2.0's dimensions, in the order of its ``evaluate.sh``; each names a video folder.
 DIMENSIONS: tuple[str, ...] = (
@@ -134,12 +134,7 @@ def samples_per_prompt(dimensions: Sequence[str]) -> int:
 def load_vbench_prompts(path: str | os.PathLike) -> tuple[VBenchRecord, ...]:
     """The records of a VBench-2.0 prompt file, validated (see the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prompts file {str(path)!r} does not exist")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"prompts file {str(path)!r} is not valid JSON: {error}") from None
+    records = read_json(path, "prompts file")
     if not isinstance(records, list) or not records:
         raise ValueError(f"prompts file {str(path)!r} must hold a non-empty JSON list of records")
     return tuple(
@@ -304,7 +299,7 @@ def claim_output(root: str | os.PathLike, description: dict) -> None:
     path = Path(root) / STATE_DIR / "run.json"
     description = json.loads(json.dumps(description))
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = read_json(path, "run description")
         if previous != description:
             changed = sorted(
                 k

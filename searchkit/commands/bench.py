@@ -20,6 +20,7 @@ import argparse
 import logging
 import sys
 
+from searchkit import argtypes
 from searchkit.options import add_evaluator_arguments
 
 
@@ -28,7 +29,6 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "bench",
         help="equal-compute benchmark of search strategies",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -62,17 +62,18 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser.add_argument(
         "--address",
         default=None,
+        metavar="ADDR",
         help="Ray cluster address (default: RAY_ADDRESS or a new local instance)",
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=argtypes.integer("--retries", minimum=0),
         default=2,
         help="Ray: times a failed run is submitted again (default: 2)",
     )
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=argtypes.integer("--seeds", minimum=1),
         default=None,
         metavar="N",
         help="use seeds 0..N-1 instead of the config's",
@@ -91,7 +92,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--max-prompts",
-        type=int,
+        type=argtypes.integer("--max-prompts", minimum=1),
         default=None,
         metavar="N",
         help="keep the first N prompts of --prompts-file",
@@ -117,14 +118,16 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "evaluator's name (default: the oracle if the backend has one, else "
         "the first evaluator, else the search reward)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress", "--quiet", action="store_true", help="no progress bar"
+    )
     parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
     from searchkit.bench.summary import SELF_GRADED
-    from searchkit.errors import ConfigError
+    from searchkit.errors import InputError
     from searchkit.options import parse_evaluators, parse_key_values
 
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
@@ -141,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
         metric=args.metric,
     )
     if args.executor != "ray" and args.address is not None:
-        raise ConfigError("--address is for --executor ray")
+        raise InputError("--address is for --executor ray")
     out = args.out if args.out is not None else f"bench-results/{config.name}"
 
     logging.basicConfig(level=logging.INFO, format="searchkit: %(message)s")
