@@ -72,7 +72,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"searchkit.commands.{name}")
         module.add_parser(subparsers, list(argv or []))
+    _record_prog(parser)
     return parser
+
+
+def _record_prog(parser: argparse.ArgumentParser) -> None:
+    """Let every (sub)command's namespace carry its name, for its error messages."""
+    parser.set_defaults(prog=parser.prog)
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        for sub in (action.choices or {}).values():
+            _record_prog(sub)
 
 
 def describe(error: SearchkitError) -> str:
@@ -85,12 +94,13 @@ def describe(error: SearchkitError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         return int(args.run(args) or 0)
     except SearchkitError as error:
-        prog = getattr(error, "prog", "searchkit")
+        prog = getattr(error, "prog", None) or getattr(args, "prog", "searchkit")
         print(f"{prog}: error: {describe(error)}", file=sys.stderr)
         if isinstance(error, UsageError):
             print(f"Run '{prog} --help' for the options.", file=sys.stderr)

@@ -55,11 +55,16 @@ def summary(cls: type) -> str:
 
 
 def plain(text: str) -> str:
-    """Docstring markup as plain text: ````x```` -> ``x``; ``:class:`~a.b.C``` -> ``C``.
+    """Docstring markup as plain text on one line: ````x```` -> ``x``; ``:class:`~a.B``` -> ``B``.
 
     A role's explicit title wins (``:data:`the list <a.b.LIST>``` -> ``the list``); a target
     with ``~`` keeps its last component, one without keeps the whole dotted name.
     """
+    return " ".join(strip_markup(text).split())
+
+
+def strip_markup(text: str) -> str:
+    """:func:`plain`'s markup removal, keeping the lines and spacing (for a description)."""
 
     def role(match: re.Match) -> str:
         body = match[1]
@@ -70,8 +75,7 @@ def plain(text: str) -> str:
             return body[1:].rsplit(".", 1)[-1]
         return body
 
-    text = _ROLE.sub(role, text)
-    return " ".join(_LITERAL.sub(r"\1", text).split())
+    return _LITERAL.sub(r"\1", _ROLE.sub(role, text))
 
 
 def _parse_args(doc: str) -> dict[str, str]:

@@ -182,7 +182,7 @@ class Switch(argparse.BooleanOptionalAction):
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         negative = option_string is not None and option_string.startswith("--no-")
         if negative and values is not None:
-            parser.error(f"{option_string} takes no value (got {values!r})")
+            parser.error(f"{option_string} takes no value")
         value = True if values is None else bool(values)
         setattr(namespace, self.dest, (not value) if negative else value)
 
@@ -269,8 +269,14 @@ def config_from_arguments(cls: type, namespace: argparse.Namespace, owner: str) 
     the Python API's, with the field's name replaced by its flag (``--num-particles must be
     >= 2, got 1``).
     """
+    return construct_with_flags(cls, owner, **config_from_namespace(cls, namespace))
+
+
+def construct_with_flags(cls: type, owner: str, **options: Any) -> Any:
+    """:func:`~searchkit.construct.construct` for options given as ``--field-name`` flags:
+    a message that starts with a field's name starts with its flag instead."""
     try:
-        return construct(cls, owner=owner, **config_from_namespace(cls, namespace))
+        return construct(cls, owner=owner, **options)
     except (InputError, InputTypeError) as error:
         text = str(error)
         for field in attrs.fields(cls):

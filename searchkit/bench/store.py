@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from searchkit.errors import OutputFolderError  # noqa: F401  (re-exported)
-from searchkit.files import check_output_folder
-from searchkit.files import atomic_write_json
+from searchkit.files import atomic_write_json, check_output_folder
 
 try:  # advisory lock against two sweeps writing one folder (POSIX)
     import fcntl

@@ -21,6 +21,7 @@ import logging
 import sys
 
 from searchkit import argtypes
+from searchkit.fielddoc import strip_markup
 from searchkit.options import add_evaluator_arguments
 
 
@@ -28,7 +29,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="equal-compute benchmark of search strategies",
-        description=__doc__,
+        description=strip_markup(__doc__),
     )
     parser.add_argument(
         "--config",

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from searchkit import argtypes
 from searchkit.errors import BudgetError, InputError
+from searchkit.fielddoc import strip_markup
 from searchkit.options import (
     add_config_arguments,
     add_evaluator_arguments,
@@ -48,7 +49,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "generate",
         help="search for one video",
-        description=__doc__,
+        description=strip_markup(__doc__),
     )
     parser.add_argument(
         "--backend", default="analytic", metavar="NAME", help="backend name (default: analytic)"

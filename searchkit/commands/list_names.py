@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from searchkit.fielddoc import strip_markup
 from searchkit.registry import BACKENDS, REWARDS, STRATEGIES
 
 
@@ -15,7 +16,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "list",
         help="list registered strategies, rewards and backends",
-        description=__doc__,
+        description=strip_markup(__doc__),
     )
     parser.set_defaults(run=main)
 

@@ -21,11 +21,10 @@ import json
 from pathlib import Path
 
 from searchkit import argtypes
-from searchkit.construct import construct
 from searchkit.errors import FileFormatError, InputError
-from searchkit.fielddoc import field_docs
+from searchkit.fielddoc import field_docs, strip_markup
 from searchkit.files import check_output_folder
-from searchkit.options import add_config_arguments, config_from_arguments
+from searchkit.options import add_config_arguments, config_from_arguments, construct_with_flags
 
 
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +96,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "reward",
         help="collect data for, train and evaluate the latent reward model",
-        description=__doc__,
+        description=strip_markup(__doc__),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -247,9 +246,9 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def main_collect(args: argparse.Namespace) -> int:
     from searchkit.rewards.latent import CollectConfig, collect
 
-    config = construct(
+    config = construct_with_flags(
         CollectConfig,
-        owner="reward collect",
+        "reward collect",
         steps=tuple(args.steps),
         seeds=tuple(args.seeds),
         save_video=args.save_video,
