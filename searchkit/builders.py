@@ -5,8 +5,9 @@ A backend class is built with ``cls.build(**options)`` when it defines that clas
 class is built with ``cls.build(backend, **options)`` when defined, else
 ``cls(backend, **options)``. With no reward name, the backend's ``default_reward``
 attribute names one. Options are checked as :func:`searchkit.construct.construct` checks them:
-an unknown option or a value a field refuses is an :class:`~searchkit.errors.InputError`
-naming the backend or reward, the field and the value.
+an unknown option, a value a field refuses, or any ``ValueError``/``TypeError`` raised
+while building (the constructors' way of refusing an option) is an
+:class:`~searchkit.errors.InputError` naming the backend or reward, the field and the value.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from searchkit.reward import Reward
 def build_backend(name: str, **options: Any) -> Backend:
     cls = get_backend(name)
     builder = getattr(cls, "build", None)
-    return construct(builder or cls, owner=f"backend {name!r}", **options)
+    return construct(builder or cls, owner=f"backend {name!r}", refusals=True, **options)
 
 
 def build_reward(name: str | None, backend: Backend, **options: Any) -> Reward:
@@ -33,4 +34,4 @@ def build_reward(name: str | None, backend: Backend, **options: Any) -> Reward:
             raise InputError(f"backend {backend.name!r} has no default reward; name a reward")
     cls = get_reward(name)
     builder = getattr(cls, "build", None)
-    return construct(builder or cls, backend, owner=f"reward {name!r}", **options)
+    return construct(builder or cls, backend, owner=f"reward {name!r}", refusals=True, **options)

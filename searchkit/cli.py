@@ -4,7 +4,8 @@ Each subcommand lives in its own module under :mod:`searchkit.commands` with two
 functions, ``add_parser(subparsers)`` and ``main(args) -> int``; this file only
 dispatches. A user error (any :class:`~searchkit.errors.SearchkitError`, a malformed
 command line included) prints one or two lines, ``searchkit: error: ...``, and exits with
-status 2; anything else is a bug and keeps its traceback. Messages of the Python API name
+status 2; anything else is a bug and keeps its traceback (set ``SEARCHKIT_TRACEBACK=1`` to
+see the traceback of a user error too). Messages of the Python API name
 its keywords (``resume=True``); here they are translated to the flags
 (:data:`FLAG_FOR_KEYWORD`).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(args.run(args) or 0)
     except SearchkitError as error:
+        if os.environ.get("SEARCHKIT_TRACEBACK"):
+            raise
         prog = getattr(error, "prog", None) or getattr(args, "prog", "searchkit")
         print(f"{prog}: error: {describe(error)}", file=sys.stderr)
         if isinstance(error, UsageError):

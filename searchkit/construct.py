@@ -11,8 +11,13 @@ Strategies, backends and rewards are built from options a user wrote (command-li
   :class:`~searchkit.errors.InputTypeError` (``TypeError``) naming the field and the value;
   attrs' own messages are restated plainly (``resampler must be one of multinomial,
   stratified, systematic, residual (got 'bogus')``, not a tuple of the attribute's repr);
-* every other error propagates unchanged, so a bug (or a failure in
-  ``__attrs_post_init__``, which computes rather than checks) keeps its traceback.
+* with ``refusals=True`` (backends and rewards, whose ``build`` and ``__init__`` check their
+  options by hand and load their weights), any other ``ValueError``/``TypeError`` raised
+  while building is a refusal too, reported as one naming ``owner`` and chained to the
+  original; building happens before any compute, and it is the contract of these
+  constructors that a bad option raises one of those two;
+* every other error propagates unchanged (with ``refusals=False``, strategies: a failure
+  in ``__attrs_post_init__``, which computes rather than checks, keeps its traceback).
 
 Which errors come from a field check is read from the traceback: attrs generates each
 class's ``__init__`` with one line per validator and converter call
@@ -41,10 +46,13 @@ _FIELD_CALL = re.compile(r"__attr_(validator|converter)_(\w+)\(")
 _NUMBER_BOUND = re.compile(r"^'(\w+)' must be ([<>]=?) (\S+): (.*)$")
 
 
-def construct(factory: Callable[..., T], *args: Any, owner: str, **options: Any) -> T:
+def construct(
+    factory: Callable[..., T], *args: Any, owner: str, refusals: bool = False, **options: Any
+) -> T:
     """``factory(*args, **options)`` with input errors made :class:`InputError`, naming ``owner``.
 
-    ``owner`` says whose options these are in messages (``"backend 'analytic'"``).
+    ``owner`` says whose options these are in messages (``"backend 'analytic'"``);
+    ``refusals`` makes every ``ValueError``/``TypeError`` of the call a refusal (see above).
     """
     check_options(factory, args, options, owner)
     try:
@@ -53,9 +61,13 @@ def construct(factory: Callable[..., T], *args: Any, owner: str, **options: Any)
         raise
     except (TypeError, ValueError) as error:
         restated = restate_field_error(error, owner)
-        if restated is None:
+        if restated is not None:
+            raise restated from None
+        if not refusals:
             raise
-        raise restated from None
+        kind = InputTypeError if isinstance(error, TypeError) else InputError
+        text = str(error)
+        raise kind(text if owner.split()[-1] in text else f"{owner}: {text}") from error
 
 
 def check_options(
@@ -74,8 +86,8 @@ def check_options(
             return  # takes **options: the callee (or an attrs class inside it) checks them
         known = [
             p.name
-            for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self",)
+            for p in list(params)[len(args) :]  # those not given positionally
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         ]
         unknown = sorted(set(options) - set(known))
         if unknown:

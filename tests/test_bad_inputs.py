@@ -281,7 +281,7 @@ API_CASES = [
      "guidance_scale: cannot take None"),
     (lambda w: build_reward("analytic", w[0], input="pixels"), InputError, "'pixels'"),
     (lambda w: build_reward("analytic", w[0], scale=2), InputError,
-     "reward 'analytic' has no option 'scale'; known: backend, input"),
+     "reward 'analytic' has no option 'scale'; known: input"),
     (lambda w: build_reward("analytic-proxy", w[0], num_features=10**9), InputError,
      "num_features must be an integer in [1, 4096], got 1000000000"),
     (lambda w: TrainConfig(seed=-1), InputError, "seed must lie in [0, 2**64), got -1"),
