@@ -13,7 +13,8 @@ Strategies, backends and rewards are built from options a user wrote (command-li
   stratified, systematic, residual (got 'bogus')``, not a tuple of the attribute's repr);
 * with ``refusals=True`` (backends and rewards, whose ``build`` and ``__init__`` check their
   options by hand and load their weights), any other ``ValueError``/``TypeError`` raised
-  while building is a refusal too, reported as one naming ``owner`` and chained to the
+  while building is a refusal too, and a ``FileNotFoundError`` a
+  :class:`~searchkit.errors.MissingFileError`, reported as one naming ``owner`` and chained to the
   original; building happens before any compute, and it is the contract of these
   constructors that a bad option raises one of those two;
 * every other error propagates unchanged (with ``refusals=False``, strategies: a failure
@@ -37,7 +38,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from searchkit.errors import InputError, InputTypeError, SearchkitError
+from searchkit.errors import InputError, InputTypeError, MissingFileError, SearchkitError
 
 T = TypeVar("T")
 
@@ -59,6 +60,10 @@ def construct(
         return factory(*args, **options)
     except SearchkitError:
         raise
+    except FileNotFoundError as error:  # a path among the options that does not exist
+        if not refusals:
+            raise
+        raise MissingFileError(str(error)) from error
     except (TypeError, ValueError) as error:
         restated = restate_field_error(error, owner)
         if restated is not None:
