@@ -27,14 +27,20 @@ def _named(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
     return parse
 
 
-def integer(flag: str, minimum: int | None = None) -> Callable[[str], int]:
-    """An integer (``>= minimum`` when given)."""
+def integer(
+    flag: str, minimum: int | None = None, maximum: int | None = None
+) -> Callable[[str], int]:
+    """An integer (``>= minimum``, ``<= maximum`` when given)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") from None
+        if maximum is not None and not (minimum or 0) <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must lie in [{minimum or 0}, {maximum}], got {value}"
+            )
         if minimum is not None and value < minimum:
             raise argparse.ArgumentTypeError(f"{flag} must be >= {minimum}, got {value}")
         return value

@@ -51,6 +51,17 @@ def int_at_least(minimum: int):
     return check
 
 
+def int_between(minimum: int, maximum: int):
+    """An integer in ``[minimum, maximum]`` (booleans refused): for sizes that allocate."""
+
+    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+        integer(_instance, attribute, value)
+        if not minimum <= value <= maximum:
+            raise InputError(f"{attribute.name} must lie in [{minimum}, {maximum}], got {value!r}")
+
+    return check
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 

@@ -34,6 +34,7 @@ from searchkit.errors import (
 from searchkit.files import check_output_folder, read_json
 from searchkit.rewards import AnalyticReward
 from searchkit.rewards.latent import TrainConfig
+from searchkit.rewards.latent.network import LatentRewardConfig
 from searchkit.video_io import save_result
 
 from searchkit import RGRP, Baseline, BestOfN  # isort: skip
@@ -154,6 +155,8 @@ CLI_CASES = [
      "prompts file '{tmp}/latin1.json' is not UTF-8 text"),
     (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "1,2"],
      "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,2'"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--width", str(10**12)],
+     "--width must lie in [1, 65536], got 1000000000000"),
     (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--epochs", "0"],
      "--epochs must be >= 1, got 0"),
     (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--seed", "-1"],
@@ -288,6 +291,10 @@ API_CASES = [
     (lambda w: build_reward("analytic-proxy", w[0], num_features=10**9), InputError,
      "num_features must be an integer in [1, 4096], got 1000000000"),
     (lambda w: TrainConfig(seed=-1), InputError, "seed must lie in [0, 2**64), got -1"),
+    (lambda w: LatentRewardConfig(in_channels=2, text_dim=4, width=10**12), InputError,
+     "width must lie in [1, 65536], got 1000000000000"),
+    (lambda w: LatentRewardConfig(in_channels=2, text_dim=4, depth=True), InputTypeError,
+     "depth must be an integer, got True"),
     (lambda w: TrainConfig(split_seed=2**64), InputError, "split_seed must lie in [0, 2**64)"),
 ]
 

@@ -56,7 +56,7 @@ def _add_teacher_arguments(parser: argparse.ArgumentParser, default: str) -> Non
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model's size options; their help is :class:`LatentRewardConfig`'s field docs."""
-    from searchkit.rewards.latent.network import LatentRewardConfig
+    from searchkit.rewards.latent.network import MAX_DEPTH, MAX_WIDTH, LatentRewardConfig
 
     docs = field_docs(LatentRewardConfig)
     parser.add_argument(
@@ -67,14 +67,14 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--width",
-        type=argtypes.integer("--width", minimum=1),
+        type=argtypes.integer("--width", minimum=1, maximum=MAX_WIDTH),
         default=64,
         metavar="N",
         help=f"{docs['width'].rstrip('.')} (default: 64)",
     )
     parser.add_argument(
         "--depth",
-        type=argtypes.integer("--depth", minimum=0),
+        type=argtypes.integer("--depth", minimum=0, maximum=MAX_DEPTH),
         default=2,
         metavar="N",
         help=f"{docs['depth'].rstrip('.')} (default: 2)",
