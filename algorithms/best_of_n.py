@@ -20,6 +20,9 @@ class BestOfN(Strategy):
     else one (the returned output). Ties go to the lowest index. The first sample uses the
     same noise as :class:`Baseline` with the same seed, so best-of-N never does worse than
     the baseline on the search reward.
+
+    Args:
+        n: candidates sampled, each a full trajectory.
     """
 
     name = "best-of-n"

@@ -20,6 +20,7 @@ import torch
 
 from searchkit.backends.analytic import DIMENSIONS, AnalyticBackend
 from searchkit.backends.analytic_cost import check_kind, default_kind
+from searchkit.errors import InputError, InputTypeError
 from searchkit.reward import REWARD_INPUTS, Reward, RewardBatch
 
 
@@ -36,9 +37,9 @@ class AnalyticReward(Reward):
         self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
     ) -> None:
         if not isinstance(backend, AnalyticBackend):
-            raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
+            raise InputTypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
         if input not in ("x0", "latent"):
-            raise ValueError(
+            raise InputError(
                 f"input must be 'x0' or 'latent' for the analytic reward (of {REWARD_INPUTS}), got {input!r}"
             )
         self.backend = backend
@@ -111,9 +112,9 @@ class ProxyVerifier(Reward):
         stands_for: str | None = None,
     ) -> None:
         if not isinstance(backend, AnalyticBackend):
-            raise TypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
+            raise InputTypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
         if input not in ("x0", "latent"):
-            raise ValueError(
+            raise InputError(
                 f"input must be 'x0' or 'latent' for the analytic proxy verifier, got {input!r}"
             )
         for field, value, low, high in (
@@ -126,15 +127,15 @@ class ProxyVerifier(Reward):
                 or not isinstance(value, int | float)
                 or not low <= value <= high
             ):
-                raise ValueError(f"{field} must be a number in [{low:g}, {high:g}], got {value!r}")
+                raise InputError(f"{field} must be a number in [{low:g}, {high:g}], got {value!r}")
         if (
             isinstance(num_features, bool)
             or not isinstance(num_features, int)
             or not 1 <= num_features <= 4096
         ):
-            raise ValueError(f"num_features must be an integer in [1, 4096], got {num_features!r}")
+            raise InputError(f"num_features must be an integer in [1, 4096], got {num_features!r}")
         if isinstance(verifier_seed, bool) or not isinstance(verifier_seed, int):
-            raise ValueError(f"verifier_seed must be an integer, got {verifier_seed!r}")
+            raise InputError(f"verifier_seed must be an integer, got {verifier_seed!r}")
         self.backend, self.input = backend, input
         self.misalignment, self.noise, self.length_scale = (
             float(misalignment),

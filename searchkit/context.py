@@ -33,9 +33,10 @@ from contextlib import nullcontext
 import attrs
 import torch
 
+from searchkit import progress, validation
 from searchkit.backend import Backend
 from searchkit.cost import Meter
-from searchkit.errors import NonFiniteRewardError
+from searchkit.errors import InputError, NonFiniteRewardError
 from searchkit.particles import Lineage, Particles
 from searchkit.result import AdvanceRecord, ScoreRecord, SearchResult, Trace
 from searchkit.reward import Reward, RewardBatch
@@ -43,9 +44,8 @@ from searchkit.solver import SolverState
 
 
 def check_prompt(prompt: object) -> str:
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}: {prompt!r}")
-    return prompt
+    """A prompt: a string with some text (see :func:`searchkit.validation.check_prompt`)."""
+    return validation.check_prompt(prompt)
 
 
 class SearchContext:
@@ -66,8 +66,8 @@ class SearchContext:
             raise TypeError(f"backend must be a searchkit Backend, got {type(backend).__name__}")
         if not isinstance(reward, Reward):
             raise TypeError(f"reward must be a searchkit Reward, got {type(reward).__name__}")
-        if budget_nfe is not None and (not isinstance(budget_nfe, int) or budget_nfe <= 0):
-            raise ValueError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
+        if budget_nfe is not None and (not validation.is_int(budget_nfe) or budget_nfe <= 0):
+            raise InputError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
         self._backend = backend
         if noise is not None:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
@@ -167,6 +167,7 @@ class SearchContext:
                     velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)
                     x0 = latents - sigma * velocity
                     latents = solver.step(velocity, timestep, latents, self.generator)
+                progress.notify_step(k + 1, self.num_steps, n, self.meter.nfe)
         if to > start:
             self.trace.advances.append(AdvanceRecord(start, to, n))
         return attrs.evolve(particles, latents=latents, solver=solver, x0=x0)
@@ -286,6 +287,7 @@ class SearchContext:
         )
         self.trace.scored.append(record)
         self._issued.append(record)
+        progress.notify_scored(step, n)
         return record, scores
 
     def record_selection(

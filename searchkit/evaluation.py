@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from searchkit.backend import Backend
+from searchkit.errors import InputError
 from searchkit.result import SearchResult
 from searchkit.reward import Reward, RewardBatch
 
@@ -38,7 +39,7 @@ def build_evaluators(
     evaluators: dict[str, Reward] = {}
     for name, options in specs:
         if name in evaluators:
-            raise ValueError(f"evaluators must be distinct, got {name!r} twice")
+            raise InputError(f"evaluators must be distinct, got {name!r} twice")
         evaluators[name] = build_reward(name, backend, **dict(options))
     return evaluators
 
@@ -58,7 +59,7 @@ def evaluate(
     for name, reward in evaluators.items():
         if reward.input == "video":
             if result.video is None:
-                raise ValueError(f"evaluator {name!r} reads video, but the result has none")
+                raise InputError(f"evaluator {name!r} reads video, but the result has none")
             data = result.video[None]
         else:
             data = result.latents[None]

@@ -5,6 +5,15 @@ descriptions, training state) goes through :func:`atomic_write`: the content is 
 a temporary file in the same folder, flushed to disk, then renamed over the target, which
 POSIX and Windows make atomic. A crash leaves the old file or the new one, never a torn
 one. Append-only logs (benchmark rows) have their own discipline in ``bench/store.py``.
+
+Every file it writes gets one permission mode, :func:`file_mode`: ``0o666`` less the
+process umask (``0o644`` under the usual umask 022), what ``open()`` gives a new file.
+Writers that choose their own (safetensors creates ``0o600`` files) are brought to it.
+
+Reading: :func:`read_text` and :func:`read_json` name the file and the position of the
+first bad byte or character in every error (a :class:`~searchkit.errors.FileFormatError`);
+:func:`check_output_folder` refuses, before any compute, an output folder that is a file,
+lies inside a file or cannot be created or written.
 """
 
 from __future__ import annotations
@@ -15,6 +24,32 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from searchkit.errors import FileFormatError, MissingFileError, OutputFolderError
+
+
+def file_mode() -> int:
+    """The permission mode of every file searchkit writes: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux states it; reading it changes nothing (no race with other threads)
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def settle_mode(path: str | os.PathLike) -> Path:
+    """Give the written file ``path`` the common mode (:func:`file_mode`)."""
+    os.chmod(path, file_mode())
+    return Path(path)
 
 
 def atomic_write(
@@ -41,6 +76,7 @@ def atomic_write(
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        settle_mode(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -56,3 +92,58 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, payload: Any, *, indent: int | None = 2) -> Path:
     """Write ``payload`` as JSON (with a final newline) to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(payload, indent=indent) + "\n")
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; an error names ``what``, the file and the bad byte."""
+    path = Path(path)
+    if not path.is_file():
+        if path.is_dir():
+            raise FileFormatError(f"{what} {str(path)!r} is a folder, not a file")
+        raise MissingFileError(f"{what} {str(path)!r} does not exist")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise FileFormatError(
+            f"{what} {str(path)!r} is not UTF-8 text: byte 0x{data[error.start]:02x} at "
+            f"line {line}, column {column} (byte offset {error.start})"
+        ) from None
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """The parsed JSON of ``path``; an error names ``what``, the file, the line and column."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FileFormatError(
+            f"{what} {str(path)!r} is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}"
+        ) from None
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """``path`` if it is, or can become, a writable folder; else an :class:`OutputFolderError`.
+
+    Changes nothing: a folder that does not exist yet must have a writable nearest existing
+    ancestor that is a folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputFolderError(f"{what} {str(path)!r} is a file, not a folder")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputFolderError(
+            f"{what} {str(path)!r} cannot be created: {str(probe)!r} is a file"
+        )
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        detail = "is not writable" if probe == path else f"lies in {str(probe)!r}, not writable"
+        raise OutputFolderError(f"{what} {str(path)!r} {detail}")
+    return path

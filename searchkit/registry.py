@@ -14,6 +14,7 @@ the command line, configuration files and benchmarks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from difflib import get_close_matches
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
@@ -54,7 +55,9 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "(none)"
-            raise RegistryError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            close = get_close_matches(str(name), list(self._entries), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise RegistryError(f"unknown {self.kind} {name!r}; {hint}known: {known}") from None
 
     def names(self) -> list[str]:
         self._load_plugins()

@@ -19,8 +19,10 @@ import torch
 from searchkit.backend import Backend, ComputeProfile
 from searchkit.context import SearchContext, check_prompt
 from searchkit.cost import Meter
+from searchkit.errors import InputError, InputTypeError, SearchkitError
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
+from searchkit.validation import check_seed
 
 
 class Strategy(ABC):
@@ -66,10 +68,8 @@ class Strategy(ABC):
         """
         check_prompt(prompt)
         if generator is None:
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise TypeError(f"seed must be an integer, got {seed!r}")
-            generator = torch.Generator().manual_seed(seed)
-        self.check_compatible(backend, reward)
+            generator = torch.Generator().manual_seed(check_seed(seed))
+        self.checked_compatible(backend, reward)
         ctx = SearchContext(
             backend, reward, prompt, generator=generator, budget_nfe=budget_nfe, noise=noise
         )
@@ -79,6 +79,21 @@ class Strategy(ABC):
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         """Raise before compute when this strategy cannot run on ``backend`` with ``reward``."""
         return None
+
+    def checked_compatible(self, backend: Backend, reward: Reward) -> None:
+        """:meth:`check_compatible`, its refusals raised as :class:`~searchkit.errors.InputError`.
+
+        Everything ``check_compatible`` raises is, by its contract, a refusal of the input
+        (a ``ValueError`` or ``TypeError``), so it is reported as one, message unchanged.
+        """
+        try:
+            self.check_compatible(backend, reward)
+        except SearchkitError:
+            raise
+        except TypeError as error:
+            raise InputTypeError(str(error)) from None
+        except ValueError as error:
+            raise InputError(str(error)) from None
 
     @abstractmethod
     def search(self, ctx: SearchContext) -> SearchResult:

@@ -3,13 +3,15 @@ the result as JSON, and the latent as safetensors."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from searchkit.files import atomic_write_json
+from searchkit.errors import InputError, InputTypeError
+from searchkit.files import atomic_write, atomic_write_json
 from searchkit.result import SearchResult
 
 VIDEO_FORMATS: tuple[str, ...] = ("mp4", "frames")
@@ -22,10 +24,19 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return (video.detach().float().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
+def check_fps(fps: object) -> None:
+    """Frames per second: a finite number > 0 (booleans refused)."""
+    if isinstance(fps, bool) or not isinstance(fps, int | float):
+        raise InputTypeError(f"fps must be a number, got {fps!r}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"fps must be a finite number > 0, got {fps!r}")
+
+
 def write_video(video: torch.Tensor, path: str | Path, fps: int = 16) -> Path:
     """Write frames ``[F, H, W, 3]`` in ``[0, 1]`` as an H.264 mp4."""
     import imageio.v2 as imageio
 
+    check_fps(fps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with imageio.get_writer(
@@ -63,11 +74,15 @@ def save_result(
     versions that ``searchkit generate`` records).
     """
     if video_format not in VIDEO_FORMATS:
-        raise ValueError(f"video_format must be one of {VIDEO_FORMATS}, got {video_format!r}")
+        raise InputError(
+            f"video_format must be one of {', '.join(VIDEO_FORMATS)} (got {video_format!r})"
+        )
+    check_fps(fps)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"result": str(out / "result.json"), "latents": str(out / "latents.safetensors")}
-    save_file({"latents": result.latents.detach().float().cpu().contiguous()}, files["latents"])
+    latents = {"latents": result.latents.detach().float().cpu().contiguous()}
+    atomic_write(files["latents"], lambda tmp: save_file(latents, str(tmp)))
     if result.video is not None:
         if video_format == "mp4":
             files["video"] = str(write_video(result.video, out / "video.mp4", fps=fps))

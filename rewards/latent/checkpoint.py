@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from searchkit.errors import CheckpointError, MissingFileError
 from searchkit.files import atomic_write, atomic_write_json
 from searchkit.rewards.latent.network import LatentRewardConfig, LatentRewardNet, build_net
 from searchkit.validation import as_tuple
@@ -57,28 +58,28 @@ def read_config(folder: str | Path) -> tuple[LatentRewardConfig, dict[str, Any]]
     """The config and ``extra`` of a saved model; clear errors for a bad or missing file."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no latent reward model config at {path}")
+        raise MissingFileError(f"no latent reward model config at {path}")
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON (corrupt file?): {error}") from None
+        raise CheckpointError(f"{path} is not valid JSON (corrupt file?): {error}") from None
     if not isinstance(payload, dict):
-        raise ValueError(f"{path} must hold a JSON object")
+        raise CheckpointError(f"{path} must hold a JSON object")
     if payload.get("format") != FORMAT:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} is not a {FORMAT} config (format field {payload.get('format')!r})"
         )
     if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} has version {payload.get('version')!r}; this code reads {FORMAT_VERSION}"
         )
     try:
         config = LatentRewardConfig.from_dict(payload.get("config"))
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: invalid config: {error}") from None
+        raise CheckpointError(f"{path}: invalid config: {error}") from None
     extra = payload.get("extra") or {}
     if not isinstance(extra, dict):
-        raise ValueError(f"{path}: field 'extra' must be a JSON object, got {type(extra).__name__}")
+        raise CheckpointError(f"{path}: field 'extra' must be a JSON object, got {type(extra).__name__}")
     return config, extra
 
 
@@ -105,11 +106,11 @@ def load_checkpoint(
             )
     path = folder / WEIGHTS_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no latent reward model weights at {path}")
+        raise MissingFileError(f"no latent reward model weights at {path}")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(
+        raise CheckpointError(
             f"cannot read {path} (corrupt or truncated safetensors file): {error}"
         ) from None
     net = build_net(config)
@@ -117,18 +118,18 @@ def load_checkpoint(
     missing = sorted(set(reference) - set(state))
     unexpected = sorted(set(state) - set(reference))
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} does not match its config: missing tensors {missing[:5]}"
             f"{'...' if len(missing) > 5 else ''}, unexpected tensors {unexpected[:5]}"
             f"{'...' if len(unexpected) > 5 else ''}"
         )
     for key, tensor in reference.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
-            raise ValueError(
+            raise CheckpointError(
                 f"{path} does not match its config: tensor {key!r} has shape "
                 f"{list(state[key].shape)}, the config implies {list(tensor.shape)}"
             )
         if not torch.isfinite(state[key]).all():
-            raise ValueError(f"{path}: tensor {key!r} holds non-finite values")
+            raise CheckpointError(f"{path}: tensor {key!r} holds non-finite values")
     net.load_state_dict(state)
     return net, extra

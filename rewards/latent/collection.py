@@ -29,7 +29,7 @@ import torch
 from searchkit.backend import Backend
 from searchkit.builders import build_reward
 from searchkit.context import SearchContext
-from searchkit.errors import LatentDataError
+from searchkit.errors import InputError, LatentDataError, OutputFolderError
 from searchkit.files import atomic_write, atomic_write_json
 from searchkit.reward import Reward
 from searchkit.rewards.latent.schema import (
@@ -45,11 +45,11 @@ from searchkit.validation import as_tuple, boolean, non_negative_int, step_sched
 
 def _distinct_seeds(_inst: Any, attribute: attrs.Attribute, value: object) -> None:
     if not isinstance(value, tuple) or not value:
-        raise ValueError(f"{attribute.name} must be a non-empty tuple of seeds, got {value!r}")
+        raise InputError(f"{attribute.name} must be a non-empty tuple of seeds, got {value!r}")
     for seed in value:
         non_negative_int(_inst, attribute, seed)
     if len(set(value)) != len(value):
-        raise ValueError(f"{attribute.name} must be distinct, got {value!r}")
+        raise InputError(f"{attribute.name} must be distinct, got {value!r}")
 
 
 @attrs.frozen
@@ -129,15 +129,15 @@ def collect(
         raise TypeError(f"config must be a CollectConfig, got {type(config).__name__}")
     prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
-        raise ValueError(
+        raise InputError(
             f"prompts must be a non-empty list of non-empty strings, got {prompts[:3]!r}..."
         )
     if config.steps[-1] >= backend.num_steps:
-        raise ValueError(
+        raise InputError(
             f"steps must be below the backend's num_steps={backend.num_steps}, got {list(config.steps)}"
         )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}")
+        raise InputError(f"limit must be a non-negative integer or None, got {limit!r}")
     teacher, description = resolve_teacher(backend, teacher, teacher_options)
     out = Path(out)
     metadata_dir = out / METADATA_DIR
@@ -188,13 +188,13 @@ def _merge_manifest(path: Path, manifest: dict) -> dict:
         raise LatentDataError(f"{path}: must hold a JSON object, got {type(previous).__name__}")
     for key in ("backend", "teacher", "steps"):
         if previous.get(key) != manifest[key]:
-            raise ValueError(
+            raise OutputFolderError(
                 f"{path} was collected with a different {key} "
                 f"({previous.get(key)!r} vs {manifest[key]!r}); use a fresh folder"
             )
     old, prompts = previous.get("prompts", []), manifest["prompts"]
     if old[: len(prompts)] != prompts[: len(old)]:
-        raise ValueError(f"{path} was collected with a different prompt list; use a fresh folder")
+        raise OutputFolderError(f"{path} was collected with a different prompt list; use a fresh folder")
     return {**manifest, "prompts": old} if len(old) > len(prompts) else manifest
 
 
@@ -206,7 +206,7 @@ def _read_records(path: Path, prompts: list[str]) -> list[dict]:
     for i, record in enumerate(records[: len(prompts)]):
         if not isinstance(record, dict) or record.get("prompt") != prompts[i]:
             found = record.get("prompt") if isinstance(record, dict) else record
-            raise ValueError(
+            raise OutputFolderError(
                 f"{path} record {i} has prompt {found!r}, but prompt {i} is {prompts[i]!r}; "
                 "use a fresh folder"
             )

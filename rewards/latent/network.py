@@ -35,7 +35,12 @@ import torch
 from attrs import validators as v
 from torch import nn
 
-from searchkit.validation import as_tuple, is_int, non_negative_int, positive_int
+from searchkit.validation import as_tuple, int_between, is_int, positive_int
+
+#: Largest token width, noise-feature and readout count, and depth a config may ask for: far
+#: above any model that fits in memory, so a typo is refused before it reaches the allocator.
+MAX_WIDTH = 65536
+MAX_DEPTH = 1024
 
 #: What a model can read: the noisy latent ``x_t`` or the one-step prediction ``x0``.
 MODEL_INPUTS: tuple[str, ...] = ("latent", "x0")
@@ -101,10 +106,10 @@ class LatentRewardConfig:
     patch_size: tuple[int, int, int] = attrs.field(
         default=(1, 2, 2), converter=as_tuple, validator=_three_positive_ints
     )
-    width: int = attrs.field(default=64, validator=positive_int)
-    depth: int = attrs.field(default=2, validator=non_negative_int)
-    noise_features: int = attrs.field(default=32, validator=[positive_int, _even])
-    readouts: int = attrs.field(default=16, validator=positive_int)
+    width: int = attrs.field(default=64, validator=int_between(1, MAX_WIDTH))
+    depth: int = attrs.field(default=2, validator=int_between(0, MAX_DEPTH))
+    noise_features: int = attrs.field(default=32, validator=[int_between(1, MAX_WIDTH), _even])
+    readouts: int = attrs.field(default=16, validator=int_between(1, MAX_WIDTH))
     position_grid: tuple[int, int, int] = attrs.field(
         default=(8, 16, 16), converter=as_tuple, validator=_three_positive_ints
     )

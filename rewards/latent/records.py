@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from searchkit.errors import LatentDataError
+from searchkit.errors import LatentDataError, MissingFileError
 from searchkit.rewards.latent.schema import (
     MANIFEST_NAME,
     METADATA_DIR,
@@ -33,14 +33,14 @@ def metadata_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             files = sorted(p for p in path.glob("*.json") if p.name != MANIFEST_NAME)
             if not files:
-                raise FileNotFoundError(f"no metadata *.json files in {path}")
+                raise MissingFileError(f"no metadata *.json files in {path}")
             return files
         sources: list[Path] = [path]
     else:
         sources = [Path(p) for p in source]
     for p in sources:
         if not p.is_file():
-            raise FileNotFoundError(f"metadata file not found: {p}")
+            raise MissingFileError(f"metadata file not found: {p}")
     return sources
 
 

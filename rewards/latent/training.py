@@ -46,7 +46,8 @@ from searchkit.rewards.latent.resume import (
     save_trainer,
 )
 from searchkit.rewards.latent.reward import LatentRewardModel
-from searchkit.validation import int_at_least, integer
+from searchkit.validation import int_at_least
+from searchkit.validation import seed as seed_validator
 
 
 def _fraction(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -56,7 +57,22 @@ def _fraction(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
 
 @attrs.frozen
 class TrainConfig:
-    """Training hyper-parameters (validated; saved with every checkpoint)."""
+    """Training hyper-parameters (validated; saved with every checkpoint).
+
+    Args:
+        epochs: passes over the training prompts.
+        batch_size: samples per optimiser step.
+        group_size: samples of one (prompt, step) chunk drawn together (the pairwise loss
+            compares within a chunk).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        mse_weight: weight of the regression loss on the teacher's scores.
+        pairwise_weight: weight of the pairwise ranking loss.
+        val_fraction: share of the prompts held out for validation, in (0, 1).
+        split_seed: seed of the prompt-level train/validation split.
+        seed: seed of the batch order.
+        grad_clip: largest gradient norm (clipped above).
+    """
 
     epochs: int = attrs.field(default=15, validator=int_at_least(1))
     batch_size: int = attrs.field(default=4, validator=int_at_least(2))
@@ -66,8 +82,8 @@ class TrainConfig:
     mse_weight: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
     pairwise_weight: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
     val_fraction: float = attrs.field(default=0.2, converter=float, validator=_fraction)
-    split_seed: int = attrs.field(default=0, validator=integer)
-    seed: int = attrs.field(default=0, validator=integer)
+    split_seed: int = attrs.field(default=0, validator=seed_validator)
+    seed: int = attrs.field(default=0, validator=seed_validator)
     grad_clip: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
 
     def __attrs_post_init__(self) -> None:

@@ -56,7 +56,7 @@ from searchkit.bench.entries import (
 )
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.errors import ConfigError  # noqa: F401  (re-exported)
-from searchkit.validation import is_int, optional_positive_int
+from searchkit.validation import SEED_LIMIT, is_int, optional_positive_int
 
 __all__ = ["ComponentSpec", "ConfigError", "StrategySpec", "SweepConfig", "digest"]
 
@@ -65,6 +65,9 @@ VBENCH_SEEDS = "vbench"
 
 #: What a sweep's budgets may count (``budget_unit``).
 BUDGET_UNITS: tuple[str, ...] = ("nfe", "flops")
+
+#: The most seeds a count may ask for (a sweep of more is a typo, not a plan).
+MAX_SEED_COUNT = 100_000
 
 _TOP_LEVEL = {
     "name",
@@ -93,16 +96,16 @@ def _seeds(value: Any) -> tuple[int, ...]:
             f"seeds must be a count, a list of integers or {VBENCH_SEEDS!r}, got {value!r}"
         )
     if isinstance(value, int):
-        if value < 1:
-            raise ConfigError(f"seeds must be a positive count, got {value!r}")
+        if not 1 <= value <= MAX_SEED_COUNT:
+            raise ConfigError(f"seeds must be a count in [1, {MAX_SEED_COUNT}], got {value!r}")
         return tuple(range(value))
     if not isinstance(value, list | tuple) or not value:
         raise ConfigError(
             f"seeds must be a count, a non-empty list of integers or {VBENCH_SEEDS!r}, got {value!r}"
         )
     for s in value:
-        if not is_int(s) or s < 0:
-            raise ConfigError(f"seeds must hold non-negative integers, got {s!r} in {value!r}")
+        if not is_int(s) or not 0 <= s < SEED_LIMIT:
+            raise ConfigError(f"seeds must hold integers in [0, 2**64), got {s!r} in {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"seeds has a repeated seed: {value!r}")
     return tuple(value)

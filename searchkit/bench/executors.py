@@ -160,7 +160,7 @@ def run_ray(
     try:
         import ray
     except ImportError:
-        raise ImportError("--executor ray needs Ray: pip install 'searchkit[ray]'") from None
+        raise ImportError("executor 'ray' needs Ray: pip install 'searchkit[ray]'") from None
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
     if not runs:

@@ -9,13 +9,13 @@ sweep file is read from that file's folder.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from searchkit.bench.config import SweepConfig
-from searchkit.errors import ConfigError
+from searchkit.errors import ConfigError, MissingFileError
+from searchkit.files import read_json
 
 #: The sweep run by ``searchkit bench`` without ``--config``.
 DEFAULT_CONFIG = "analytic"
@@ -49,7 +49,7 @@ def resolve_config_path(name_or_path: str | Path | None) -> Path:
     if str(path) in (stem, f"{stem}.json") and stem in shipped:
         with resources.as_file(_shipped_folder() / f"{stem}.json") as file:
             return Path(file)
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"config {str(name_or_path)!r} is neither a file nor a shipped configuration "
         f"({', '.join(shipped)})"
     )
@@ -79,10 +79,7 @@ def load_config(
     reward of the sweep has is an error.
     """
     path = resolve_config_path(name_or_path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"config {str(path)!r} is not valid JSON: {error}") from None
+    data = read_json(path, "config")
     if isinstance(data, dict):
         data = dict(data)
         if seeds is not None:

@@ -10,10 +10,12 @@ dimensions the prompt tests). Every error names the file and, for a bad record, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import attrs
+
+from searchkit.errors import FileFormatError
+from searchkit.files import read_json
 
 
 @attrs.frozen
@@ -35,35 +37,30 @@ def load_prompt_file(
     ``limit`` keeps the first ``limit`` matching prompts (file order).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prompts file {str(path)!r} does not exist")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"prompts file {str(path)!r} is not valid JSON: {error}") from None
+    records = read_json(path, "prompts file")
     if not isinstance(records, list):
-        raise ValueError(
+        raise FileFormatError(
             f"prompts file {str(path)!r} must hold a JSON list of records, got {type(records).__name__}"
         )
     prompts = []
     for i, record in enumerate(records):
         where = f"prompts file {str(path)!r}, record {i}"
         if not isinstance(record, dict):
-            raise ValueError(f"{where}: must be an object with 'prompt_en', got {record!r}")
+            raise FileFormatError(f"{where}: must be an object with 'prompt_en', got {record!r}")
         text = record.get("prompt_en")
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}: lacks a non-empty string 'prompt_en' (got {record!r})")
+            raise FileFormatError(f"{where}: lacks a non-empty string 'prompt_en' (got {record!r})")
         dims = record.get("dimension", ())
         dims = (dims,) if isinstance(dims, str) else dims
         if not isinstance(dims, list | tuple) or not all(isinstance(d, str) for d in dims):
-            raise ValueError(
+            raise FileFormatError(
                 f"{where}: 'dimension' must be a string or a list of strings, got {dims!r}"
             )
         if dimension is None or dimension in dims:
             prompts.append(Prompt(text, tuple(dims)))
     if not prompts:
         known = sorted({d for r in records for d in _dims(r)})
-        raise ValueError(
+        raise FileFormatError(
             f"prompts file {str(path)!r} has no prompt with dimension {dimension!r}; "
             f"dimensions in the file: {', '.join(known) or '(none)'}"
         )

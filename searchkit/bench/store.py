@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from searchkit.errors import OutputFolderError  # noqa: F401  (re-exported)
-from searchkit.files import atomic_write_json
+from searchkit.files import atomic_write_json, check_output_folder
 
 try:  # advisory lock against two sweeps writing one folder (POSIX)
     import fcntl
@@ -101,10 +101,8 @@ class ResultsStore:
         Changes nothing, so it can run before any compute.
         """
         if resume and force:
-            raise OutputFolderError("--resume and --force contradict each other; pass one")
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise OutputFolderError(f"output folder {str(folder)!r} is a file")
+            raise OutputFolderError("resume=True and force=True contradict each other; pass one")
+        folder = check_output_folder(folder)
         results = folder / RESULTS_FILE
         if resume or force or not results.exists() or results.stat().st_size == 0:
             return
@@ -113,14 +111,14 @@ class ResultsStore:
         if old is not None and old.get("fingerprint") == fingerprint:
             raise OutputFolderError(
                 f"output folder {str(folder)!r} already holds {count} results of this sweep; "
-                "pass --resume to keep them and run what is missing, or --force to start over"
+                "pass resume=True to keep them and run what is missing, or force=True to start over"
             )
         changed = _changed_fields(old.get("config", {}) if old else {}, config)
         raise OutputFolderError(
             f"output folder {str(folder)!r} holds {count} results of a different sweep "
-            f"configuration (differs in: {', '.join(changed) or 'unknown'}); pass --resume to "
-            "keep them (runs of this sweep already done are reused) or --force to discard them, "
-            "or choose another --out"
+            f"configuration (differs in: {', '.join(changed) or 'unknown'}); pass resume=True to "
+            "keep them (runs of this sweep already done are reused) or force=True to discard "
+            "them, or choose another output folder"
         )
 
     @classmethod

@@ -51,8 +51,8 @@ from pathlib import Path
 import attrs
 import torch
 
-from searchkit.errors import OutputFolderError
-from searchkit.files import atomic_write, atomic_write_json
+from searchkit.errors import FileFormatError, InputError, OutputFolderError
+from searchkit.files import atomic_write, atomic_write_json, read_json
 
 #: VBench-2.0's dimensions, in the order of its ``evaluate.sh``; each names a video folder.
 DIMENSIONS: tuple[str, ...] = (
@@ -134,14 +134,9 @@ def samples_per_prompt(dimensions: Sequence[str]) -> int:
 def load_vbench_prompts(path: str | os.PathLike) -> tuple[VBenchRecord, ...]:
     """The records of a VBench-2.0 prompt file, validated (see the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prompts file {str(path)!r} does not exist")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"prompts file {str(path)!r} is not valid JSON: {error}") from None
+    records = read_json(path, "prompts file")
     if not isinstance(records, list) or not records:
-        raise ValueError(f"prompts file {str(path)!r} must hold a non-empty JSON list of records")
+        raise FileFormatError(f"prompts file {str(path)!r} must hold a non-empty JSON list of records")
     return tuple(
         _record(record, f"prompts file {str(path)!r}, record {i}")
         for i, record in enumerate(records)
@@ -150,26 +145,26 @@ def load_vbench_prompts(path: str | os.PathLike) -> tuple[VBenchRecord, ...]:
 
 def _record(record: object, where: str) -> VBenchRecord:
     if not isinstance(record, dict):
-        raise ValueError(f"{where}: must be an object with 'prompt_en', got {record!r}")
+        raise FileFormatError(f"{where}: must be an object with 'prompt_en', got {record!r}")
     text = record.get("prompt_en")
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{where}: lacks a non-empty string 'prompt_en' (got {text!r})")
+        raise FileFormatError(f"{where}: lacks a non-empty string 'prompt_en' (got {text!r})")
     dims = record.get("dimension")
     dims = [dims] if isinstance(dims, str) else dims
     if not isinstance(dims, list) or not dims or not all(isinstance(d, str) for d in dims):
-        raise ValueError(f"{where}: 'dimension' must be a non-empty list of strings, got {dims!r}")
+        raise FileFormatError(f"{where}: 'dimension' must be a non-empty list of strings, got {dims!r}")
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown:
-        raise ValueError(
+        raise FileFormatError(
             f"{where}: unknown dimension {unknown[0]!r}; VBench-2.0 has {', '.join(DIMENSIONS)}"
         )
     aug = record.get("prompt_aug")
     if aug is not None and (not isinstance(aug, str) or not aug.strip()):
-        raise ValueError(f"{where}: 'prompt_aug' must be a non-empty string, got {aug!r}")
+        raise FileFormatError(f"{where}: 'prompt_aug' must be a non-empty string, got {aug!r}")
     try:
         video_file_name(text, 0)
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        raise FileFormatError(f"{where}: {error}") from None
     return VBenchRecord(text, tuple(dims), aug)
 
 
@@ -189,7 +184,7 @@ def plan_videos(
     them up once per record, finding the same files); the first record sets the prompt sent.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     slots: dict[tuple[str, str], VideoSlot] = {}
     for record in records:
         prompt = record.prompt_aug if augmented and record.prompt_aug else record.prompt_en
@@ -227,11 +222,11 @@ def save_vbench_video(
     from searchkit.video_io import write_video
 
     if video is None:
-        raise ValueError(
+        raise InputError(
             f"no video to save for {slot.dimension}/{slot.file_name}: the result has none"
         )
     if isinstance(fps, bool) or not isinstance(fps, int) or fps <= 0:
-        raise ValueError(f"fps must be a positive integer, got {fps!r}")
+        raise InputError(f"fps must be a positive integer, got {fps!r}")
     path = slot.path(root)
     staging = Path(root) / STATE_DIR / "partial"
     staging.mkdir(parents=True, exist_ok=True)
@@ -304,7 +299,7 @@ def claim_output(root: str | os.PathLike, description: dict) -> None:
     path = Path(root) / STATE_DIR / "run.json"
     description = json.loads(json.dumps(description))
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = read_json(path, "run description")
         if previous != description:
             changed = sorted(
                 k

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from searchkit.bench.vbench import DIMENSIONS
+from searchkit.errors import FileFormatError, MissingFileError
 
 RESULTS_GLOB = "*_eval_results.json"
 
@@ -51,10 +52,10 @@ def result_files(path: str | os.PathLike) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"VBench-2.0 results {str(path)!r} do not exist")
+        raise MissingFileError(f"VBench-2.0 results {str(path)!r} do not exist")
     files = sorted(path.rglob(RESULTS_GLOB))
     if not files:
-        raise FileNotFoundError(f"no {RESULTS_GLOB} under {str(path)!r}")
+        raise MissingFileError(f"no {RESULTS_GLOB} under {str(path)!r}")
     return files
 
 
@@ -70,24 +71,24 @@ def read_vbench_scores(paths: str | os.PathLike | Sequence[str | os.PathLike]) -
         try:
             payload = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(
+            raise FileFormatError(
                 f"VBench-2.0 results {str(file)!r} are not valid JSON: {error}"
             ) from None
         if not isinstance(payload, dict):
-            raise ValueError(f"VBench-2.0 results {str(file)!r} must be an object of dimensions")
+            raise FileFormatError(f"VBench-2.0 results {str(file)!r} must be an object of dimensions")
         for dimension, entry in payload.items():
             where = f"VBench-2.0 results {str(file)!r}, dimension {dimension!r}"
             if dimension not in DIMENSIONS:
-                raise ValueError(f"{where}: not a VBench-2.0 dimension")
+                raise FileFormatError(f"{where}: not a VBench-2.0 dimension")
             if (
                 not isinstance(entry, list)
                 or not entry
                 or isinstance(entry[0], bool)
                 or not isinstance(entry[0], int | float)
             ):
-                raise ValueError(f"{where}: expected [score, per_video], got {str(entry)[:80]}")
+                raise FileFormatError(f"{where}: expected [score, per_video], got {str(entry)[:80]}")
             if dimension in scores:
-                raise ValueError(f"{where}: also scored in {str(source[dimension])!r}")
+                raise FileFormatError(f"{where}: also scored in {str(source[dimension])!r}")
             scores[dimension], source[dimension] = float(entry[0]), file
     return scores
 

@@ -26,6 +26,8 @@ import argparse
 import logging
 import sys
 
+from searchkit import argtypes
+from searchkit.fielddoc import strip_markup
 from searchkit.options import add_evaluator_arguments
 
 
@@ -33,8 +35,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="equal-compute benchmark of search strategies",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=strip_markup(__doc__),
     )
     parser.add_argument(
         "--config",
@@ -68,11 +69,12 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser.add_argument(
         "--address",
         default=None,
+        metavar="ADDR",
         help="Ray cluster address (default: RAY_ADDRESS or a new local instance)",
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=argtypes.integer("--retries", minimum=0),
         default=2,
         help="Ray: times a failed run is submitted again (default: 2)",
     )
@@ -98,7 +100,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--max-prompts",
-        type=int,
+        type=argtypes.integer("--max-prompts", minimum=1),
         default=None,
         metavar="N",
         help="keep the first N prompts of --prompts-file",
@@ -146,21 +148,26 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "evaluator's name (default: the oracle if the backend has one, else "
         "the first evaluator, else the search reward)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress", "--quiet", action="store_true", help="no progress bar"
+    )
     parser.set_defaults(run=main)
 
 
 def _seeds(value: str) -> int | str:
     from searchkit.bench.config import VBENCH_SEEDS
 
-    if value == VBENCH_SEEDS:
-        return value
+    if value.strip() == VBENCH_SEEDS:
+        return VBENCH_SEEDS
     try:
-        return int(value)
+        count = int(value.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be a count or {VBENCH_SEEDS!r}, got {value!r}"
+            f"--seeds must be a count or {VBENCH_SEEDS!r}, got {value!r}"
         ) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"--seeds must be >= 1, got {count}")
+    return count
 
 
 def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
@@ -179,7 +186,7 @@ def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
     from searchkit.bench.summary import SELF_GRADED
-    from searchkit.errors import ConfigError
+    from searchkit.errors import InputError
     from searchkit.options import parse_evaluators, parse_key_values
 
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
@@ -197,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
         reward_options=_reward_options(args.reward_opt),
     )
     if args.executor != "ray" and args.address is not None:
-        raise ConfigError("--address is for --executor ray")
+        raise InputError("--address is for --executor ray")
     out = args.out if args.out is not None else f"bench-results/{config.name}"
     videos = args.save_videos
     if videos == "":

@@ -16,11 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 
+from searchkit import argtypes
+from searchkit.errors import BudgetError, InputError
+from searchkit.fielddoc import strip_markup
 from searchkit.options import (
     add_config_arguments,
     add_evaluator_arguments,
-    config_from_namespace,
+    config_from_arguments,
     parse_evaluators,
     parse_key_values,
 )
@@ -45,34 +49,77 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "generate",
         help="search for one video",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
-    parser.add_argument(
-        "--model-path", default=None, help="checkpoint folder for backends with weights"
+        description=strip_markup(__doc__),
     )
     parser.add_argument(
-        "--backend-opt", action="append", metavar="KEY=VALUE", help="backend option"
+        "--backend", default="analytic", metavar="NAME", help="backend name (default: analytic)"
     )
-    parser.add_argument("--reward", default=None, help="reward name (default: the backend's own)")
-    parser.add_argument("--reward-opt", action="append", metavar="KEY=VALUE", help="reward option")
-    parser.add_argument("--strategy", default="baseline", help="strategy name (default: baseline)")
-    parser.add_argument("--prompt", default=None, help=f"the prompt (default: {DEFAULT_PROMPT!r})")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--budget-nfe", type=int, default=None, help="raise if the search needs more NFE"
+        "--model-path", default=None, metavar="PATH", help="checkpoint folder for backends with weights"
     )
-    parser.add_argument("--out", default=None, help="output folder (one prompt)")
     parser.add_argument(
-        "--format", choices=VIDEO_FORMATS, default="mp4", help="video as mp4 or PNG frames"
+        "--backend-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a backend option, e.g. num_steps=30 (repeatable; see 'searchkit list')",
     )
-    parser.add_argument("--fps", type=int, default=16)
+    parser.add_argument(
+        "--reward", default=None, metavar="NAME", help="reward name (default: the backend's own)"
+    )
+    parser.add_argument(
+        "--reward-opt", action="append", metavar="KEY=VALUE", help="a reward option (repeatable)"
+    )
+    parser.add_argument(
+        "--strategy",
+        default="baseline",
+        metavar="NAME",
+        help="strategy name (default: baseline); with --help, also lists its options",
+    )
+    parser.add_argument(
+        "--prompt",
+        default=None,
+        type=argtypes.prompt("--prompt"),
+        help=f"the prompt (default: {DEFAULT_PROMPT!r})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=argtypes.seed("--seed"),
+        default=0,
+        help="seed of the search's random generator, in [0, 2**64) (default: 0)",
+    )
+    parser.add_argument(
+        "--budget-nfe",
+        type=argtypes.integer("--budget-nfe", minimum=1),
+        default=None,
+        metavar="N",
+        help="most model forwards the search may spend; below the strategy's expected cost "
+        "it is refused before any compute (default: no limit)",
+    )
+    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (one prompt)")
+    parser.add_argument(
+        "--format",
+        choices=VIDEO_FORMATS,
+        default="mp4",
+        help="video as mp4 or PNG frames (default: mp4)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=argtypes.integer("--fps", minimum=1),
+        default=16,
+        help="frames per second of the mp4 (default: 16)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (it is drawn only when stderr is a terminal)",
+    )
     add_evaluator_arguments(parser)
     vbench = parser.add_argument_group("VBench-2.0 output")
-    vbench.add_argument("--prompts-file", default=None, help="VBench-2.0 prompt file (JSON list)")
     vbench.add_argument(
-        "--vbench-out", default=None, help="root of the per-dimension video folders"
+        "--prompts-file", default=None, metavar="FILE", help="VBench-2.0 prompt file (JSON list)"
+    )
+    vbench.add_argument(
+        "--vbench-out", default=None, metavar="DIR", help="root of the per-dimension video folders"
     )
     vbench.add_argument(
         "--no-augmented",
@@ -91,16 +138,20 @@ def add_parser(subparsers, argv: list[str]) -> None:
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench.runner import versions
     from searchkit.evaluation import build_evaluators, evaluate
+    from searchkit.files import check_output_folder
     from searchkit.video_io import save_result
 
     if args.prompts_file is not None or args.vbench_out is not None:
         return _main_vbench(args)
     if args.out is None:
-        raise ValueError("--out is required (or --prompts-file with --vbench-out)")
+        raise InputError("--out is required (or --prompts-file with --vbench-out)")
+    check_output_folder(args.out)
     strategy, backend, reward = _build(args)
+    check_budget(strategy, backend, args.budget_nfe)
     evaluators = build_evaluators(parse_evaluators(args.evaluator, args.evaluator_opt), backend)
     prompt = DEFAULT_PROMPT if args.prompt is None else args.prompt
-    result = strategy.run(backend, reward, prompt, seed=args.seed, budget_nfe=args.budget_nfe)
+    with _progress(strategy, backend, args.quiet):
+        result = strategy.run(backend, reward, prompt, seed=args.seed, budget_nfe=args.budget_nfe)
     graded = evaluate(evaluators, backend, result)
     if backend.has_oracle:
         graded = {
@@ -132,32 +183,81 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_budget(strategy, backend, budget_nfe: int | None) -> None:
+    """Refuse, before any compute, an NFE budget below the strategy's expected cost.
+
+    Strategies with a deterministic cost (the baseline, best-of-N) would overspend for sure;
+    for those that prune at random (RGRP) the expectation is what a budget must cover. A
+    strategy that states no expected cost is left to the meter, which stops it before the
+    step that would overspend.
+    """
+    if budget_nfe is None:
+        return
+    try:
+        expected = strategy.expected_nfe(backend)
+    except NotImplementedError:
+        return
+    if budget_nfe < expected:
+        knob = f" or lower --{strategy.size_knob.replace('_', '-')}" if strategy.size_knob else ""
+        raise BudgetError(
+            f"--budget-nfe {budget_nfe} is below the {expected:.0f} NFE that {strategy.name} is "
+            f"expected to spend on this backend ({backend.num_steps} steps, "
+            f"{backend.forwards_per_step} forwards each); raise it{knob}"
+        )
+
+
+@contextmanager
+def _progress(strategy, backend, quiet: bool):
+    """A progress bar over the search's NFE while the block runs, on a terminal only."""
+    from searchkit import progress
+
+    if not progress.wanted(quiet):
+        yield
+        return
+    try:
+        total = strategy.expected_nfe(backend)
+    except NotImplementedError:
+        total = None
+    bar = progress.ProgressBar(total, desc=strategy.name)
+    try:
+        with progress.observe(bar):
+            yield
+    finally:
+        bar.close()
+
+
 def _build(args: argparse.Namespace):
     from searchkit.builders import build_backend, build_reward
-    from searchkit.registry import get_strategy
+    from searchkit.registry import get_backend, get_reward, get_strategy
 
     strategy_cls = get_strategy(args.strategy)
-    strategy = strategy_cls(**config_from_namespace(strategy_cls, args))
-    backend_options = parse_key_values(args.backend_opt, "--backend-opt")
+    strategy = config_from_arguments(strategy_cls, args, f"strategy {args.strategy!r}")
+    backend_options = parse_key_values(args.backend_opt, "--backend-opt", get_backend(args.backend))
     if args.model_path is not None:
         backend_options["model_path"] = args.model_path
     backend = build_backend(args.backend, **backend_options)
-    reward = build_reward(args.reward, backend, **parse_key_values(args.reward_opt, "--reward-opt"))
+    reward_cls = get_reward(args.reward) if args.reward is not None else None
+    reward_options = parse_key_values(args.reward_opt, "--reward-opt", reward_cls)
+    reward = build_reward(args.reward, backend, **reward_options)
+    strategy.checked_compatible(backend, reward)
     return strategy, backend, reward
 
 
 def _main_vbench(args: argparse.Namespace) -> int:
     """Fill ``--vbench-out`` with every video of ``--prompts-file``; 0 when nothing is missing."""
     from searchkit.bench import vbench
+    from searchkit.files import check_output_folder
 
     if args.prompts_file is None or args.vbench_out is None:
-        raise ValueError("--prompts-file and --vbench-out go together")
+        raise InputError("--prompts-file and --vbench-out go together")
     if args.prompt is not None or args.out is not None:
-        raise ValueError(
+        raise InputError(
             "--prompt and --out do not apply with --prompts-file (prompts come from the file)"
         )
     if args.format != "mp4":
-        raise ValueError(f"--format must be mp4 for VBench-2.0 output, got {args.format!r}")
+        raise InputError(f"--format must be mp4 for VBench-2.0 output, got {args.format!r}")
+    if not args.check_only:
+        check_output_folder(args.vbench_out, "--vbench-out folder")
     plan = vbench.plan_videos(
         vbench.load_vbench_prompts(args.prompts_file),
         seed=args.seed,

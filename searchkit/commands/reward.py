@@ -20,14 +20,22 @@ import argparse
 import json
 from pathlib import Path
 
+from searchkit import argtypes
+from searchkit.errors import FileFormatError, InputError
+from searchkit.fielddoc import field_docs, strip_markup
+from searchkit.files import check_output_folder
+from searchkit.options import add_config_arguments, config_from_arguments, construct_with_flags
+
 
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
     parser.add_argument(
-        "--model-path", default=None, help="checkpoint folder for backends with weights"
+        "--backend", default="analytic", metavar="NAME", help="backend name (default: analytic)"
     )
     parser.add_argument(
-        "--backend-opt", action="append", metavar="KEY=VALUE", help="backend option"
+        "--model-path", default=None, metavar="PATH", help="checkpoint folder for backends with weights"
+    )
+    parser.add_argument(
+        "--backend-opt", action="append", metavar="KEY=VALUE", help="a backend option (repeatable)"
     )
 
 
@@ -46,12 +54,49 @@ def _add_teacher_arguments(parser: argparse.ArgumentParser, default: str) -> Non
     )
 
 
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model's size options; their help is :class:`LatentRewardConfig`'s field docs."""
+    from searchkit.rewards.latent.network import MAX_DEPTH, MAX_WIDTH, LatentRewardConfig
+
+    docs = field_docs(LatentRewardConfig)
+    parser.add_argument(
+        "--input",
+        choices=("latent", "x0"),
+        default="latent",
+        help=f"{docs['input'].rstrip('.')} (default: latent)",
+    )
+    parser.add_argument(
+        "--width",
+        type=argtypes.integer("--width", minimum=1, maximum=MAX_WIDTH),
+        default=64,
+        metavar="N",
+        help=f"{docs['width'].rstrip('.')} (default: 64)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=argtypes.integer("--depth", minimum=0, maximum=MAX_DEPTH),
+        default=2,
+        metavar="N",
+        help=f"{docs['depth'].rstrip('.')} (default: 2)",
+    )
+    parser.add_argument(
+        "--patch-size",
+        type=argtypes.sequence(
+            "--patch-size", argtypes.integer("--patch-size", minimum=1), example="1,2,2", length=3
+        ),
+        default=(1, 2, 2),
+        metavar="F,H,W",
+        help=f"{docs['patch_size'].rstrip('.')} (default: 1,2,2)",
+    )
+
+
 def add_parser(subparsers, argv: list[str]) -> None:
+    from searchkit.rewards.latent import TrainConfig
+
     parser = subparsers.add_parser(
         "reward",
         help="collect data for, train and evaluate the latent reward model",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=strip_markup(__doc__),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -61,44 +106,57 @@ def add_parser(subparsers, argv: list[str]) -> None:
     _add_backend_arguments(collect)
     _add_teacher_arguments(collect, "the backend's own reward")
     collect.add_argument(
-        "--out", required=True, help="dataset folder (metadata/ and seed_*/ inside)"
+        "--out", required=True, metavar="DIR", help="dataset folder (metadata/ and seed_*/ inside)"
     )
-    collect.add_argument("--prompt", action="append", default=None, help="a prompt (repeatable)")
+    collect.add_argument(
+        "--prompt",
+        action="append",
+        default=None,
+        type=argtypes.prompt("--prompt"),
+        help="a prompt (repeatable)",
+    )
     collect.add_argument(
         "--prompt-file",
         default=None,
+        metavar="FILE",
         help="JSON list of prompts (strings or objects with 'prompt'/'text') or a text file, one per line",
     )
-    collect.add_argument("--seeds", type=int, nargs="+", default=[200, 300, 400, 500, 600])
+    collect.add_argument(
+        "--seeds",
+        type=argtypes.seed("--seeds"),
+        nargs="+",
+        default=[200, 300, 400, 500, 600],
+        metavar="SEED",
+        help="one metadata file per seed (default: 200 300 400 500 600)",
+    )
     collect.add_argument(
         "--steps",
-        type=int,
+        type=argtypes.integer("--steps", minimum=0),
         nargs="+",
         default=[10, 15, 20, 25, 30],
-        help="step indices (0-based) after which latents are stored",
+        metavar="STEP",
+        help="step indices (0-based) after which latents are stored (default: 10 15 20 25 30)",
     )
     collect.add_argument("--save-video", action="store_true", help="also write each final video")
-    collect.add_argument("--limit", type=int, default=None, help="stop after this many new records")
+    collect.add_argument(
+        "--limit",
+        type=argtypes.integer("--limit", minimum=0),
+        default=None,
+        metavar="N",
+        help="stop after this many new records (default: no limit)",
+    )
     collect.set_defaults(run=main_collect)
 
     train = actions.add_parser("train", help="train a latent reward model on collected data")
     _add_backend_arguments(train)
-    train.add_argument("--data", required=True, help="dataset folder or its metadata/ folder")
-    train.add_argument("--out", required=True, help="training folder (checkpoints/, best/)")
-    train.add_argument("--input", choices=("latent", "x0"), default="latent")
-    train.add_argument("--width", type=int, default=64)
-    train.add_argument("--depth", type=int, default=2)
-    train.add_argument("--patch-size", default="1,2,2", help="f,h,w (default: 1,2,2)")
-    train.add_argument("--epochs", type=int, default=15)
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--group-size", type=int, default=4)
-    train.add_argument("--lr", type=float, default=1e-4)
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--mse-weight", type=float, default=1.0)
-    train.add_argument("--pairwise-weight", type=float, default=1.0)
-    train.add_argument("--val-fraction", type=float, default=0.2)
-    train.add_argument("--split-seed", type=int, default=0)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--data", required=True, metavar="DIR", help="dataset folder or its metadata/ folder"
+    )
+    train.add_argument(
+        "--out", required=True, metavar="DIR", help="training folder (checkpoints/, best/)"
+    )
+    _add_model_arguments(train)
+    add_config_arguments(train, TrainConfig, title="training options")
     train.add_argument(
         "--no-cache", action="store_true", help="do not keep loaded latents in memory"
     )
@@ -109,9 +167,11 @@ def add_parser(subparsers, argv: list[str]) -> None:
         help="latsearch: the paper's model on a VideoReward backbone (--backbone-path)",
     )
     train.add_argument(
-        "--backbone-path", default=None, help="VideoReward folder (--arch latsearch)"
+        "--backbone-path", default=None, metavar="DIR", help="VideoReward folder (--arch latsearch)"
     )
-    train.add_argument("--base-model", default=None, help="base Qwen2-VL folder (--arch latsearch)")
+    train.add_argument(
+        "--base-model", default=None, metavar="DIR", help="base Qwen2-VL folder (--arch latsearch)"
+    )
     train.set_defaults(run=main_train)
 
     evaluate = actions.add_parser(
@@ -120,10 +180,14 @@ def add_parser(subparsers, argv: list[str]) -> None:
     _add_backend_arguments(evaluate)
     _add_teacher_arguments(evaluate, "the teacher recorded in the dataset, else the backend's own")
     evaluate.add_argument(
-        "--model", required=True, help="a saved model folder (e.g. TRAIN_OUT/best)"
+        "--model", required=True, metavar="DIR", help="a saved model folder (e.g. TRAIN_OUT/best)"
     )
-    evaluate.add_argument("--data", required=True, help="dataset folder or its metadata/ folder")
-    evaluate.add_argument("--out", required=True, help="folder for eval.json and eval.png")
+    evaluate.add_argument(
+        "--data", required=True, metavar="DIR", help="dataset folder or its metadata/ folder"
+    )
+    evaluate.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for eval.json and eval.png"
+    )
     evaluate.add_argument(
         "--all", action="store_true", help="evaluate every prompt, not only the validation split"
     )
@@ -150,38 +214,47 @@ def _teacher_options(args: argparse.Namespace) -> dict:
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
+    """The prompts of ``--prompt`` and ``--prompt-file``; errors name the file and the item."""
+    from searchkit.files import read_json, read_text
+
     prompts = list(args.prompt or [])
     if args.prompt_file is not None:
         path = Path(args.prompt_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"--prompt-file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        what = "--prompt-file"
         if path.suffix == ".json":
-            items = json.loads(text)
+            items = read_json(path, what)
             if not isinstance(items, list):
-                raise ValueError(f"--prompt-file {path} must hold a JSON list")
+                raise FileFormatError(
+                    f"{what} {str(path)!r} must hold a JSON list, got {type(items).__name__}"
+                )
             for i, item in enumerate(items):
                 if isinstance(item, dict):
                     item = item.get("prompt", item.get("text"))
-                if not isinstance(item, str) or not item:
-                    raise ValueError(
-                        f"--prompt-file {path}: item {i} is not a prompt: {items[i]!r}"
+                if not isinstance(item, str) or not item.strip():
+                    raise FileFormatError(
+                        f"{what} {str(path)!r}: item {i} is not a prompt: {items[i]!r}"
                     )
                 prompts.append(item)
         else:
+            text = read_text(path, what)
             prompts.extend(line.strip() for line in text.splitlines() if line.strip())
     if not prompts:
-        raise ValueError("give prompts with --prompt or --prompt-file")
+        raise InputError("give prompts with --prompt or --prompt-file")
     return prompts
 
 
 def main_collect(args: argparse.Namespace) -> int:
     from searchkit.rewards.latent import CollectConfig, collect
 
-    config = CollectConfig(
-        steps=tuple(args.steps), seeds=tuple(args.seeds), save_video=args.save_video
+    config = construct_with_flags(
+        CollectConfig,
+        "reward collect",
+        steps=tuple(args.steps),
+        seeds=tuple(args.seeds),
+        save_video=args.save_video,
     )
     prompts = read_prompts(args)
+    check_output_folder(args.out, "--out folder")
     options = _teacher_options(args)
     backend = _backend(args)
     summary = collect(
@@ -208,35 +281,22 @@ def main_collect(args: argparse.Namespace) -> int:
 
 
 def main_train(args: argparse.Namespace) -> int:
+    from searchkit.rewards.latent import TrainConfig
+
+    config = config_from_arguments(TrainConfig, args, "reward train")
+    check_output_folder(args.out, "--out folder")
     if args.arch == "latsearch":
         from searchkit.rewards.video_reward.train import main_train_latsearch
 
         if args.backbone_path is None:
-            raise ValueError("--arch latsearch needs --backbone-path (a VideoReward folder)")
-        return main_train_latsearch(args)
+            raise InputError("--arch latsearch needs --backbone-path (a VideoReward folder)")
+        return main_train_latsearch(argparse.Namespace(**{**vars(args), **config.to_dict()}))
     import torch
 
-    from searchkit.rewards.latent import LatentRewardModel, TrainConfig, read_latent_dataset, train
+    from searchkit.rewards.latent import LatentRewardModel, read_latent_dataset, train
     from searchkit.rewards.latent.records import recorded_teacher
 
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        group_size=args.group_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        mse_weight=args.mse_weight,
-        pairwise_weight=args.pairwise_weight,
-        val_fraction=args.val_fraction,
-        split_seed=args.split_seed,
-        seed=args.seed,
-    )
-    try:
-        patch = tuple(int(p) for p in args.patch_size.split(","))
-    except ValueError:
-        raise ValueError(
-            f"--patch-size must be three integers f,h,w, got {args.patch_size!r}"
-        ) from None
+    patch = args.patch_size
     recorded = (recorded_teacher(args.data) or {}).get("config") or {}
     dimensions = {"dimensions": tuple(recorded["dimensions"])} if recorded.get("dimensions") else {}
     backend = _backend(args)
@@ -246,7 +306,7 @@ def main_train(args: argparse.Namespace) -> int:
         width=args.width,
         depth=args.depth,
         patch_size=patch,
-        generator=torch.Generator().manual_seed(args.seed),
+        generator=torch.Generator().manual_seed(config.seed),
         **dimensions,
     )
     dataset = read_latent_dataset(
@@ -276,13 +336,14 @@ def main_eval(args: argparse.Namespace) -> int:
     )
     from searchkit.rewards.latent.records import recorded_teacher
 
+    check_output_folder(args.out, "--out folder")
     backend = _backend(args)
     model = LatentRewardModel.from_pretrained(args.model, backend)
     dataset = read_latent_dataset(args.data, backend=backend, dimensions=model.dimensions)
     if not args.all:
         val = model.extra.get("training", {}).get("split", {}).get("val")
         if not val:
-            raise ValueError(f"{args.model} records no validation split; pass --all")
+            raise InputError(f"{args.model} records no validation split; pass --all")
         dataset = dataset.subset(val)
     teacher = None
     if not args.no_teacher and dataset.has_x0:

@@ -1,0 +1,366 @@
+"""A battery of bad inputs: each is refused before any compute, clearly, naming what is wrong.
+
+On the command line (``main(argv)`` in-process) a user error exits with status 2 and prints
+one or two lines to stderr, with no traceback; in the Python API it raises a
+:class:`~searchkit.errors.SearchkitError` (a ``ValueError`` or ``TypeError``) whose message
+names the field and the value. Every command-line case runs with the analytic backend's
+velocity replaced by a function that fails the test, so a case that starts computing before
+it refuses its input cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from searchkit.backends import AnalyticBackend
+from searchkit.bench import load_config
+from searchkit.bench.config import SweepConfig
+from searchkit.bench.prompts import load_prompt_file
+from searchkit.bench.store import ResultsStore
+from searchkit.builders import build_backend, build_reward
+from searchkit.cli import main
+from searchkit.construct import construct
+from searchkit.errors import (
+    ConfigError,
+    FileFormatError,
+    InputError,
+    InputTypeError,
+    MissingFileError,
+    OutputFolderError,
+    SearchkitError,
+)
+from searchkit.files import check_output_folder, read_json
+from searchkit.rewards import AnalyticReward
+from searchkit.rewards.latent import TrainConfig
+from searchkit.rewards.latent.network import LatentRewardConfig
+from searchkit.video_io import save_result
+
+from searchkit import RGRP, Baseline, BestOfN  # isort: skip
+
+PROMPT = "a red fox running through fresh snow"
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Bad files and paths, by name."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
+    (tmp_path / "broken.json").write_text('{"name": "x",\n  "seeds": 2,,\n}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "prompts-latin1.txt").write_bytes(b"a fox\nun caf\xe9\n")
+    (tmp_path / "seeds.json").write_text(json.dumps({"strategies": ["baseline"],
+                                                     "budgets_nfe": [100],
+                                                     "prompts": ["a fox"], "seeds": [-1]}))
+    return tmp_path
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Any model forward fails the test: the refusals below must come before compute."""
+
+    def velocity(*_args, **_kwargs):
+        raise AssertionError("compute started before the input was refused")
+
+    monkeypatch.setattr(AnalyticBackend, "velocity", velocity)
+
+
+# -- the command line ---------------------------------------------------------------------------
+# (argv with {tmp} for the files fixture's folder, text the message must hold)
+CLI_CASES = [
+    # values validated where they enter
+    (["generate", "--seed", "-1"], "--seed must lie in [0, 2**64), got -1"),
+    (["generate", "--seed", str(2**64)], f"--seed must lie in [0, 2**64), got {2**64}"),
+    (["generate", "--seed", "abc"], "--seed must be an integer, got 'abc'"),
+    (["generate", "--fps", "0"], "--fps must be >= 1, got 0"),
+    (["generate", "--fps", "-3"], "--fps must be >= 1, got -3"),
+    (["generate", "--prompt", ""], "--prompt must be a non-empty text, got ''"),
+    (["generate", "--prompt", "   "], "--prompt must be a non-empty text, got '   '"),
+    (["generate", "--budget-nfe", "0"], "--budget-nfe must be >= 1, got 0"),
+    (["generate", "--budget-nfe", "3"], "--budget-nfe 3 is below the 100 NFE that baseline"),
+    (
+        ["generate", "--strategy", "best-of-n", "--n", "3", "--budget-nfe", "299"],
+        "raise it or lower --n",
+    ),
+    (["generate", "--strategy", "rgrp", "--keep-duplicates", "maybe"],
+     "--keep-duplicates must be true or false, got 'maybe'"),
+    (["generate", "--strategy", "rgrp", "--no-keep-duplicates", "true"],
+     "--no-keep-duplicates takes no value"),
+    (["generate", "--strategy", "best-of-n", "--n", "true"], "--n must be an integer, got 'true'"),
+    (["generate", "--strategy", "best-of-n", "--n", "0"], "--n must be >= 1, got 0"),
+    (["generate", "--strategy", "rgrp", "--num-particles", "1"],
+     "--num-particles must be >= 2, got 1"),
+    (["generate", "--strategy", "rgrp", "--beta", "2"], "--beta must be <= 1.0 (got 2.0)"),
+    (["generate", "--strategy", "rgrp", "--beta", "nan"], "--beta must be a finite number"),
+    (["generate", "--strategy", "rgrp", "--temperature", "warm"],
+     "--temperature must be a number, got 'warm'"),
+    (["generate", "--strategy", "rgrp", "--resampler", "bogus"],
+     "--resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')"),
+    (["generate", "--strategy", "rgrp", "--score-input", "pixels"],
+     "--score-input must be one of latent, x0, none (got 'pixels')"),
+    (["generate", "--strategy", "rgrp", "--schedule", "1,x"],
+     "--schedule must be comma-separated integers like 10,15,20, got '1,x'"),
+    (["generate", "--strategy", "rgrp", "--schedule", "10,,20"],
+     "--schedule must be comma-separated integers"),
+    (["generate", "--strategy", "rgrp", "--schedule", "20,10"],
+     "--schedule must be sorted in increasing order"),
+    (["generate", "--strategy", "rgrp", "--schedule", "10,60"],
+     "schedule steps must lie in [0, 50) for a 50-step backend"),
+    (["generate", "--strategy", "rgpr"], "unknown strategy 'rgpr'; did you mean 'rgrp'?"),
+    (["generate", "--format", "gif"], "--format must be one of mp4, frames (got 'gif')"),
+    (["generate", "--backend-opt", "channels=true"],
+     "--backend-opt channels must be an integer, got 'true'"),
+    (["generate", "--backend-opt", "channels=0"], "channels must be >= 1, got 0"),
+    (["generate", "--backend-opt", "bogus=1"], "backend 'analytic' has no option 'bogus'; known:"),
+    (["generate", "--backend-opt", "novalue"], "--backend-opt must be KEY=VALUE, got 'novalue'"),
+    (["generate", "--backend-opt", "solver=bogus"],
+     "--backend-opt solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')"),
+    (["generate", "--backend-opt", "guidance_scale=loud"],
+     "--backend-opt guidance_scale must be a number, got 'loud'"),
+    (["generate", "--backend-opt", "num_steps=0"], "num_steps must be >= 1, got 0"),
+    (["generate", "--backend", "nope"], "unknown backend 'nope'"),
+    (["generate", "--backend", "wan"], "backend 'wan' needs"),
+    (["generate", "--backend", "wan", "--model-path", "{tmp}/no-model"],
+     "model_path '{tmp}/no-model' does not exist"),
+    (["generate", "--reward", "nope"], "unknown reward 'nope'"),
+    (["generate", "--reward-opt", "foo=1"], "reward 'analytic-proxy' has no option 'foo'"),
+    (["generate", "--reward-opt", "input=pixels"], "input must be 'x0' or 'latent'"),
+    (["generate", "--evaluator-opt", "x"], "--evaluator-opt must be NAME:KEY=VALUE, got 'x'"),
+    (["generate", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["generat"], "COMMAND must be one of generate, bench, reward, list (got 'generat'); "
+     "did you mean 'generate'?"),
+    # errors at the CLI boundary: output paths before the search
+    (["generate", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file, not a folder"),
+    (["generate", "--out", "{tmp}/afile/sub"], "cannot be created: '{tmp}/afile' is a file"),
+    (["bench", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file"),
+    (["bench", "--out", "{tmp}/afile/deeper/sub"], "cannot be created: '{tmp}/afile' is a file"),
+    # files named in every file error, with the position
+    (["bench", "--config", "{tmp}/latin1.json"],
+     "config '{tmp}/latin1.json' is not UTF-8 text: byte 0xe9 at line 1, column 14"),
+    (["bench", "--config", "{tmp}/broken.json"],
+     "config '{tmp}/broken.json' is not valid JSON: Expecting property name enclosed in "
+     "double quotes at line 2, column 14"),
+    (["bench", "--config", "{tmp}/list.json"], "a sweep configuration must be a JSON object"),
+    (["bench", "--config", "{tmp}/missing.json"], "is neither a file nor a shipped configuration"),
+    (["bench", "--config", "{tmp}/seeds.json"], "seeds must hold integers in [0, 2**64), got -1"),
+    (["bench", "--prompts-file", "{tmp}/broken.json"],
+     "prompts file '{tmp}/broken.json' is not valid JSON"),
+    (["bench", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+    (["bench", "--retries", "-1"], "--retries must be >= 0, got -1"),
+    (["bench", "--executor", "slurm"], "--executor must be one of local, ray (got 'slurm')"),
+    (["bench", "--address", "auto"], "--address is for --executor ray"),
+    (["bench", "--backend-opt", "channels"], "--backend-opt must be KEY=VALUE, got 'channels'"),
+    (["generate", "--prompts-file", "{tmp}/latin1.json", "--vbench-out", "{tmp}/vb"],
+     "prompts file '{tmp}/latin1.json' is not UTF-8 text"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "1,2"],
+     "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,2'"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--width", str(10**12)],
+     "--width must lie in [1, 65536], got 1000000000000"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--epochs", "0"],
+     "--epochs must be >= 1, got 0"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--seed", "-1"],
+     "--seed must lie in [0, 2**64), got -1"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--val-fraction", "1.5"],
+     "--val-fraction must lie in (0, 1), got 1.5"),
+    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/afile"],
+     "--out folder '{tmp}/afile' is a file"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/prompts-latin1.txt"],
+     "--prompt-file '{tmp}/prompts-latin1.txt' is not UTF-8 text: byte 0xe9 at line 2, "
+     "column 7"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/broken.json"],
+     "--prompt-file '{tmp}/broken.json' is not valid JSON"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/list.json"],
+     "--prompt-file '{tmp}/list.json': item 0 is not a prompt: 1"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/none.txt"],
+     "--prompt-file '{tmp}/none.txt' does not exist"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt", " "], "--prompt must be a non-empty"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt", "a", "--seeds", "-5"],
+     "--seeds must lie in [0, 2**64), got -5"),
+    (["reward", "collect", "--out", "{tmp}/c", "--prompt", "a", "--seeds", "1", "1"],
+     "--seeds must be distinct, got (1, 1)"),
+    (["reward", "collect", "--out", "{tmp}/afile", "--prompt", "a"],
+     "--out folder '{tmp}/afile' is a file"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), CLI_CASES, ids=lambda x: " ".join(x)[:60])
+def test_the_command_line_refuses_bad_input_in_two_lines(
+    argv, expected, files, no_compute, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(files)
+    argv = [a.replace("{tmp}", str(files)) for a in argv]
+    if argv[0] == "generate" and "--out" not in argv and "--vbench-out" not in argv:
+        argv += ["--out", str(files / "out")]
+    if argv[0] == "bench" and "--out" not in argv:
+        argv += ["--out", str(files / "bench")]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert 1 <= len(lines) <= 2, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("searchkit")
+    assert expected.replace("{tmp}", str(files)) in lines[0], lines[0]
+    assert not (files / "out").exists() and not (files / "bench").exists()
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
+    """Only deliberate refusals are caught: an error from inside the run propagates."""
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(AnalyticBackend, "velocity", broken)
+    with pytest.raises(ValueError, match="a bug, not bad input"):
+        main(["generate", "--out", "unused-never-written"])
+
+
+def test_api_errors_name_keywords_and_the_command_line_names_flags(tmp_path, capsys) -> None:
+    out = tmp_path / "sweep"
+    (out).mkdir()
+    (out / "results.jsonl").write_text('{"key": "x"}\n')
+    with pytest.raises(OutputFolderError) as caught:
+        ResultsStore.check(out, {}, "fingerprint")
+    assert "resume=True" in str(caught.value) and "force=True" in str(caught.value)
+    assert "--" not in str(caught.value)
+    assert main(["bench", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--force" in err and "resume=True" not in err
+
+
+# -- the Python API -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world():
+    backend = AnalyticBackend(channels=2, frames=2, height=2, width=2, num_steps=4)
+    return backend, AnalyticReward(backend)
+
+
+def _run(strategy=None, **kwargs):
+    def call(world):
+        backend, reward = world
+        arguments = {"prompt": PROMPT, **kwargs}
+        prompt = arguments.pop("prompt")
+        return (strategy or Baseline()).run(backend, reward, prompt, **arguments)
+
+    return call
+
+
+# (what to call with the world, error type, text the message must hold)
+API_CASES = [
+    (_run(seed=-1), InputError, "seed must lie in [0, 2**64), got -1"),
+    (_run(seed=2**64), InputError, f"seed must lie in [0, 2**64), got {2**64}"),
+    (_run(seed=True), InputTypeError, "seed must be an integer, got True"),
+    (_run(seed=1.5), InputTypeError, "seed must be an integer, got 1.5"),
+    (_run(seed="3"), InputTypeError, "seed must be an integer, got '3'"),
+    (_run(prompt=""), InputError, "prompt must be a non-empty text, got ''"),
+    (_run(prompt=" \n\t"), InputError, "prompt must be a non-empty text"),
+    (_run(prompt=None), InputTypeError, "prompt must be a string, got NoneType"),
+    (_run(prompt=["a fox"]), InputTypeError, "prompt must be a string, got list"),
+    (_run(budget_nfe=True), InputError, "budget_nfe must be a positive integer or None, got True"),
+    (_run(budget_nfe=0), InputError, "budget_nfe must be a positive integer or None, got 0"),
+    (_run(RGRP(schedule=(1, 9))), InputError, "schedule steps must lie in [0, 4)"),
+    (lambda w: BestOfN(n=True), InputTypeError, "n must be an integer, got True"),
+    (lambda w: BestOfN(n=0), InputError, "n must be >= 1, got 0"),
+    (lambda w: RGRP(num_particles=2.0), InputTypeError, "num_particles must be an integer"),
+    (lambda w: RGRP(keep_duplicates="maybe"), TypeError, "keep_duplicates"),
+    (lambda w: RGRP(resampler="bogus"), ValueError, "'bogus'"),
+    (lambda w: RGRP(schedule=(3, 3)), InputError, "schedule must not repeat a step"),
+    (lambda w: RGRP.from_preset("nope"), ValueError, "preset must be one of rgrp's presets"),
+    (lambda w: construct(RGRP, owner="rgrp", keep_duplicates="maybe"), InputTypeError,
+     "keep_duplicates must be true or false (got 'maybe')"),
+    (lambda w: construct(RGRP, owner="rgrp", resampler="bogus"), InputError,
+     "resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')"),
+    (lambda w: construct(RGRP, owner="strategy 'rgrp'", particles=4), InputError,
+     "strategy 'rgrp' has no option 'particles'; known: num_particles, beta"),
+    (lambda w: construct(RGRP, owner="rgrp", beta="high"), InputError,
+     "beta: cannot take 'high'"),
+    (lambda w: build_backend("analytic", channels=True), InputTypeError,
+     "channels must be an integer, got True"),
+    (lambda w: build_backend("analytic", bogus=1), InputError,
+     "backend 'analytic' has no option 'bogus'; known: channels, frames"),
+    (lambda w: build_backend("analytic", solver="bogus"), InputError,
+     "solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')"),
+    (lambda w: build_backend("analytic", guidance_scale=0.5), InputError,
+     "guidance_scale must be >= 1.0 (got 0.5)"),
+    (lambda w: build_backend("analytic", guidance_scale=None), InputTypeError,
+     "guidance_scale: cannot take None"),
+    (lambda w: build_reward("analytic", w[0], input="pixels"), InputError, "'pixels'"),
+    (lambda w: build_reward("analytic", w[0], scale=2), InputError,
+     "reward 'analytic' has no option 'scale'; known: input"),
+    (lambda w: build_reward("analytic-proxy", w[0], num_features=10**9), InputError,
+     "num_features must be an integer in [1, 4096], got 1000000000"),
+    (lambda w: TrainConfig(seed=-1), InputError, "seed must lie in [0, 2**64), got -1"),
+    (lambda w: LatentRewardConfig(in_channels=2, text_dim=4, width=10**12), InputError,
+     "width must lie in [1, 65536], got 1000000000000"),
+    (lambda w: LatentRewardConfig(in_channels=2, text_dim=4, depth=True), InputTypeError,
+     "depth must be an integer, got True"),
+    (lambda w: TrainConfig(split_seed=2**64), InputError, "split_seed must lie in [0, 2**64)"),
+]
+
+
+@pytest.mark.parametrize(("call", "kind", "expected"), API_CASES)
+def test_the_python_api_refuses_bad_input_naming_field_and_value(
+    call, kind, expected, world
+) -> None:
+    with pytest.raises(kind) as caught:
+        call(world)
+    assert expected in str(caught.value), str(caught.value)
+    assert isinstance(caught.value, SearchkitError) or kind in (TypeError, ValueError)
+    assert "--" not in str(caught.value)  # the Python API never names command-line flags
+
+
+FILE_CASES = [
+    ("latin1.json", load_config, FileFormatError,
+     "config '{path}' is not UTF-8 text: byte 0xe9 at line 1, column 14 (byte offset 13)"),
+    ("broken.json", load_config, FileFormatError,
+     "config '{path}' is not valid JSON: Expecting property name enclosed in double quotes at "
+     "line 2, column 14"),
+    ("broken.json", load_prompt_file, FileFormatError, "prompts file '{path}' is not valid JSON"),
+    ("latin1.json", load_prompt_file, FileFormatError, "prompts file '{path}' is not UTF-8 text"),
+    ("missing.json", load_prompt_file, MissingFileError, "prompts file '{path}' does not exist"),
+    ("list.json", load_prompt_file, ValueError, "prompts file '{path}', record 0"),
+    ("missing.json", read_json, MissingFileError, "file '{path}' does not exist"),
+    ("", read_json, FileFormatError, "is a folder, not a file"),
+    ("afile", check_output_folder, OutputFolderError, "'{path}' is a file, not a folder"),
+    ("afile/x/y", check_output_folder, OutputFolderError, "is a file"),
+    ("seeds.json", load_config, ConfigError, "seeds must hold integers in [0, 2**64), got -1"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "kind", "expected"), FILE_CASES)
+def test_file_errors_name_the_file_and_the_position(name, call, kind, expected, files) -> None:
+    path = files / name if name else files
+    with pytest.raises(kind) as caught:
+        call(path)
+    assert expected.replace("{path}", str(path)) in str(caught.value), str(caught.value)
+
+
+def test_an_unwritable_output_folder_is_refused(tmp_path, monkeypatch) -> None:
+    # the tests may run as root, for whom permission bits do not bind: ask os.access instead
+    monkeypatch.setattr("searchkit.files.os.access", lambda path, mode: False)
+    with pytest.raises(OutputFolderError, match="not writable"):
+        check_output_folder(tmp_path / "new" / "out")
+    with pytest.raises(OutputFolderError, match="is not writable"):
+        check_output_folder(tmp_path)
+
+
+@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf"), True, "16"])
+def test_save_result_refuses_bad_fps_before_writing(fps, tmp_path, world) -> None:
+    result = Baseline().run(*world, PROMPT, seed=0)
+    with pytest.raises((InputError, InputTypeError), match="fps must be"):
+        save_result(result, tmp_path / "out", fps=fps)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_seed_counts_and_lists_are_checked() -> None:
+    base = {"strategies": ["baseline"], "budgets_nfe": [100], "prompts": ["a fox"]}
+    for seeds, message in [
+        (0, "seeds must be a count in [1, 100000], got 0"),
+        (10**12, "seeds must be a count in [1, 100000]"),
+        ([2**64], "seeds must hold integers in [0, 2**64)"),
+        ([True], "seeds must hold integers"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            SweepConfig.from_dict({**base, "seeds": seeds})
+        assert message in str(caught.value)
