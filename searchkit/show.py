@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from searchkit.errors import InputError, MissingFileError
+from searchkit.files import read_json
 from searchkit.lineage import TraceLineage, trace_lineage
 from searchkit.result import SearchResult, Trace
 from searchkit.video_io import to_uint8
@@ -188,10 +189,10 @@ def contact_sheet(
     of them (a ``[n, F, H, W, 3]`` tensor is ``n`` videos).
     """
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
-        raise ValueError(f"max_frames must be a positive integer, got {max_frames!r}")
+        raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
     items = _as_video_list(videos)
     if labels is not None and len(labels) != len(items):
-        raise ValueError(f"labels must name the {len(items)} videos, got {len(labels)}")
+        raise InputError(f"labels must name the {len(items)} videos, got {len(labels)}")
     columns = min(max_frames, max(v.shape[0] for v in items))
     height, width = items[0].shape[1:3]
     cell = 1.6
@@ -233,10 +234,10 @@ def _as_video_list(videos: Any) -> list[np.ndarray]:
         else:
             array = to_uint8(torch.as_tensor(video))
         if array.ndim != 4 or array.shape[-1] != 3:
-            raise ValueError(f"video {i} must have shape [F, H, W, 3], got {list(array.shape)}")
+            raise InputError(f"video {i} must have shape [F, H, W, 3], got {list(array.shape)}")
         items.append(array)
     if not items:
-        raise ValueError("videos must hold at least one video")
+        raise InputError("videos must hold at least one video")
     return items
 
 
@@ -303,10 +304,10 @@ def read_video(path: str | Path) -> np.ndarray:
     if path.is_dir():
         frames = sorted(path.glob("frame_*.png"))
         if not frames:
-            raise FileNotFoundError(f"no frame_*.png in {path}")
+            raise MissingFileError(f"no frame_*.png in {path}")
         return np.stack([iio.imread(f)[..., :3] for f in frames])
     if not path.is_file():
-        raise FileNotFoundError(f"video not found: {path}")
+        raise MissingFileError(f"video not found: {path}")
     return np.asarray(iio.imread(path, plugin="FFMPEG"))[..., :3]
 
 
@@ -319,13 +320,10 @@ def show_result_file(
     if path.is_dir():
         path = path / "result.json"
     if not path.is_file():
-        raise FileNotFoundError(f"result file not found: {path}")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON: {error}") from None
+        raise MissingFileError(f"result file not found: {path}")
+    payload = read_json(path, "result file")
     if not isinstance(payload, dict) or not isinstance(payload.get("trace"), dict):
-        raise ValueError(f"{path} holds no search trace (expected a result.json with 'trace')")
+        raise InputError(f"{path} holds no search trace (expected a result.json with 'trace')")
     out = path.parent if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"trace": str(out / "trace.png")}

@@ -128,7 +128,7 @@ CLI_CASES = [
     (["generate", "--reward-opt", "input=pixels"], "input must be 'x0' or 'latent'"),
     (["generate", "--evaluator-opt", "x"], "--evaluator-opt must be NAME:KEY=VALUE, got 'x'"),
     (["generate", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["generat"], "COMMAND must be one of generate, bench, reward, list (got 'generat'); "
+    (["generat"], "COMMAND must be one of generate, bench, diagnose, show, reward, list (got 'generat'); "
      "did you mean 'generate'?"),
     # errors at the CLI boundary: output paths before the search
     (["generate", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file, not a folder"),

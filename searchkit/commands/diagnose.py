@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from searchkit.errors import InputError
 from searchkit.options import add_evaluator_arguments
 
 DEFAULT_PROMPT = "a red fox running through fresh snow"
@@ -124,12 +125,12 @@ def main(args: argparse.Namespace) -> int:
     evaluators = parse_evaluators(args.evaluator, args.evaluator_opt)
     if len(evaluators) > 1:
         names = ", ".join(name for name, _ in evaluators)
-        raise ValueError(f"--evaluator takes one evaluator for diagnose, got {names}")
+        raise InputError(f"--evaluator takes one evaluator for diagnose, got {names}")
     for flag, value in (("--seeds", args.seeds), ("--candidates", args.candidates)):
         if value < 2:
-            raise ValueError(f"{flag} must be at least 2, got {value}")
+            raise InputError(f"{flag} must be at least 2, got {value}")
     if args.spread_seeds is not None and args.spread_seeds < 2:
-        raise ValueError(f"--spread-seeds must be at least 2, got {args.spread_seeds}")
+        raise InputError(f"--spread-seeds must be at least 2, got {args.spread_seeds}")
     prompts = args.prompt or [DEFAULT_PROMPT]
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
     if args.model_path is not None:

@@ -30,6 +30,7 @@ from searchkit.diagnostics.common import Evaluator, resolve_evaluator
 from searchkit.diagnostics.plot import candidates_figure, diagnosis_figure
 from searchkit.diagnostics.predictivity import PredictivityReport, predictivity
 from searchkit.diagnostics.spread import DEFAULT_BETAS, SpreadReport, candidate_spread
+from searchkit.errors import InputError
 from searchkit.files import atomic_write_json
 
 __all__ = [
@@ -58,7 +59,7 @@ def write_diagnosis(
     """Write ``diagnose.json`` and ``diagnose.png`` (and ``candidates.png`` when ``spread``
     kept its outputs and ``backend`` can decode them) into ``out``; the paths, by name."""
     if predictivity is None and spread is None:
-        raise ValueError("write_diagnosis needs a predictivity or a spread report")
+        raise InputError("write_diagnosis needs a predictivity or a spread report")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": str(out / "diagnose.json"), "figure": str(out / "diagnose.png")}

@@ -23,6 +23,7 @@ from scipy import stats
 
 from searchkit.backend import Backend, Conditioning
 from searchkit.cost import Cost
+from searchkit.errors import InputError, InputTypeError
 from searchkit.reward import Reward, RewardBatch
 from searchkit.validation import is_int
 
@@ -53,10 +54,10 @@ class Evaluator:
         dims = len(self.reward.dimensions)
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (n, dims):
             shape = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
-            raise ValueError(f"evaluator {self.name!r} must return [{n}, {dims}] scores, got {shape}")
+            raise InputError(f"evaluator {self.name!r} must return [{n}, {dims}] scores, got {shape}")
         scores = scores.detach().float().cpu()
         if not torch.isfinite(scores).all():
-            raise ValueError(f"evaluator {self.name!r} returned a non-finite score")
+            raise InputError(f"evaluator {self.name!r} returned a non-finite score")
         return self.reward.aggregate(scores)
 
 
@@ -64,13 +65,13 @@ def resolve_evaluator(backend: Backend, evaluator: Reward | None) -> Evaluator:
     """``evaluator`` as an :class:`Evaluator`; ``None`` means the backend's oracle."""
     if evaluator is None:
         if not backend.has_oracle:
-            raise ValueError(
+            raise InputError(
                 f"evaluator is needed: backend {backend.name!r} has no oracle; "
                 "name a reward to grade the outputs (e.g. --evaluator video-reward)"
             )
         return Evaluator("oracle")
     if not isinstance(evaluator, Reward):
-        raise TypeError(
+        raise InputTypeError(
             f"evaluator must be a searchkit Reward or None (the oracle), got {type(evaluator).__name__}"
         )
     return Evaluator(evaluator.name, evaluator)
@@ -79,9 +80,9 @@ def resolve_evaluator(backend: Backend, evaluator: Reward | None) -> Evaluator:
 def check_prompts(prompts: str | Sequence[str]) -> tuple[str, ...]:
     prompts = (prompts,) if isinstance(prompts, str) else tuple(prompts)
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
-        raise ValueError(f"prompts must be one or more non-empty strings, got {prompts!r}")
+        raise InputError(f"prompts must be one or more non-empty strings, got {prompts!r}")
     if len(set(prompts)) != len(prompts):
-        raise ValueError(f"prompts must be distinct, got {list(prompts)}")
+        raise InputError(f"prompts must be distinct, got {list(prompts)}")
     return prompts
 
 
@@ -91,15 +92,15 @@ def check_seeds(seeds: int | Iterable[int], minimum: int) -> tuple[int, ...]:
         seeds = range(seeds)  # type: ignore[arg-type]
     seeds = tuple(seeds)  # type: ignore[arg-type]
     if not all(is_int(s) for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct integers, got {list(seeds)}")
+        raise InputError(f"seeds must be distinct integers, got {list(seeds)}")
     if len(seeds) < minimum:
-        raise ValueError(f"seeds must hold at least {minimum} seeds, got {len(seeds)}")
+        raise InputError(f"seeds must hold at least {minimum} seeds, got {len(seeds)}")
     return seeds
 
 
 def check_positive(name: str, value: object) -> int:
     if not is_int(value) or value < 1:  # type: ignore[operator]
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return value  # type: ignore[return-value]
 
 

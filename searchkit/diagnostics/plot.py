@@ -19,6 +19,7 @@ import numpy as np
 
 from searchkit.diagnostics.predictivity import PredictivityReport
 from searchkit.diagnostics.spread import SpreadReport
+from searchkit.errors import InputError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,7 +39,7 @@ def diagnosis_figure(
 
     panels = (predictivity is not None) + 2 * (spread is not None)
     if panels == 0:
-        raise ValueError("diagnosis_figure needs a predictivity or a spread report")
+        raise InputError("diagnosis_figure needs a predictivity or a spread report")
     fig = Figure(figsize=(5.2 * panels, 4.2), dpi=120)
     FigureCanvasAgg(fig)
     axes = list(np.atleast_1d(fig.subplots(1, panels)))

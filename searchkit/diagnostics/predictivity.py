@@ -43,6 +43,7 @@ from searchkit.diagnostics.common import (
     resolve_evaluator,
     seed_noise,
 )
+from searchkit.errors import InputError
 from searchkit.reward import Reward
 from searchkit.validation import check_steps_within
 
@@ -79,7 +80,7 @@ class PredictivityReport:
     def at(self, step: int) -> float:
         """rho after the 0-based step ``step``."""
         if step not in self.steps:
-            raise ValueError(f"step must be one of the scored steps {list(self.steps)}, got {step!r}")
+            raise InputError(f"step must be one of the scored steps {list(self.steps)}, got {step!r}")
         return self.rho[self.steps.index(step)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,11 +137,11 @@ def predictivity(
     num_steps = backend.num_steps
     steps = tuple(range(num_steps)) if steps is None else tuple(steps)
     if not steps or list(steps) != sorted(set(steps)):
-        raise ValueError(f"steps must be distinct step indices in increasing order, got {steps}")
+        raise InputError(f"steps must be distinct step indices in increasing order, got {steps}")
     check_steps_within(steps, num_steps, field="steps")
     reward.check_steps(steps, num_steps)
     if score_input is not None and (score_input not in ("latent", "x0") or reward.input == "video"):
-        raise ValueError(
+        raise InputError(
             f"score_input must be 'latent' or 'x0' for a latent-space reward "
             f"({reward.name!r} reads {reward.input!r}), got {score_input!r}"
         )

@@ -40,6 +40,7 @@ from searchkit.diagnostics.common import (
     mean_interval,
     resolve_evaluator,
 )
+from searchkit.errors import InputError
 from searchkit.reward import Reward
 
 #: The default grid: the paper's 0.1, a few wider spreads, and independent candidates.
@@ -77,9 +78,9 @@ class SpreadReport:
 
     def mean(self, metric: str, beta: float) -> float:
         if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+            raise InputError(f"metric must be one of {METRICS}, got {metric!r}")
         if float(beta) not in self.betas:
-            raise ValueError(f"beta must be one of {list(self.betas)}, got {beta!r}")
+            raise InputError(f"beta must be one of {list(self.betas)}, got {beta!r}")
         return self.summary[metric][self.betas.index(float(beta))][0]
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,10 +127,10 @@ def candidate_spread(
     prompts = check_prompts(prompts)
     seeds = check_seeds(seeds, minimum=2)
     if check_positive("num_candidates", num_candidates) < 2:
-        raise ValueError(f"num_candidates must be an integer >= 2, got {num_candidates!r}")
+        raise InputError(f"num_candidates must be an integer >= 2, got {num_candidates!r}")
     betas = tuple(float(b) for b in betas)
     if not betas or any(not 0.0 <= b <= 1.0 for b in betas) or len(set(betas)) != len(betas):
-        raise ValueError(f"betas must be distinct values in [0, 1], got {list(betas)}")
+        raise InputError(f"betas must be distinct values in [0, 1], got {list(betas)}")
     grade = resolve_evaluator(backend, evaluator)
     n = num_candidates
 
