@@ -29,6 +29,9 @@ COMMANDS: tuple[str, ...] = ("generate", "bench", "diagnose", "show", "reward", 
 FLAG_FOR_KEYWORD: dict[str, str] = {
     "resume=True": "--resume",
     "force=True": "--force",
+    "model_path=PATH": "--model-path PATH",
+    "tiny=True": "--backend-opt tiny=true",
+    "save_videos folder": "--save-videos folder",
 }
 
 _ARGUMENT = re.compile(r"^argument ([^:]+): (.*)$", re.DOTALL)

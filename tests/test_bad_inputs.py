@@ -120,7 +120,7 @@ CLI_CASES = [
      "--backend-opt guidance_scale must be a number, got 'loud'"),
     (["generate", "--backend-opt", "num_steps=0"], "num_steps must be >= 1, got 0"),
     (["generate", "--backend", "nope"], "unknown backend 'nope'"),
-    (["generate", "--backend", "wan"], "backend 'wan' needs"),
+    (["generate", "--backend", "wan"], "backend 'wan' needs --model-path PATH"),
     (["generate", "--backend", "wan", "--model-path", "{tmp}/no-model"],
      "model_path '{tmp}/no-model' does not exist"),
     (["generate", "--reward", "nope"], "unknown reward 'nope'"),

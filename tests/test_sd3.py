@@ -125,7 +125,7 @@ def test_bad_input_is_named_before_loading(tmp_path) -> None:
         SD3Backend.from_pretrained(tmp_path / "missing", guidance_scale=0.5)
     with pytest.raises(TypeError, match="unknown SD3 backend option.*'num_frames'"):
         SD3Backend.compute_profile(tiny=True, num_frames=9)
-    with pytest.raises(ValueError, match="backend 'sd3' needs --model-path PATH"):
+    with pytest.raises(ValueError, match="backend 'sd3' needs model_path=PATH"):
         build_backend("sd3")
     absent = tmp_path / "not-downloaded"
     assert SD3Backend.compute_profile(model_path=str(absent), num_steps=40) == ComputeProfile(40, 2)

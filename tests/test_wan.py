@@ -364,7 +364,7 @@ def test_a_component_without_weights(checkpoint, tmp_path) -> None:
 
 
 def test_build_needs_a_path_or_tiny() -> None:
-    with pytest.raises(ValueError, match="needs --model-path PATH"):
+    with pytest.raises(ValueError, match="needs model_path=PATH"):
         build_backend("wan")
     with pytest.raises(ValueError, match="either model_path .* or tiny=true"):
         build_backend("wan", model_path="x", tiny=True)
@@ -408,7 +408,7 @@ def test_compute_profile_reads_no_checkpoint(tmp_path) -> None:
         WanBackend.compute_profile(model_path=str(absent), dtype="float8")
     with pytest.raises(ValueError, match="either model_path .* or tiny=true"):
         WanBackend.compute_profile(model_path=str(absent), tiny=True)
-    with pytest.raises(ValueError, match="needs --model-path PATH"):
+    with pytest.raises(ValueError, match="needs model_path=PATH"):
         WanBackend.compute_profile()
     with pytest.raises(TypeError, match="unknown Wan backend option.*'frames'"):
         WanBackend.compute_profile(tiny=True, frames=9)

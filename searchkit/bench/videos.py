@@ -116,7 +116,7 @@ def _claim(folder: Path, description: dict[str, Any], force: bool) -> None:
         if changed:
             raise OutputFolderError(
                 f"video folder {str(folder)!r} holds videos of another configuration (differs "
-                f"in {', '.join(changed)}); use another --save-videos folder, or --force"
+                f"in {', '.join(changed)}); use another save_videos folder, or force=True"
             )
         if len(old) > len(new):
             description["seeds"] = old

@@ -142,6 +142,6 @@ def check_build_arguments(
         )
     if model_path is None:
         raise ValueError(
-            f"backend {backend!r} needs --model-path PATH (a diffusers-format {checkpoint} "
-            "folder) or --backend-opt tiny=true (small random weights)"
+            f"backend {backend!r} needs model_path=PATH (a diffusers-format {checkpoint} "
+            "folder) or tiny=True (small random weights)"
         )
