@@ -78,6 +78,7 @@ class CLIPScore(Reward):
     """
 
     name = "clip-score"
+    measure_flops = True  # counted on the first real call of each shape
     dimensions = ("CLIP",)
     input = "video"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 import torch
@@ -56,6 +56,11 @@ class Reward(ABC):
     dimensions: tuple[str, ...] = ()
     #: What the reward looks at: ``"latent"``, ``"x0"`` or ``"video"``.
     input: RewardInput = "x0"
+    #: Count FLOPs on the first real call of each input shape and prompt, with torch's FLOP
+    #: counter around the call itself, for models the meta device cannot run (a VLM's
+    #: data-dependent steps); :meth:`flops` then returns that count. Work cached across
+    #: calls (a prompt's text embedding) is counted on the call that does it.
+    measure_flops: ClassVar[bool] = False
 
     @property
     def weights(self) -> torch.Tensor:
@@ -69,10 +74,13 @@ class Reward(ABC):
     def flops(self, batch: RewardBatch) -> float | None:
         """FLOPs of scoring ``batch`` (``None``: unknown, the default).
 
-        Called on every scoring event, before :meth:`score`: implementations cache per input
+        Called on every scoring event, after the call: implementations cache per input
         shape (:class:`searchkit.flops.FlopCache`). The prompt's own encoding, done once per
-        prompt, is not included.
+        prompt, is not included. With :attr:`measure_flops`, the count of the first call
+        of ``batch``'s shape and prompt.
         """
+        if self.measure_flops:
+            return self.__dict__.get("_measured_flops", {}).get(_flop_key(batch))
         return None
 
     def check_steps(self, steps: Sequence[int], num_steps: int) -> None:
@@ -89,7 +97,22 @@ class Reward(ABC):
         return scores @ self.weights.to(device=scores.device, dtype=scores.dtype)
 
     def __call__(self, batch: RewardBatch) -> torch.Tensor:
-        return self.score(batch)
+        if not self.measure_flops:
+            return self.score(batch)
+        counts: dict[Any, float] = self.__dict__.setdefault("_measured_flops", {})
+        key = _flop_key(batch)
+        if key in counts:
+            return self.score(batch)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            scores = self.score(batch)
+        counts[key] = float(counter.get_total_flops())
+        return scores
 
     def config_dict(self) -> dict:
         return {"name": self.name, "input": self.input, "dimensions": list(self.dimensions)}
+
+
+def _flop_key(batch: RewardBatch) -> tuple:
+    return (tuple(batch.data.shape), batch.data.dtype, batch.prompt)

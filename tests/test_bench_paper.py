@@ -108,6 +108,11 @@ def test_the_paper_sweep_runs_each_entry_as_configured(tmp_path, checkpoints, mo
         assert set(graded["clip-score"]["scores"]) == {"CLIP"}
         assert graded["clip-score"]["total"] != pytest.approx(row["reward"], rel=1e-3)
         assert graded["clip-score"]["seconds"] > 0 and row["seconds"]["model"] > 0
+        # the Wan forwards and decodes are counted on the meta device, the model rewards on
+        # their first real call
+        assert row["flops_split"]["forward"] > 0, row["label"]
+        if reward != "pixel":
+            assert row["flops_split"][f"reward:{reward}"] > 0, row["label"]
         if reward == "video-reward":  # best-of-4 and EvoSearch are graded by their own signal
             assert graded["video-reward"]["total"] == pytest.approx(row["reward"], rel=1e-4)
         else:
@@ -118,6 +123,15 @@ def test_the_paper_sweep_runs_each_entry_as_configured(tmp_path, checkpoints, mo
     assert set(by_label["rgrp-unipc"]["scores"]) == {"VQ", "MQ", "TA"}
     # the SDE entry's outputs differ from the UniPC entry's, from the same seed
     assert by_label["rgrp-unipc"]["evaluators"] != by_label["rgrp-sde-dpmsolver++"]["evaluators"]
+
+    # the summary has the paper's columns: quality per evaluator, seconds per video with its
+    # split, NFE, FLOPs and the time relative to the baseline's
+    summary = (out / "summary.md").read_text()
+    for column in (
+        "mean clip-score", "mean video-reward", "mean NFE", "FLOPs", "s/video", "model s",
+        "decode s", "reward s", "time vs baseline",
+    ):  # fmt: skip
+        assert column in summary, column
 
     videos = out / "videos"
     files = {str(p.relative_to(videos)) for p in videos.rglob("*.mp4") if ".searchkit" not in p.parts}

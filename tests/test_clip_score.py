@@ -410,3 +410,29 @@ def test_best_of_n_on_tiny_wan(clip_folder) -> None:
     result = BestOfN(n=2).run(backend, reward, PROMPT, seed=0)
     assert result.video.shape == (5, 16, 16, 3)
     _check_search(backend, reward, result, n=2)
+
+
+def test_flops_are_counted_on_the_first_call_of_each_shape(clip_folder) -> None:
+    # CLIP score declares measure_flops: the first call of a shape and prompt runs under
+    # torch's FLOP counter, later ones reuse the count, and the meter charges it per call
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from searchkit.backends import WanBackend
+
+    backend = WanBackend.tiny(num_steps=4, height=16, width=16, num_frames=5)
+    reward = build_reward("clip-score", backend, path=str(clip_folder), max_batch=3)
+    video = random_video(2, 5, 16, 16)
+    assert reward.flops(batch_of(video)) is None  # nothing measured yet
+    reward(batch_of(video))
+    measured = reward.flops(batch_of(video))
+    fresh = CLIPScore.from_pretrained(clip_folder, max_batch=3)
+    with FlopCounterMode(display=False) as counter:
+        fresh.score(batch_of(video))
+    assert measured == counter.get_total_flops() > 0
+    assert reward.flops(batch_of(random_video(3, 5, 16, 16))) is None  # another shape
+    result = BestOfN(n=2).run(backend, reward, PROMPT, seed=0)
+    split = result.cost.flops_split
+    # best-of-2 scores its two finished outputs in one call: the [2, 5, 16, 16, 3] shape
+    assert result.cost.reward_calls == 2
+    assert split["reward:clip-score"] == measured
+    assert result.cost.flops == pytest.approx(sum(split.values()))

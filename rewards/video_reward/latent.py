@@ -100,6 +100,7 @@ class LatSearchLatentReward(Reward):
     """The LatSearch paper's latent reward model (see the module docstring)."""
 
     name = "latsearch-latent-reward"
+    measure_flops = True  # counted on the first call of each shape (meta cannot run it)
     dimensions = DIMENSIONS
     input = "latent"
 

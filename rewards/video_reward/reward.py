@@ -131,6 +131,7 @@ class VideoReward(Reward):
     """VideoAlign's VideoReward on decoded frames (see the module docstring)."""
 
     name = "video-reward"
+    measure_flops = True  # counted on the first call of each shape (meta cannot run it)
     dimensions = DIMENSIONS
     input = "video"
 
