@@ -16,15 +16,12 @@ rank. Schedule tensors (``sigmas``, ``timesteps``) are rank 1 and are shared.
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from diffusers import (
-    DPMSolverMultistepScheduler,
-    FlowMatchEulerDiscreteScheduler,
-    UniPCMultistepScheduler,
-)
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+if TYPE_CHECKING:  # diffusers loads on the first scheduler made, not on import
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 SolverName = Literal["unipc", "euler", "sde-dpmsolver++"]
 SOLVERS: tuple[str, ...] = ("unipc", "euler", "sde-dpmsolver++")
@@ -40,6 +37,12 @@ def make_scheduler(
     ``euler``: FlowMatchEuler; ``sde-dpmsolver++``: the SDE variant of DPM-Solver++ with flow
     sigmas (the LatSearch paper's best configuration; stochastic).
     """
+    from diffusers import (
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        UniPCMultistepScheduler,
+    )
+
     if solver == "unipc":
         return UniPCMultistepScheduler(
             num_train_timesteps=num_train_timesteps,
