@@ -36,6 +36,11 @@ class AnalyticReward(Reward):
     def is_differentiable(self) -> bool:
         return True
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The latent shape of the world it was built for (its closed forms are that world's)."""
+        return tuple(self.backend.latent_shape)
+
     def score(self, batch: RewardBatch) -> torch.Tensor:
         return self.backend.reward_dimensions(batch.data, batch.prompt)
 
@@ -133,6 +138,11 @@ class ProxyVerifier(Reward):
     @property
     def is_differentiable(self) -> bool:
         return True
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The latent shape of the world it was built for (its directions have that size)."""
+        return tuple(self.backend.latent_shape)
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
         x = batch.data.reshape(batch.data.shape[0], -1).float()

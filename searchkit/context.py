@@ -32,9 +32,9 @@ from contextlib import nullcontext
 import attrs
 import torch
 
+from searchkit import contracts
 from searchkit.backend import Backend
 from searchkit.cost import Meter
-from searchkit.errors import NonFiniteRewardError
 from searchkit.particles import Lineage, Particles
 from searchkit.result import AdvanceRecord, ScoreRecord, SearchResult, Trace
 from searchkit.reward import Reward, RewardBatch
@@ -68,8 +68,13 @@ class SearchContext:
         if budget_nfe is not None and (not isinstance(budget_nfe, int) or budget_nfe <= 0):
             raise ValueError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
         self._backend = backend
+        # the plugins' declarations now, their outputs at first use (searchkit.contracts)
+        self._checks = contracts.PluginChecks(backend, contracts.check_backend(backend))
+        contracts.check_reward(reward)
+        contracts.check_pairing(backend, reward)
         if noise is not None:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
+            contracts.check_noise(noise)
         self._reward = reward
         self.prompt = prompt
         self.generator = generator
@@ -101,7 +106,9 @@ class SearchContext:
 
     def noise(self, n: int) -> torch.Tensor:
         """``n`` fresh ``N(0, I)`` latents from the search's generator."""
-        return self._backend.initial_noise(n, self.generator)
+        noise = self._backend.initial_noise(n, self.generator)
+        self._checks.initial_noise(noise, n)
+        return noise
 
     def initial_noise(self, n: int) -> torch.Tensor:
         """The run's starting noise for ``n`` particles: the noise the caller gave fills the
@@ -123,6 +130,7 @@ class SearchContext:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
             if noise.shape[0] != n:
                 raise ValueError(f"noise must hold {n} latents, got {noise.shape[0]}")
+            contracts.check_noise(noise)
         else:
             noise = self.initial_noise(n)
         noise = noise.to(device=self._backend.device, dtype=self._backend.dtype).clone()
@@ -157,6 +165,7 @@ class SearchContext:
                 sigma = float(scheduler.sigmas[k])
                 with self.meter.timed("model"):
                     velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)
+                    self._checks.velocity(velocity, latents, k)
                     x0 = latents - sigma * velocity
                     latents = solver.step(velocity, timestep, latents, self.generator)
         if to > start:
@@ -264,8 +273,7 @@ class SearchContext:
         with grad_mode, self.meter.timed("reward"):
             scores = self._reward(batch)
         self.meter.reward_calls += n
-        detached = scores.detach().float().cpu()
-        self._check_scores(detached, particles, step)
+        detached = contracts.check_scores(self._reward, scores, n, step, particles.ids, data)
         record = ScoreRecord(
             step=step,
             sigma=sigma,
@@ -346,6 +354,7 @@ class SearchContext:
         grad_mode = torch.enable_grad() if keep_graph else torch.no_grad()
         with grad_mode, self.meter.timed("decode"):
             video = self._backend.decode(latents)
+        self._checks.decode(video, int(latents.shape[0]))
         self.meter.decodes += int(latents.shape[0])
         return video
 
@@ -398,19 +407,3 @@ class SearchContext:
                 f"{field} must have shape [n, {', '.join(map(str, shape))}], got {list(value.shape)}"
             )
         return value
-
-    def _check_scores(self, scores: torch.Tensor, particles: Particles, step: int) -> None:
-        dims = len(self._reward.dimensions)
-        if scores.dim() != 2 or scores.shape != (len(particles), dims):
-            raise ValueError(
-                f"reward {self._reward.name!r} must return [{len(particles)}, {dims}] scores, "
-                f"got {list(scores.shape)}"
-            )
-        bad = ~torch.isfinite(scores)
-        if bad.any():
-            row, col = (int(i) for i in bad.nonzero()[0])
-            raise NonFiniteRewardError(
-                f"reward {self._reward.name!r} returned {float(scores[row, col])} at step {step} "
-                f"for particle {int(particles.ids[row])} (batch index {row}), "
-                f"dimension {self._reward.dimensions[col]!r}"
-            )

@@ -44,3 +44,9 @@ class LatentDataError(ValueError):
 
 class CheckpointError(ValueError):
     """A model checkpoint that is missing, malformed or cannot be fetched; names the file."""
+
+
+class ContractError(ValueError):
+    """A backend or reward that breaks its interface (a wrong declaration, an output of the
+    wrong type, shape or values); the message names the plugin, what it gave and what was
+    expected."""
