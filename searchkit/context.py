@@ -154,15 +154,15 @@ class SearchContext:
         solver = particles.solver.copy() if to > start else particles.solver  # inputs stay intact
         n = len(particles)
         grad_mode = nullcontext() if grad else torch.no_grad()
+        forwards = self._backend.forwards_per_step
+        scheduler = solver.scheduler
+        sigmas = torch.as_tensor(scheduler.sigmas[start:to]).tolist()  # one read, not one a step
         with grad_mode:
-            for k in range(start, to):
-                forwards = self._backend.forwards_per_step
+            for k, sigma in zip(range(start, to), sigmas, strict=True):
                 self.meter.charge_model(n, forwards)
                 if grad:
                     self._graph_forwards += n * forwards
-                scheduler = solver.scheduler
                 timestep = scheduler.timesteps[k]
-                sigma = float(scheduler.sigmas[k])
                 with self.meter.timed("model"):
                     velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)
                     self._checks.velocity(velocity, latents, k)

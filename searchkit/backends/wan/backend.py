@@ -115,15 +115,27 @@ class WanBackend(Backend):
         self.refresh_placement()
 
     def refresh_placement(self) -> None:
-        """Read the transformer's dtype and device again (once; every step uses these).
+        """Read the transformer's and the VAE's dtype and device again (once; every step and
+        decode uses these).
 
-        Call it after moving or casting the wrapped transformer in place, for example after
-        ``backend.pipe.to("cuda")``; encodings made before are dropped, as they are in the
-        transformer's former dtype and on its former device.
+        Call it after moving or casting the wrapped transformer or VAE in place, for example
+        after ``backend.pipe.to("cuda")``; encodings made before are dropped, as they are in
+        the transformer's former dtype and on its former device.
         """
         self._transformer_dtype = self._pipe.transformer.dtype
         self._device = self._pipe.transformer.device
         self._encodings.clear()
+        self._text_batch: tuple[WanEncoding, int, torch.Tensor] | None = None
+        vae = self._pipe.vae
+        channels = int(vae.config.z_dim)
+        shape = (1, channels, 1, 1, 1)
+        dtype = vae.dtype
+        self._vae_placement = (
+            vae.device,
+            dtype,
+            torch.tensor(vae.config.latents_mean).view(shape).to(vae.device, dtype),
+            1.0 / torch.tensor(vae.config.latents_std).view(shape).to(vae.device, dtype),
+        )
 
     # -- constructors --------------------------------------------------------------------
     @classmethod
@@ -348,13 +360,7 @@ class WanBackend(Backend):
             for s in range(0, n, step):
                 chunk = x[s : s + step]
                 k = chunk.shape[0]
-                text = torch.cat(
-                    [
-                        encoding.prompt_embeds.expand(k, -1, -1),
-                        encoding.negative_embeds.expand(k, -1, -1),
-                    ]
-                )
-                out = self._forward(torch.cat([chunk, chunk]), t, text)
+                out = self._forward(torch.cat([chunk, chunk]), t, self._guided_text(encoding, k))
                 cond_v, uncond_v = out[:k], out[k:]
                 pieces.append(uncond_v + g * (cond_v - uncond_v))
         else:
@@ -364,6 +370,18 @@ class WanBackend(Backend):
                 uncond_v = self._forward(chunk, t, encoding.negative_embeds)
                 pieces.append(uncond_v + g * (cond_v - uncond_v))
         return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+    def _guided_text(self, encoding: WanEncoding, k: int) -> torch.Tensor:
+        """The text rows of a guided forward of ``k`` particles: ``k`` conditional, then ``k``
+        unconditional; kept for the next call (every step of a search asks for the same)."""
+        cached = self._text_batch
+        if cached is not None and cached[0] is encoding and cached[1] == k:
+            return cached[2]
+        text = torch.cat(
+            [encoding.prompt_embeds.expand(k, -1, -1), encoding.negative_embeds.expand(k, -1, -1)]
+        )
+        self._text_batch = (encoding, k, text)
+        return text
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         k = x.shape[0]
@@ -379,21 +397,18 @@ class WanBackend(Backend):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """De-normalise with the VAE's latent statistics, decode, and return ``[n, F, H, W, 3]``."""
         vae = self._pipe.vae
-        z = latents.to(device=vae.device, dtype=vae.dtype)
-        channels = int(vae.config.z_dim)
-        mean = (
-            torch.tensor(vae.config.latents_mean).view(1, channels, 1, 1, 1).to(z.device, z.dtype)
-        )
-        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, channels, 1, 1, 1).to(
-            z.device, z.dtype
-        )
-        z = z / inv_std + mean
+        device, dtype, mean, inv_std = self._vae_placement
+        z = latents.to(device=device, dtype=dtype) / inv_std + mean
         step = 1 if self.options.vae_slicing else z.shape[0]
         videos = [
             vae.decode(z[s : s + step], return_dict=False)[0] for s in range(0, z.shape[0], step)
         ]
         video = torch.cat(videos) if len(videos) > 1 else videos[0]  # [n, 3, F, H, W] in [-1, 1]
-        return (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).float()
+        if torch.is_grad_enabled():
+            video = (video * 0.5 + 0.5).clamp(0, 1)
+        else:  # the same arithmetic in place: no copies of the frames
+            video = video.mul_(0.5).add_(0.5).clamp_(0, 1)
+        return video.permute(0, 2, 3, 4, 1).float()
 
     def config_dict(self) -> dict[str, Any]:
         transformer = self._pipe.transformer.config
