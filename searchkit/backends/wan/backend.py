@@ -7,8 +7,8 @@ What one denoising step does, and how it matches ``WanPipeline.__call__``:
 * classifier-free guidance ``v = v_u + g (v_c - v_u)`` is computed in the transformer's dtype,
   as the pipeline does, and the velocity is returned in that dtype, so the scheduler sees
   exactly what the pipeline's scheduler sees;
-* all particles go through the transformer together, ``max_batch`` rows per forward at
-  most; with ``cfg_batched`` the conditional and unconditional rows share one forward,
+* all particles go through the transformer together, ``max_batch`` particles per forward
+  at most; with ``cfg_batched`` the conditional and unconditional rows share one forward,
   otherwise they are two forwards (what the pipeline does for one video). With one
   particle and ``cfg_batched=False`` the forwards are the pipeline's own, bit for bit;
   other batchings differ from it by float rounding only (kernels change with the batch
@@ -338,8 +338,9 @@ class WanBackend(Backend):
     ) -> torch.Tensor:
         """Guided velocity for ``[n, *latent_shape]`` latents, in the transformer's dtype.
 
-        Rows go through the transformer in chunks of at most ``max_batch``; with guidance the
-        conditional and unconditional rows share a forward when ``cfg_batched``.
+        Particles go through the transformer in chunks of at most ``max_batch``; with guidance
+        the conditional and unconditional rows of a chunk share a forward when ``cfg_batched``
+        (``2 * max_batch`` rows), else they are two forwards.
         """
         encoding: WanEncoding = cond.data
         x = latents.to(self._transformer_dtype)
@@ -356,9 +357,8 @@ class WanBackend(Backend):
         g = self.options.guidance_scale
         pieces = []
         if self.options.cfg_batched:
-            step = max(limit // 2, 1) if self.options.max_batch is not None else n
-            for s in range(0, n, step):
-                chunk = x[s : s + step]
+            for s in range(0, n, limit):
+                chunk = x[s : s + limit]
                 k = chunk.shape[0]
                 out = self._forward(torch.cat([chunk, chunk]), t, self._guided_text(encoding, k))
                 cond_v, uncond_v = out[:k], out[k:]

@@ -90,8 +90,9 @@ class WanOptions:
         num_steps: denoising steps of one trajectory.
         negative_prompt: the unconditional prompt of guidance.
         max_sequence_length: text tokens (the pipeline's 512).
-        max_batch: most rows (samples) per transformer forward; ``None`` for no limit. With
-            ``cfg_batched`` a forward holds ``max_batch // 2`` particles, so it must be >= 2.
+        max_batch: most particles per transformer forward; ``None`` for no limit. A forward
+            holds ``2 * max_batch`` rows with ``cfg_batched`` (each particle's conditional and
+            unconditional rows), ``max_batch`` rows otherwise.
         cfg_batched: conditional and unconditional passes in one forward (``True``) or two.
         vae_slicing: decode one video at a time (bounds decoder memory).
         vae_tiling: let the VAE decode in spatial tiles (switches tiling on in the wrapped VAE).
@@ -115,14 +116,6 @@ class WanOptions:
     vae_slicing: bool = attrs.field(default=False, validator=boolean)
     vae_tiling: bool = attrs.field(default=False, validator=boolean)
     offload_text_encoder: bool = attrs.field(default=False, validator=boolean)
-
-    def __attrs_post_init__(self) -> None:
-        if self.guided and self.cfg_batched and self.max_batch is not None and self.max_batch < 2:
-            raise ValueError(
-                f"max_batch must be at least 2 when cfg_batched is true (the conditional and "
-                f"unconditional rows share a forward), got {self.max_batch}; "
-                "set cfg_batched=false for one row per forward"
-            )
 
     @property
     def guided(self) -> bool:
