@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from searchkit import unipc
+
 if TYPE_CHECKING:  # diffusers loads on the first scheduler made, not on import
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
@@ -162,9 +164,18 @@ class SolverState:
         sample: torch.Tensor,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """One solver step for the whole batch; stochastic solvers draw from ``generator``."""
-        kwargs = {"generator": generator} if "generator" in _step_params(self.scheduler) else {}
-        return self.scheduler.step(model_output, timestep, sample, return_dict=False, **kwargs)[0]
+        """One solver step for the whole batch; stochastic solvers draw from ``generator``.
+
+        UniPC past its first step replays precomputed coefficients (:mod:`searchkit.unipc`,
+        the same bits as diffusers' own step); every other step is the scheduler's own.
+        """
+        scheduler = self.scheduler
+        if scheduler.step_index is not None:
+            table = unipc.table_for(scheduler)
+            if table is not None:
+                return table.step(scheduler, model_output, timestep, sample)
+        kwargs = {"generator": generator} if "generator" in _step_params(scheduler) else {}
+        return scheduler.step(model_output, timestep, sample, return_dict=False, **kwargs)[0]
 
 
 def _step_params(scheduler: SchedulerMixin) -> frozenset[str]:
