@@ -132,12 +132,24 @@ class UniPCTable:
         scheduler._step_index += 1
         return prev
 
-    def _differences(self, outputs: list, m0: torch.Tensor, ratios: list) -> torch.Tensor | None:
-        if not ratios:
-            return None
-        return torch.stack(
-            [(outputs[-(i + 2)] - m0) / rk for i, rk in enumerate(ratios)], dim=1
-        )
+    def _differences(self, outputs: list, m0: torch.Tensor, ratios: list) -> list[torch.Tensor]:
+        """``D_i = (m_i - m0) / r_i``, made before the other uses of ``m0`` as diffusers makes
+        them (so that a backward pass accumulates into ``m0`` in the same order)."""
+        return [(outputs[-(i + 2)] - m0) / rk for i, rk in enumerate(ratios)]
+
+    def _contract(self, rhos: torch.Tensor, d1s: list[torch.Tensor]) -> torch.Tensor | int:
+        """``sum_i rhos[i] D_i``; 0 when there are none.
+
+        diffusers stacks the ``D_i`` and contracts with ``einsum``; with one difference
+        (order 2, the default) and no graph kept, that sum of one product is written as the
+        product itself, which skips the stack and the einsum (the probe checks it gives the
+        same bits; under autograd the einsum stays, so that gradients are diffusers' too).
+        """
+        if not d1s:
+            return 0
+        if len(d1s) == 1 and not torch.is_grad_enabled():
+            return rhos[0] * d1s[0]
+        return torch.einsum("k,bkc...->bc...", rhos, torch.stack(d1s, dim=1))
 
     def _predictor(self, scheduler: Any, x: torch.Tensor, index: int, order: int) -> torch.Tensor:
         outputs = scheduler.model_outputs
@@ -145,8 +157,7 @@ class UniPCTable:
         c_x, c_m, ratios, rhos, c_b = self.coefficients("p", index, order, x)
         d1s = self._differences(outputs, m0, ratios)
         x_t_ = c_x * x - c_m * m0
-        pred_res = torch.einsum("k,bkc...->bc...", rhos, d1s) if d1s is not None else 0
-        return (x_t_ - c_b * pred_res).to(x.dtype)
+        return (x_t_ - c_b * self._contract(rhos, d1s)).to(x.dtype)
 
     def _corrector(
         self, scheduler: Any, model_t: torch.Tensor, this_sample: torch.Tensor, index: int
@@ -157,7 +168,7 @@ class UniPCTable:
         c_x, c_m, ratios, rhos, c_b = self.coefficients("c", index, scheduler.this_order, this_sample)
         d1s = self._differences(outputs, m0, ratios)
         x_t_ = c_x * x - c_m * m0
-        corr_res = torch.einsum("k,bkc...->bc...", rhos[:-1], d1s) if d1s is not None else 0
+        corr_res = self._contract(rhos[:-1], d1s)
         d1_t = model_t - m0
         return (x_t_ - c_b * (corr_res + rhos[-1] * d1_t)).to(x.dtype)
 
