@@ -1,12 +1,11 @@
-"""Overhead benchmark: the wall time a search spends outside the model, the decoder and the reward.
+"""Overhead benchmark: the time a search spends outside the model, the decoder and the reward.
 
 Overhead is everything but three kinds of work, each timed where it runs:
 
 * the transformer's forward (a forward pre-hook and hook on the pipeline's
-  ``WanTransformer3DModel``; the analytic world: the meter's ``model`` phase, which is its
-  closed-form velocity plus the solver step);
-* the VAE decode (``vae.decode``, wrapped);
-* the reward (the meter's ``reward`` phase).
+  ``WanTransformer3DModel``; in the analytic world, its closed-form velocity);
+* the VAE decode (``vae.decode``, wrapped; the analytic world's closed-form decode);
+* the reward (``reward.score``, wrapped).
 
 So the scheduler step, the guidance arithmetic, latent casts, trace bookkeeping and the
 toolkit's own code are overhead. The same split is measured for diffusers' own
