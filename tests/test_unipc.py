@@ -60,11 +60,14 @@ def test_every_step_equals_diffusers_bit_for_bit(config, perturb_at):
         assert torch.equal(a, b), f"step {k} differs"
 
 
-def test_float64_samples_and_gradients_are_diffusers_own():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_samples_and_gradients_are_diffusers_own(dtype):
+    """Under autograd the table keeps diffusers' operations and their order, so that the
+    backward pass accumulates into each model output in the same order: equal gradients."""
     scheduler = _scheduler(steps=6)
     g = torch.Generator().manual_seed(2)
-    x0 = torch.randn(2, 4, 2, 3, 3, generator=g, dtype=torch.float64)
-    weights = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    x0 = torch.randn(2, 4, 2, 3, 3, generator=g, dtype=dtype)
+    weights = torch.randn(x0.shape, generator=g, dtype=dtype)
 
     def run(table: bool):
         x = x0.clone().requires_grad_(True)
@@ -73,7 +76,7 @@ def test_float64_samples_and_gradients_are_diffusers_own():
         return states[-1].detach(), grad
 
     (a, grad_a), (b, grad_b) = run(False), run(True)
-    assert a.dtype == torch.float64 and torch.equal(a, b) and torch.equal(grad_a, grad_b)
+    assert a.dtype == dtype and torch.equal(a, b) and torch.equal(grad_a, grad_b)
 
 
 def test_solver_state_uses_the_table_and_shares_it_with_copies_and_selections():
