@@ -57,9 +57,10 @@ class UniPCTable:
         return alpha, sigma_t, torch.log(alpha) - torch.log(sigma_t)
 
     def coefficients(self, kind: str, index: int, order: int, x: torch.Tensor) -> tuple:
-        """``(c_x, c_m, rks, rhos, c_b)`` of the predictor (``"p"``) or corrector (``"c"``),
-        in diffusers' operation order (``multistep_uni_p_bh_update`` and
-        ``multistep_uni_c_bh_update``)."""
+        """``(c_x, c_m, ratios, weights, first, last, c_b)`` of the predictor (``"p"``) or
+        corrector (``"c"``), in diffusers' operation order (``multistep_uni_p_bh_update`` and
+        ``multistep_uni_c_bh_update``): ``weights`` are the ``rho`` of the differences
+        (``first`` the first of them), ``last`` the corrector's ``rho`` of the new output."""
         key = (kind, index, order, x.device, x.dtype)
         found = self._coefficients.get(key)
         if found is not None:
@@ -101,7 +102,11 @@ class UniPCTable:
             rhos = torch.ones(1, dtype=x.dtype, device=device) * 0.5
         else:
             rhos = torch.linalg.solve(r_matrix, b).to(device).to(x.dtype)
-        found = (sigma_t / sigma_s0, alpha_t * h_phi_1, ratios, rhos, alpha_t * b_h)
+        # the weights of the differences (the corrector's last weight is the new output's)
+        weights = rhos if kind == "p" else rhos[:-1]
+        first = weights[0] if weights is not None and len(weights) else None
+        last = rhos[-1] if kind == "c" else None
+        found = (sigma_t / sigma_s0, alpha_t * h_phi_1, ratios, weights, first, last, alpha_t * b_h)
         self._coefficients[key] = found
         return found
 
@@ -137,8 +142,10 @@ class UniPCTable:
         them (so that a backward pass accumulates into ``m0`` in the same order)."""
         return [(outputs[-(i + 2)] - m0) / rk for i, rk in enumerate(ratios)]
 
-    def _contract(self, rhos: torch.Tensor, d1s: list[torch.Tensor]) -> torch.Tensor | int:
-        """``sum_i rhos[i] D_i``; 0 when there are none.
+    def _contract(
+        self, weights: torch.Tensor | None, first: torch.Tensor | None, d1s: list[torch.Tensor]
+    ) -> torch.Tensor | int:
+        """``sum_i weights[i] D_i``; 0 when there are none.
 
         diffusers stacks the ``D_i`` and contracts with ``einsum``; with one difference
         (order 2, the default) and no graph kept, that sum of one product is written as the
@@ -148,16 +155,16 @@ class UniPCTable:
         if not d1s:
             return 0
         if len(d1s) == 1 and not torch.is_grad_enabled():
-            return rhos[0] * d1s[0]
-        return torch.einsum("k,bkc...->bc...", rhos, torch.stack(d1s, dim=1))
+            return first * d1s[0]
+        return torch.einsum("k,bkc...->bc...", weights, torch.stack(d1s, dim=1))
 
     def _predictor(self, scheduler: Any, x: torch.Tensor, index: int, order: int) -> torch.Tensor:
         outputs = scheduler.model_outputs
         m0 = outputs[-1]
-        c_x, c_m, ratios, rhos, c_b = self.coefficients("p", index, order, x)
+        c_x, c_m, ratios, weights, first, _, c_b = self.coefficients("p", index, order, x)
         d1s = self._differences(outputs, m0, ratios)
         x_t_ = c_x * x - c_m * m0
-        return (x_t_ - c_b * self._contract(rhos, d1s)).to(x.dtype)
+        return (x_t_ - c_b * self._contract(weights, first, d1s)).to(x.dtype)
 
     def _corrector(
         self, scheduler: Any, model_t: torch.Tensor, this_sample: torch.Tensor, index: int
@@ -165,12 +172,13 @@ class UniPCTable:
         outputs = scheduler.model_outputs
         m0 = outputs[-1]
         x = scheduler.last_sample
-        c_x, c_m, ratios, rhos, c_b = self.coefficients("c", index, scheduler.this_order, this_sample)
+        order = scheduler.this_order
+        c_x, c_m, ratios, weights, first, last, c_b = self.coefficients("c", index, order, this_sample)
         d1s = self._differences(outputs, m0, ratios)
         x_t_ = c_x * x - c_m * m0
-        corr_res = self._contract(rhos[:-1], d1s)
+        corr_res = self._contract(weights, first, d1s)
         d1_t = model_t - m0
-        return (x_t_ - c_b * (corr_res + rhos[-1] * d1_t)).to(x.dtype)
+        return (x_t_ - c_b * (corr_res + last * d1_t)).to(x.dtype)
 
 
 def table_for(scheduler: Any) -> UniPCTable | None:

@@ -91,6 +91,10 @@ class AnalyticBackend(Backend):
     quality_direction: torch.Tensor = attrs.field(init=False, repr=False)
     decoder_weight: torch.Tensor = attrs.field(init=False, repr=False)
     decoder_bias: torch.Tensor = attrs.field(init=False, repr=False)
+    # the last guided pair of log weights (prompt, unconditional), kept across steps
+    _guided: tuple[torch.Tensor, torch.Tensor] | None = attrs.field(
+        init=False, default=None, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         g = torch.Generator().manual_seed(self.world_seed)
@@ -145,11 +149,17 @@ class AnalyticBackend(Backend):
     def velocity(
         self, latents: torch.Tensor, timestep: torch.Tensor, sigma: float, cond: Conditioning
     ) -> torch.Tensor:
-        uniform = torch.full((self.num_components,), -math.log(self.num_components))
         if self.guidance_scale == 1.0:
             return self.exact_velocity(latents, sigma, cond.data)
-        v_cond, v_uncond = self.exact_velocity(latents, sigma, torch.stack([cond.data, uniform]))
+        v_cond, v_uncond = self.exact_velocity(latents, sigma, self._guided_weights(cond.data))
         return v_uncond + self.guidance_scale * (v_cond - v_uncond)
+
+    def _guided_weights(self, log_weights: torch.Tensor) -> torch.Tensor:
+        """``[2, K]``: the prompt's log weights and the unconditional (uniform) ones."""
+        if self._guided is None or self._guided[0] is not log_weights:
+            uniform = torch.full((self.num_components,), -math.log(self.num_components))
+            self._guided = (log_weights, torch.stack([log_weights, uniform]))
+        return self._guided[1]
 
     def exact_velocity(
         self, latents: torch.Tensor, sigma: float, log_weights: torch.Tensor
