@@ -91,6 +91,8 @@ class AnalyticBackend(Backend):
     quality_direction: torch.Tensor = attrs.field(init=False, repr=False)
     decoder_weight: torch.Tensor = attrs.field(init=False, repr=False)
     decoder_bias: torch.Tensor = attrs.field(init=False, repr=False)
+    # each prompt's most likely component, for the closed-form rewards
+    _targets: dict[str, int] = attrs.field(init=False, factory=dict, repr=False)
     # the last guided pair of log weights (prompt, unconditional), kept across steps
     _guided: tuple[torch.Tensor, torch.Tensor] | None = attrs.field(
         init=False, default=None, repr=False
@@ -140,6 +142,13 @@ class AnalyticBackend(Backend):
         g = torch.Generator().manual_seed(prompt_seed(prompt))
         logits = self.prompt_sharpness * torch.randn(self.num_components, generator=g)
         return torch.log_softmax(logits, dim=0)
+
+    def _target_component(self, prompt: str) -> int:
+        """The prompt's most likely component (kept per prompt: every reward call asks)."""
+        found = self._targets.get(prompt)
+        if found is None:
+            found = self._targets[prompt] = int(self.prompt_log_weights(prompt).argmax())
+        return found
 
     def make_scheduler(self):
         scheduler = make_scheduler(self.solver, flow_shift=self.flow_shift)
@@ -199,7 +208,7 @@ class AnalyticBackend(Backend):
         frame_diff = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4))
         typical = 2 * (self.component_scale**2 * 0.5 + self.component_std**2)
         mq = (typical - frame_diff) / (self.component_scale**2 * 0.5)
-        target = self.means[int(self.prompt_log_weights(prompt).argmax())].reshape(-1)
+        target = self.means[self._target_component(prompt)].reshape(-1)
         cosine = torch.nn.functional.cosine_similarity(x.reshape(n, -1), target[None], dim=1)
         ta = 3.0 * cosine - 1.0
         return torch.stack([vq, mq, ta], dim=1)
