@@ -47,7 +47,6 @@ import attrs
 import numpy as np
 import torch
 from attrs import validators as v
-from scipy.special import gammaln
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -177,6 +176,8 @@ def _occupancy(n: int) -> np.ndarray:
     computed by their recurrence ``S(j, k) = k S(j - 1, k) + S(j - 1, k - 1)`` in log space
     (float64), so one ``O(n^2)`` table serves every ``m``.
     """
+    from scipy.special import gammaln  # scipy loads on first use, not on import
+
     log_s = np.full((n + 1, n + 1), -np.inf)
     log_s[0, 0] = 0.0
     log_k = np.log(np.arange(1, n + 1))

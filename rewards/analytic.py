@@ -57,6 +57,11 @@ class AnalyticReward(Reward):
             return None
         return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The latent shape of the world it was built for (its closed forms are that world's)."""
+        return tuple(self.backend.latent_shape)
+
     def score(self, batch: RewardBatch) -> torch.Tensor:
         return self.backend.reward_dimensions(batch.data, batch.prompt)
 
@@ -168,6 +173,11 @@ class ProxyVerifier(Reward):
         if self.backend is None or self.stands_for is None:
             return None
         return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The latent shape of the world it was built for (its directions have that size)."""
+        return tuple(self.backend.latent_shape)
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
         x = batch.data.reshape(batch.data.shape[0], -1).float()

@@ -20,11 +20,13 @@ matching ``x_t = (1 - sigma) x0 + sigma eps``, so the predicted clean latent is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+if TYPE_CHECKING:  # diffusers loads when a backend makes its first scheduler
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 
 @attrs.frozen

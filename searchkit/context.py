@@ -33,10 +33,10 @@ from contextlib import nullcontext
 import attrs
 import torch
 
-from searchkit import progress, validation
+from searchkit import contracts, progress, validation
 from searchkit.backend import Backend
 from searchkit.cost import Meter
-from searchkit.errors import InputError, NonFiniteRewardError
+from searchkit.errors import InputError
 from searchkit.particles import Lineage, Particles
 from searchkit.result import AdvanceRecord, ScoreRecord, SearchResult, Trace
 from searchkit.reward import Reward, RewardBatch
@@ -69,8 +69,13 @@ class SearchContext:
         if budget_nfe is not None and (not validation.is_int(budget_nfe) or budget_nfe <= 0):
             raise InputError(f"budget_nfe must be a positive integer or None, got {budget_nfe!r}")
         self._backend = backend
+        # the plugins' declarations now, their outputs at first use (searchkit.contracts)
+        self._checks = contracts.PluginChecks(backend, contracts.check_backend(backend))
+        contracts.check_reward(reward)
+        contracts.check_pairing(backend, reward)
         if noise is not None:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
+            contracts.check_noise(noise)
         self._reward = reward
         self.prompt = prompt
         self.generator = generator
@@ -104,7 +109,9 @@ class SearchContext:
 
     def noise(self, n: int) -> torch.Tensor:
         """``n`` fresh ``N(0, I)`` latents from the search's generator."""
-        return self._backend.initial_noise(n, self.generator)
+        noise = self._backend.initial_noise(n, self.generator)
+        self._checks.initial_noise(noise, n)
+        return noise
 
     def initial_noise(self, n: int) -> torch.Tensor:
         """The run's starting noise for ``n`` particles: the noise the caller gave fills the
@@ -126,6 +133,7 @@ class SearchContext:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
             if noise.shape[0] != n:
                 raise ValueError(f"noise must hold {n} latents, got {noise.shape[0]}")
+            contracts.check_noise(noise)
         else:
             noise = self.initial_noise(n)
         noise = noise.to(device=self._backend.device, dtype=self._backend.dtype).clone()
@@ -152,9 +160,10 @@ class SearchContext:
         per_forward = self._backend.forward_flops(n) if to > start else None
         step_flops = None if per_forward is None else forwards * per_forward
         grad_mode = nullcontext() if grad else torch.no_grad()
+        scheduler = solver.scheduler
+        sigmas = torch.as_tensor(scheduler.sigmas[start:to]).tolist()  # one read, not one a step
         with grad_mode:
-            for k in range(start, to):
-                scheduler = solver.scheduler
+            for k, sigma in zip(range(start, to), sigmas, strict=True):
                 timestep = scheduler.timesteps[k]
                 model = self._backend.denoiser_at(timestep)
                 self.meter.charge_model(n, forwards, step_flops, model)
@@ -162,9 +171,9 @@ class SearchContext:
                     self._graph_forwards += n * forwards
                     if self._graph_flops is not None:
                         self._graph_flops = None if step_flops is None else self._graph_flops + step_flops
-                sigma = float(scheduler.sigmas[k])
                 with self.meter.timed("model"):
                     velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)
+                    self._checks.velocity(velocity, latents, k)
                     x0 = latents - sigma * velocity
                     latents = solver.step(velocity, timestep, latents, self.generator)
                 progress.notify_step(k + 1, self.num_steps, n, self.meter.nfe)
@@ -274,8 +283,7 @@ class SearchContext:
             scores = self._reward(batch)
         self.meter.reward_calls += n
         self.meter.charge_flops(f"reward:{self._reward.name}", self._reward.flops(batch))
-        detached = scores.detach().float().cpu()
-        self._check_scores(detached, particles, step)
+        detached = contracts.check_scores(self._reward, scores, n, step, particles.ids, data)
         record = ScoreRecord(
             step=step,
             sigma=sigma,
@@ -359,6 +367,7 @@ class SearchContext:
         with grad_mode, self.meter.timed("decode"):
             video = self._backend.decode(latents)
         n = int(latents.shape[0])
+        self._checks.decode(video, n)
         self.meter.decodes += n
         self.meter.charge_flops("decode", self._backend.decode_flops(n))
         return video
@@ -413,19 +422,3 @@ class SearchContext:
                 f"{field} must have shape [n, {', '.join(map(str, shape))}], got {list(value.shape)}"
             )
         return value
-
-    def _check_scores(self, scores: torch.Tensor, particles: Particles, step: int) -> None:
-        dims = len(self._reward.dimensions)
-        if scores.dim() != 2 or scores.shape != (len(particles), dims):
-            raise ValueError(
-                f"reward {self._reward.name!r} must return [{len(particles)}, {dims}] scores, "
-                f"got {list(scores.shape)}"
-            )
-        bad = ~torch.isfinite(scores)
-        if bad.any():
-            row, col = (int(i) for i in bad.nonzero()[0])
-            raise NonFiniteRewardError(
-                f"reward {self._reward.name!r} returned {float(scores[row, col])} at step {step} "
-                f"for particle {int(particles.ids[row])} (batch index {row}), "
-                f"dimension {self._reward.dimensions[col]!r}"
-            )

@@ -75,3 +75,9 @@ class LatentDataError(SearchkitError, ValueError):
 
 class CheckpointError(SearchkitError, ValueError):
     """A model checkpoint that is missing, malformed or cannot be fetched; names the file."""
+
+
+class ContractError(ValueError):
+    """A backend or reward that breaks its interface (a wrong declaration, an output of the
+    wrong type, shape or values); the message names the plugin, what it gave and what was
+    expected."""

@@ -83,6 +83,13 @@ class Reward(ABC):
             return self.__dict__.get("_measured_flops", {}).get(_flop_key(batch))
         return None
 
+    @property
+    def latent_shape(self) -> tuple[int | None, ...] | None:
+        """The latent shape ``(C, F, H, W)`` this reward was built for, ``None`` on an axis of
+        any size, or ``None`` for any shape (the default). A search refuses a latent-space
+        reward whose shape differs from its backend's, before any compute."""
+        return None
+
     def check_steps(self, steps: Sequence[int], num_steps: int) -> None:
         """Raise before compute if this reward cannot score after the 0-based step indices ``steps``
         of a ``num_steps``-step trajectory (a model trained on a few step labels); default: any."""

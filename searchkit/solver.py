@@ -16,15 +16,14 @@ rank. Schedule tensors (``sigmas``, ``timesteps``) are rank 1 and are shared.
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from diffusers import (
-    DPMSolverMultistepScheduler,
-    FlowMatchEulerDiscreteScheduler,
-    UniPCMultistepScheduler,
-)
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from searchkit import unipc
+
+if TYPE_CHECKING:  # diffusers loads on the first scheduler made, not on import
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 SolverName = Literal["unipc", "euler", "sde-dpmsolver++"]
 SOLVERS: tuple[str, ...] = ("unipc", "euler", "sde-dpmsolver++")
@@ -40,6 +39,12 @@ def make_scheduler(
     ``euler``: FlowMatchEuler; ``sde-dpmsolver++``: the SDE variant of DPM-Solver++ with flow
     sigmas (the LatSearch paper's best configuration; stochastic).
     """
+    from diffusers import (
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        UniPCMultistepScheduler,
+    )
+
     if solver == "unipc":
         return UniPCMultistepScheduler(
             num_train_timesteps=num_train_timesteps,
@@ -159,9 +164,18 @@ class SolverState:
         sample: torch.Tensor,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """One solver step for the whole batch; stochastic solvers draw from ``generator``."""
-        kwargs = {"generator": generator} if "generator" in _step_params(self.scheduler) else {}
-        return self.scheduler.step(model_output, timestep, sample, return_dict=False, **kwargs)[0]
+        """One solver step for the whole batch; stochastic solvers draw from ``generator``.
+
+        UniPC past its first step replays precomputed coefficients (:mod:`searchkit.unipc`,
+        the same bits as diffusers' own step); every other step is the scheduler's own.
+        """
+        scheduler = self.scheduler
+        if scheduler.step_index is not None:
+            table = unipc.table_for(scheduler)
+            if table is not None:
+                return table.step(scheduler, model_output, timestep, sample)
+        kwargs = {"generator": generator} if "generator" in _step_params(scheduler) else {}
+        return scheduler.step(model_output, timestep, sample, return_dict=False, **kwargs)[0]
 
 
 def _step_params(scheduler: SchedulerMixin) -> frozenset[str]:

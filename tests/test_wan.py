@@ -137,7 +137,7 @@ def _run(backend, noise, to=None, seed=0):
 
 @pytest.mark.parametrize(
     ("max_batch", "cfg_batched", "exact"),
-    [(None, True, False), (2, False, False), (1, False, True), (2, True, True)],
+    [(None, True, False), (2, False, False), (1, False, True), (1, True, True), (2, True, False)],
 )
 def test_many_particles_equal_single_runs(pipe, max_batch, cfg_batched, exact) -> None:
     backend = _backend(pipe, solver="unipc", max_batch=max_batch, cfg_batched=cfg_batched)
@@ -153,7 +153,7 @@ def test_many_particles_equal_single_runs(pipe, max_batch, cfg_batched, exact) -
 
 def test_chunking_counts_forwards(pipe) -> None:
     calls: list[int] = []
-    backend = _backend(pipe, max_batch=4, cfg_batched=True)
+    backend = _backend(pipe, max_batch=2, cfg_batched=True)
     hook = backend.transformer.register_forward_hook(
         lambda m, a, kw, out: calls.append(kw["hidden_states"].shape[0]), with_kwargs=True
     )
@@ -161,13 +161,13 @@ def test_chunking_counts_forwards(pipe) -> None:
         backend.velocity(
             torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT)
         )
-        assert calls == [4, 4, 2]  # 2 particles (cond + uncond rows) per forward, then 1
+        assert calls == [4, 4, 2]  # max_batch counts particles: 2 (cond + uncond rows), then 1
         calls.clear()
         separate = _backend(pipe, max_batch=3, cfg_batched=False)
         separate.velocity(
             torch.zeros(5, *backend.latent_shape), torch.tensor(900.0), 0.9, backend.encode(PROMPT)
         )
-        assert calls == [3, 3, 2, 2]
+        assert calls == [3, 3, 2, 2]  # 3 particles per forward, conditional then unconditional
     finally:
         hook.remove()
 
@@ -280,7 +280,7 @@ def test_config_dict_is_json(pipe) -> None:
         ({"solver": "ddim"}, "solver must be one of .*'ddim'"),
         ({"guidance_scale": 0.5}, "guidance_scale must be .*0.5"),
         ({"num_steps": 0}, "num_steps must be >= 1, got 0"),
-        ({"max_batch": 1, "cfg_batched": True}, "max_batch must be at least 2 when cfg_batched"),
+        ({"max_batch": 0}, "max_batch must be >= 1, got 0"),
     ],
 )
 def test_bad_options_name_the_field_and_value(pipe, options, message) -> None:

@@ -44,6 +44,9 @@ MAX_DEPTH = 1024
 
 #: What a model can read: the noisy latent ``x_t`` or the one-step prediction ``x0``.
 MODEL_INPUTS: tuple[str, ...] = ("latent", "x0")
+#: The most parameters a configuration may ask for (4 GB of float32 weights): a bound that
+#: refuses a mistyped size on construction, before any tensor is allocated.
+MAX_PARAMETERS = 10**9
 
 
 def _three_positive_ints(_inst: Any, attribute: attrs.Attribute, value: object) -> None:
@@ -114,6 +117,40 @@ class LatentRewardConfig:
         default=(8, 16, 16), converter=as_tuple, validator=_three_positive_ints
     )
     mixing_kernel: int = attrs.field(default=3, validator=[positive_int, _odd])
+
+    def __attrs_post_init__(self) -> None:
+        count = self.num_parameters()
+        if count > MAX_PARAMETERS:
+            sizes = ", ".join(
+                f"{name}={getattr(self, name)!r}"
+                for name in ("width", "depth", "readouts", "patch_size", "position_grid")
+            )
+            raise ValueError(
+                f"a latent reward model with {sizes} (in_channels={self.in_channels}, "
+                f"text_dim={self.text_dim}) would have {count:.3g} parameters; at most "
+                f"{MAX_PARAMETERS:.0e} are allowed: choose smaller sizes"
+            )
+
+    def num_parameters(self) -> int:
+        """The network's parameter count, from the sizes alone (nothing is allocated)."""
+        w, c, r, k = self.width, self.in_channels, self.readouts, self.mixing_kernel
+        patch, grid = math.prod(self.patch_size), math.prod(self.position_grid)
+
+        def mlp(d_in: int, hidden: int, d_out: int) -> int:
+            return d_in * hidden + hidden + hidden * d_out + d_out
+
+        block = (w * k**3 + w) + mlp(w, 2 * w, w) + (w * 4 * w + 4 * w)
+        return (
+            (c * patch * w + w)  # patch embedding
+            + w * grid  # position table
+            + r * c * patch * grid  # readout table
+            + mlp(self.noise_features, w, w)
+            + mlp(self.text_dim, w, w)
+            + self.depth * block
+            + (w * 2 * w + 2 * w)  # output modulation
+            + (w * r + r)  # readout modulation
+            + len(self.dimensions) * mlp(2 * w + r, w, 1)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (tuples as lists)."""

@@ -121,6 +121,11 @@ class LatentRewardModel(Reward):
     def is_differentiable(self) -> bool:
         return True
 
+    @property
+    def latent_shape(self) -> tuple[int | None, ...]:
+        """``(in_channels, any, any, any)``: the position tables resample to any latent size."""
+        return (self.config.in_channels, None, None, None)
+
     # -- scoring -----------------------------------------------------------------------------
     def text_embedding(self, cond: Conditioning) -> torch.Tensor:
         """The backend's prompt embedding ``[text_dim]`` (cached per prompt)."""

@@ -141,6 +141,11 @@ class LatSearchLatentReward(Reward):
     def channels(self) -> int:
         return int(self.loaded.network.visual.patch_embed.in_channels)
 
+    @property
+    def latent_shape(self) -> tuple[int | None, ...]:
+        """``(channels, any, any, any)``: latents are resized to the vision tower's grid."""
+        return (self.channels, None, None, None)
+
     @classmethod
     def from_pretrained(
         cls,

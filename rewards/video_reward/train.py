@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import os
 import random
 import unicodedata
 from collections.abc import Callable
@@ -47,6 +49,8 @@ from searchkit.files import atomic_write
 from searchkit.rewards.video_reward.config import DIMENSIONS
 from searchkit.rewards.video_reward.latent import (
     LABEL_PER_STEP,
+    LATENT_CHANNELS,
+    NUM_LABELS,
     LatSearchLatentReward,
     make_latent_network,
 )
@@ -88,39 +92,110 @@ class Sample:
     similarity: dict[int, float]
 
 
+def _record_fields(record: object, where: str, base: Path, inside: Path) -> Sample:
+    """One record as a :class:`Sample`, every field checked (paths: present, inside ``inside``)."""
+    from searchkit.rewards.latent.records import tensor_path
+
+    try:
+        if not isinstance(record, dict):
+            raise TypeError(f"must be a JSON object, got {type(record).__name__}")
+        rewards = tuple(float(record["output_reward"][0][d]) for d in DIMENSIONS)
+        raw_paths = record["latent_tensor_path"][0]
+        raw_sims = record["latent_z0_similarity"][0]
+        steps = {k: int(k.removeprefix("t")) for k in raw_paths}
+        sims = {int(k.removeprefix("t")): float(v) for k, v in raw_sims.items()}
+        prompt = record["prompt"]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise LatentDataError(f"{where}: lacks a valid field ({type(exc).__name__}: {exc})") from None
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise LatentDataError(f"{where}: prompt must be a non-empty string, got {prompt!r}")
+    if not all(math.isfinite(r) for r in rewards):
+        raise LatentDataError(f"{where}: output_reward holds a non-finite score {list(rewards)}")
+    if not steps or set(steps.values()) != set(sims):
+        raise LatentDataError(
+            f"{where}: latents for steps {sorted(steps.values())} but similarities for {sorted(sims)}"
+        )
+    for j, sim in sims.items():
+        if not -1e-6 <= sim <= 1.0 + 1e-6:
+            raise LatentDataError(
+                f"{where}: latent_z0_similarity['t{j}'] must lie in [0, 1], got {sim!r}"
+            )
+        if not 0 <= LABEL_PER_STEP * j < NUM_LABELS:
+            raise LatentDataError(
+                f"{where}: step t{j} has no step label (steps 0..{NUM_LABELS // LABEL_PER_STEP - 1})"
+            )
+    paths = {
+        j: tensor_path(raw_paths[k], base, inside, where, f"latent_tensor_path[{k!r}]")
+        for k, j in steps.items()
+    }
+    return Sample(prompt, rewards, paths, sims)
+
+
 def read_samples(data: str | Path) -> list[Sample]:
-    """Records of every ``all_latent_metadata_seed_*.json`` under ``data`` (or ``data/metadata``)."""
+    """Records of every ``all_latent_metadata_seed_*.json`` under ``data`` (or ``data/metadata``).
+
+    Every record is checked: its fields, and each latent path, which must name an existing
+    file inside the dataset folder (the metadata folder's parent); a file that is not JSON,
+    not a list, or holds no records is an error. Errors are
+    :class:`~searchkit.errors.LatentDataError` naming the file and the record.
+    """
     folder = Path(data)
+    if not folder.is_dir():
+        raise LatentDataError(f"dataset folder not found: {folder}")
     if (folder / "metadata").is_dir():
         folder = folder / "metadata"
     files = sorted(folder.glob("all_latent_metadata_seed_*.json"))
     if not files:
         raise LatentDataError(f"no all_latent_metadata_seed_*.json file in {folder}")
+    inside = Path(os.path.abspath(folder.parent))
     samples = []
     for path in files:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise LatentDataError(f"{path}: not valid JSON: {error}") from None
         if not isinstance(records, list):
             raise LatentDataError(f"{path} must hold a JSON list of records")
+        if not records:
+            raise LatentDataError(f"{path}: holds no records")
         for i, record in enumerate(records):
-            try:
-                rewards = tuple(float(record["output_reward"][0][d]) for d in DIMENSIONS)
-                paths = {
-                    int(k.removeprefix("t")): folder / p
-                    for k, p in record["latent_tensor_path"][0].items()
-                }
-                sims = {
-                    int(k.removeprefix("t")): float(s)
-                    for k, s in record["latent_z0_similarity"][0].items()
-                }
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise LatentDataError(f"{path}: record {i} lacks a valid {exc}") from None
-            if not paths or set(paths) != set(sims):
-                raise LatentDataError(
-                    f"{path}: record {i} has latents for steps {sorted(paths)} but similarities "
-                    f"for {sorted(sims)}"
-                )
-            samples.append(Sample(str(record["prompt"]), rewards, paths, sims))
+            samples.append(_record_fields(record, f"{path.name} record {i}", folder, inside))
     return samples
+
+
+def check_latents(samples: list[Sample], channels: int = LATENT_CHANNELS) -> tuple[int, ...]:
+    """Load every latent once: a finite ``[channels, F, H, W]`` tensor, all of one shape.
+
+    Returns the shape. Run before any model is built, so a bad file costs no weight loading;
+    the error names the file.
+    """
+    shape: tuple[int, ...] | None = None
+    for sample in samples:
+        for j, path in sorted(sample.latents.items()):
+            what = f"latent t{j} of prompt {sample.prompt!r} at {path}"
+            try:
+                tensor = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
+                raise LatentDataError(
+                    f"{what}: cannot load ({type(error).__name__}: {error})"
+                ) from None
+            if not isinstance(tensor, torch.Tensor):
+                raise LatentDataError(f"{what}: holds a {type(tensor).__name__}, not a tensor")
+            got = tuple(tensor.shape)
+            if len(got) != 4 or got[0] != channels:
+                raise LatentDataError(
+                    f"{what}: has shape {list(got)}, expected [{channels}, F, H, W]"
+                )
+            if shape is not None and got != shape:
+                raise LatentDataError(
+                    f"{what}: has shape {list(got)}, but earlier latents have {list(shape)}"
+                )
+            if not bool(torch.isfinite(tensor).all()):
+                raise LatentDataError(f"{what}: holds non-finite values")
+            shape = got
+    if shape is None:
+        raise LatentDataError("the dataset holds no latents")
+    return shape
 
 
 def split_by_prompt(
@@ -231,8 +306,10 @@ def train_latsearch(
 ) -> list[dict]:
     """Train ``reward`` in place on ``samples``; write ``out/latent_reward.pt`` every epoch; the history."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise LatentDataError(f"output folder {out} is a file")
     train, val = split_by_prompt(samples, config.train_fraction, config.split_seed)
+    out.mkdir(parents=True, exist_ok=True)
     network = reward.loaded.network
     params = trainable(reward)
     network.requires_grad_(False)
@@ -271,8 +348,27 @@ def train_latsearch(
 
 
 def main_train_latsearch(args) -> int:
-    """``searchkit reward train --arch latsearch``: the paper's model on a collected dataset."""
+    """``searchkit reward train --arch latsearch``: the paper's model on a collected dataset.
+
+    Everything is checked before the backbone loads and before ``--out`` is created: the
+    configuration, every record and latent file, and the prompt split.
+    """
+    config = LatSearchTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=float(args.lr),
+        mse_weight=float(args.mse_weight),
+        pairwise_weight=float(args.pairwise_weight),
+        train_fraction=1.0 - args.val_fraction,
+        split_seed=args.split_seed,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise LatentDataError(f"output folder {out} is a file")
     samples = read_samples(args.data)
+    check_latents(samples)
+    split_by_prompt(samples, config.train_fraction, config.split_seed)
     steps = sorted({j for s in samples for j in s.latents})
     reward = initial_model(
         args.backbone_path,
@@ -280,20 +376,6 @@ def main_train_latsearch(args) -> int:
         labels=tuple(LABEL_PER_STEP * j for j in steps),
         generator=torch.Generator().manual_seed(args.seed),
     )
-    config = LatSearchTrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        mse_weight=args.mse_weight,
-        pairwise_weight=args.pairwise_weight,
-        train_fraction=1.0 - args.val_fraction,
-        split_seed=args.split_seed,
-        seed=args.seed,
-    )
-    history = train_latsearch(reward, samples, args.out, config, log=print)
-    print(
-        json.dumps(
-            {"checkpoint": str(Path(args.out) / CHECKPOINT_NAME), "final": history[-1]}, indent=2
-        )
-    )
+    history = train_latsearch(reward, samples, out, config, log=print)
+    print(json.dumps({"checkpoint": str(out / CHECKPOINT_NAME), "final": history[-1]}, indent=2))
     return 0

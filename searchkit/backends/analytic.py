@@ -110,6 +110,12 @@ class AnalyticBackend(Backend):
     quality_direction: torch.Tensor = attrs.field(init=False, repr=False)
     decoder_weight: torch.Tensor = attrs.field(init=False, repr=False)
     decoder_bias: torch.Tensor = attrs.field(init=False, repr=False)
+    # each prompt's most likely component, for the closed-form rewards
+    _targets: dict[str, int] = attrs.field(init=False, factory=dict, repr=False)
+    # the last guided pair of log weights (prompt, unconditional), kept across steps
+    _guided: tuple[torch.Tensor, torch.Tensor] | None = attrs.field(
+        init=False, default=None, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         g = torch.Generator().manual_seed(self.world_seed)
@@ -156,6 +162,13 @@ class AnalyticBackend(Backend):
         logits = self.prompt_sharpness * torch.randn(self.num_components, generator=g)
         return torch.log_softmax(logits, dim=0)
 
+    def _target_component(self, prompt: str) -> int:
+        """The prompt's most likely component (kept per prompt: every reward call asks)."""
+        found = self._targets.get(prompt)
+        if found is None:
+            found = self._targets[prompt] = int(self.prompt_log_weights(prompt).argmax())
+        return found
+
     def make_scheduler(self):
         scheduler = make_scheduler(self.solver, flow_shift=self.flow_shift)
         scheduler.set_timesteps(self.num_steps)
@@ -164,11 +177,17 @@ class AnalyticBackend(Backend):
     def velocity(
         self, latents: torch.Tensor, timestep: torch.Tensor, sigma: float, cond: Conditioning
     ) -> torch.Tensor:
-        uniform = torch.full((self.num_components,), -math.log(self.num_components))
         if self.guidance_scale == 1.0:
             return self.exact_velocity(latents, sigma, cond.data)
-        v_cond, v_uncond = self.exact_velocity(latents, sigma, torch.stack([cond.data, uniform]))
+        v_cond, v_uncond = self.exact_velocity(latents, sigma, self._guided_weights(cond.data))
         return v_uncond + self.guidance_scale * (v_cond - v_uncond)
+
+    def _guided_weights(self, log_weights: torch.Tensor) -> torch.Tensor:
+        """``[2, K]``: the prompt's log weights and the unconditional (uniform) ones."""
+        if self._guided is None or self._guided[0] is not log_weights:
+            uniform = torch.full((self.num_components,), -math.log(self.num_components))
+            self._guided = (log_weights, torch.stack([log_weights, uniform]))
+        return self._guided[1]
 
     def exact_velocity(
         self, latents: torch.Tensor, sigma: float, log_weights: torch.Tensor
@@ -190,7 +209,9 @@ class AnalyticBackend(Backend):
         fields = []
         for lw in groups:
             resp = torch.softmax(lw[None] + log_lik, dim=1)  # [n, K]
-            fields.append(torch.einsum("nk,nkd->nd", resp, per_component).reshape(latents.shape))
+            # sum_k resp[n, k] per_component[n, k, :] as a batched matrix product (what
+            # einsum("nk,nkd->nd") runs, without its parsing on every call)
+            fields.append(torch.bmm(resp[:, None], per_component)[:, 0].reshape(latents.shape))
         return fields[0] if log_weights.dim() == 1 else tuple(fields)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -223,7 +244,7 @@ class AnalyticBackend(Backend):
         frame_diff = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4))
         typical = 2 * (self.component_scale**2 * 0.5 + self.component_std**2)
         mq = (typical - frame_diff) / (self.component_scale**2 * 0.5)
-        target = self.means[int(self.prompt_log_weights(prompt).argmax())].reshape(-1)
+        target = self.means[self._target_component(prompt)].reshape(-1)
         cosine = torch.nn.functional.cosine_similarity(x.reshape(n, -1), target[None], dim=1)
         ta = 3.0 * cosine - 1.0
         return torch.stack([vq, mq, ta], dim=1)

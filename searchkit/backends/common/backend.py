@@ -7,8 +7,9 @@ one denoising step does, and how it matches the diffusers pipelines' own loops:
 * the latents stay in float32 and are cast to the denoiser's dtype for the forward;
 * classifier-free guidance ``v = v_u + g (v_c - v_u)`` is computed in the denoiser's dtype, as
   the pipelines do, and returned in that dtype, so the scheduler sees what theirs sees;
-* all particles go through the denoiser together, ``max_batch`` rows per forward at most;
-  with ``cfg_batched`` the conditional and unconditional rows share one forward (in the
+* all particles go through the denoiser together, ``max_batch`` particles per forward at
+  most; with ``cfg_batched`` the conditional and unconditional rows share one forward
+  (``2 * max_batch`` rows, in the
   family's row order: Wan puts the conditional rows first, SD3 the unconditional ones, as
   its pipeline does), otherwise they are two forwards;
 * a model with several experts (Wan2.2 A14B) picks, at each step, the first expert that takes
@@ -128,6 +129,7 @@ class DiffusersBackend(Constructors, Backend):
             torch.device(self._pipe._execution_device) if self.options.cpu_offload else first.device
         )
         self._encodings.clear()
+        self._text_batch: tuple[TextEncoding, int, dict[str, torch.Tensor]] | None = None
 
     # -- the family's part (see searchkit.backends.common.family) -------------------------
     @classmethod
@@ -280,8 +282,9 @@ class DiffusersBackend(Constructors, Backend):
     ) -> torch.Tensor:
         """Guided velocity for ``[n, *latent_shape]`` latents, in the denoiser's dtype.
 
-        Rows go through the denoiser in chunks of at most ``max_batch``; with guidance the
-        conditional and unconditional rows share a forward when ``cfg_batched``.
+        Particles go through the denoiser in chunks of at most ``max_batch``; with guidance the
+        conditional and unconditional rows of a chunk share a forward when ``cfg_batched``
+        (``2 * max_batch`` rows), else they are two forwards.
         """
         encoding: TextEncoding = cond.data
         t = timestep.to(self._device)
@@ -298,12 +301,12 @@ class DiffusersBackend(Constructors, Backend):
         g = expert.guidance_scale
         pieces = []
         if self.options.cfg_batched:
-            step = max(limit // 2, 1) if self.options.max_batch is not None else n
-            for s in range(0, n, step):
-                chunk = x[s : s + step]
+            for s in range(0, n, limit):
+                chunk = x[s : s + limit]
                 k = chunk.shape[0]
-                first, second = (negative, positive) if self.uncond_first else (positive, negative)
-                out = self._forward(expert, torch.cat([chunk, chunk]), t, stack(first, second, k))
+                out = self._forward(
+                    expert, torch.cat([chunk, chunk]), t, self._guided_text(encoding, k)
+                )
                 if self.uncond_first:
                     uncond_v, cond_v = out[:k], out[k:]
                 else:
@@ -316,6 +319,18 @@ class DiffusersBackend(Constructors, Backend):
                 uncond_v = self._forward(expert, chunk, t, negative)
                 pieces.append(uncond_v + g * (cond_v - uncond_v))
         return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+
+    def _guided_text(self, encoding: TextEncoding, k: int) -> dict[str, torch.Tensor]:
+        """The text rows of a guided forward of ``k`` particles, in the family's row order;
+        kept for the next call (every step of a search asks for the same rows)."""
+        cached = self._text_batch
+        if cached is not None and cached[0] is encoding and cached[1] == k:
+            return cached[2]
+        positive, negative = encoding.text_inputs(), encoding.text_inputs(negative=True)
+        first, second = (negative, positive) if self.uncond_first else (positive, negative)
+        text = stack(first, second, k)
+        self._text_batch = (encoding, k, text)
+        return text
 
     def _switch_to(self, expert: Expert) -> Expert:
         """Make ``expert`` the active one; under ``cpu_offload`` send the previous one back."""

@@ -88,18 +88,11 @@ def options_from(cls: type, family: str, options: dict[str, Any]) -> Any:
 
 
 def check_combinations(options: Any) -> None:
-    """The batching and memory options of a family's options class agree with one another."""
+    """The memory options of a family's options class agree with one another."""
     if options.cpu_offload and options.offload_text_encoder:
         raise ValueError(
             "cpu_offload and offload_text_encoder are both true; cpu_offload already keeps "
             "every model (the text encoders included) on the CPU until it runs: pass one"
-        )
-    batch = options.max_batch
-    if options.guided and options.cfg_batched and batch is not None and batch < 2:
-        raise ValueError(
-            f"max_batch must be at least 2 when cfg_batched is true (the conditional and "
-            f"unconditional rows share a forward), got {batch}; "
-            "set cfg_batched=false for one row per forward"
         )
 
 

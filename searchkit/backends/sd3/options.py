@@ -42,7 +42,8 @@ class SD3Options:
         num_steps: denoising steps (the pipeline's 28).
         negative_prompt: the unconditional prompt of guidance (sent to all three encoders).
         max_sequence_length: T5 tokens (the pipeline's 256).
-        max_batch: most rows (samples) per transformer forward; ``None`` for no limit.
+        max_batch: most particles per transformer forward; ``None`` for no limit (a guided
+            forward holds ``2 * max_batch`` rows with ``cfg_batched``).
         cfg_batched: unconditional and conditional rows in one forward (``True``, as the
             pipeline does) or two.
         vae_slicing: decode one image at a time. vae_tiling: the VAE's tiled decoding.

@@ -157,16 +157,28 @@ class WanBackend(DiffusersBackend):
     def _decode_chunk(self, z: torch.Tensor) -> torch.Tensor:
         vae = self._pipe.vae
         device = self._device if self.options.cpu_offload else vae.device
+        mean, inv_std = self._latent_statistics(device, vae.dtype)
         z = z.to(device=device, dtype=vae.dtype)
-        channels = int(vae.config.z_dim)
-        mean = (
-            torch.tensor(vae.config.latents_mean).view(1, channels, 1, 1, 1).to(z.device, z.dtype)
-        )
-        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, channels, 1, 1, 1).to(
-            z.device, z.dtype
-        )
         video = vae.decode(z / inv_std + mean, return_dict=False)[0]  # [k, 3, F, H, W] in [-1, 1]
-        return (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).float()
+        if torch.is_grad_enabled():
+            video = (video * 0.5 + 0.5).clamp(0, 1)
+        else:  # the same arithmetic in place: no copies of the frames
+            video = video.mul_(0.5).add_(0.5).clamp_(0, 1)
+        return video.permute(0, 2, 3, 4, 1).float()
+
+    def _latent_statistics(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE's latent mean and inverse std ``[1, C, 1, 1, 1]``, kept per device and dtype."""
+        cached = getattr(self, "_statistics", None)
+        if cached is not None and cached[0] == (device, dtype):
+            return cached[1]
+        config = self._pipe.vae.config
+        shape = (1, int(config.z_dim), 1, 1, 1)
+        mean = torch.tensor(config.latents_mean).view(shape).to(device, dtype)
+        inv_std = 1.0 / torch.tensor(config.latents_std).view(shape).to(device, dtype)
+        self._statistics = ((device, dtype), (mean, inv_std))
+        return mean, inv_std
 
     def _model_summary(self) -> dict[str, Any]:
         transformer = self._pipe.transformer.config

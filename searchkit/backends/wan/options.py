@@ -96,8 +96,9 @@ class WanOptions:
             :data:`WAN_NEGATIVE_PROMPT`, Wan's standard one; ``""`` for none (the pipeline's
             own default).
         max_sequence_length: text tokens (the pipeline's 512).
-        max_batch: most rows (samples) per transformer forward; ``None`` for no limit. With
-            ``cfg_batched`` a forward holds ``max_batch // 2`` particles, so it must be >= 2.
+        max_batch: most particles per transformer forward; ``None`` for no limit. A forward
+            holds ``2 * max_batch`` rows with ``cfg_batched`` (each particle's conditional and
+            unconditional rows), ``max_batch`` rows otherwise.
         cfg_batched: conditional and unconditional passes in one forward (``True``) or two.
         vae_slicing: decode one video at a time (bounds decoder memory).
         vae_tiling: let the VAE decode in spatial tiles (switches tiling on in the wrapped VAE).
