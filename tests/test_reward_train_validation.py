@@ -184,7 +184,10 @@ def test_cli_latsearch_train_checks_the_data_before_the_backbone_and_writes_noth
     ],
 )
 def test_a_config_of_more_than_a_billion_parameters_is_refused(sizes):
-    with pytest.raises(ValueError, match=r"would have .* parameters; at most 1e\+09 are allowed"):
+    # each size beyond its own range names the field; sizes within their ranges whose network
+    # is too big together are refused by the parameter count
+    message = r"would have .* parameters; at most 1e\+09 are allowed|must lie in \[\d+, \d+\], got"
+    with pytest.raises(ValueError, match=message):
         LatentRewardConfig(in_channels=16, text_dim=32, **sizes)
 
 
@@ -205,5 +208,12 @@ def test_cli_refuses_a_huge_width_before_building_anything(tmp_path, capsys):
         ["reward", "train", "--data", str(tmp_path / "missing"), "--out", str(out), "--width", str(10**12)]
     )
     assert code == 2
-    assert "would have 2.6e+25 parameters" in capsys.readouterr().err
+    assert "--width must lie in [1, 65536], got 1000000000000" in capsys.readouterr().err
+    assert not out.exists()
+    # within its range but too big with the default depth: the parameter count refuses it
+    code = main(
+        ["reward", "train", "--data", str(tmp_path / "missing"), "--out", str(out), "--width", "65536"]
+    )
+    assert code == 2
+    assert "parameters; at most 1e+09 are allowed" in capsys.readouterr().err
     assert not out.exists()

@@ -35,6 +35,7 @@ import torch
 from attrs import validators as v
 from torch import nn
 
+from searchkit.errors import InputError
 from searchkit.validation import as_tuple, int_between, is_int, positive_int
 
 #: Largest token width, noise-feature and readout count, and depth a config may ask for: far
@@ -125,7 +126,7 @@ class LatentRewardConfig:
                 f"{name}={getattr(self, name)!r}"
                 for name in ("width", "depth", "readouts", "patch_size", "position_grid")
             )
-            raise ValueError(
+            raise InputError(
                 f"a latent reward model with {sizes} (in_channels={self.in_channels}, "
                 f"text_dim={self.text_dim}) would have {count:.3g} parameters; at most "
                 f"{MAX_PARAMETERS:.0e} are allowed: choose smaller sizes"
