@@ -36,9 +36,10 @@ def meta_copy(module: nn.Module) -> nn.Module:
 
     The copy is made through ``copy.deepcopy`` with every parameter and buffer mapped to its
     meta counterpart in advance, so no real tensor data is copied; other attributes (configs,
-    attention processors) are copied as usual. Hooks are not: a copy that ran a user's
-    forward hooks, or accelerate's offload hooks (which move weights between devices, as
-    ``cpu_offload`` installs them), would call them with meta tensors.
+    attention processors) are copied as usual. Hooks and methods patched on an instance are
+    not: a copy that ran a user's forward hooks, accelerate's offload hooks (which move
+    weights between devices, as ``cpu_offload`` installs them) or a wrapper around the
+    original's method would call them with meta tensors.
     """
     memo: dict[int, Any] = {}
     for tensor in itertools.chain(module.parameters(), module.buffers()):
@@ -54,7 +55,14 @@ def meta_copy(module: nn.Module) -> nn.Module:
     for sub in copied.modules():
         for hooks in (sub._forward_hooks, sub._forward_pre_hooks, sub._backward_hooks):
             hooks.clear()
-        for name in ("forward", "_old_forward", "_hf_hook"):  # accelerate's wrapped forward
+        # methods patched on the instance (accelerate's wrapped forward, a profiler's timed
+        # decode) close over the original module: the copy runs its class's own
+        patched = [
+            name
+            for name, value in vars(sub).items()
+            if callable(value) and not isinstance(value, nn.Module) and hasattr(type(sub), name)
+        ]
+        for name in (*patched, "_old_forward", "_hf_hook"):
             sub.__dict__.pop(name, None)
     return copied
 

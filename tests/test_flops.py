@@ -61,18 +61,18 @@ def test_the_latent_reward_model_is_charged_what_the_flop_counter_counts(wan):
     assert reward.flops(batch) == counted(lambda: reward(batch))
 
 
-def test_each_shape_is_counted_once(wan):
+def test_one_sample_is_counted_once_and_batches_scale_it(wan):
     from searchkit.backends.wan import WanBackend
 
     backend = WanBackend.tiny(num_steps=4)
     cache = backend._flops.cache
-    first = backend.forward_flops(2)
+    one = backend.forward_flops(1)
     assert cache.computed == 1
-    assert backend.forward_flops(2) == first and cache.computed == 1
-    assert backend.forward_flops(4) == 2 * first and cache.computed == 2  # linear in the batch
-    backend.decode_flops(1)
-    backend.decode_flops(1)
-    assert cache.computed == 3
+    # FLOPs are linear in the batch: no count per batch size (a search's population varies)
+    assert backend.forward_flops(2) == 2 * one and backend.forward_flops(5) == 5 * one
+    assert cache.computed == 1
+    assert backend.decode_flops(3) == 3 * backend.decode_flops(1)
+    assert cache.computed == 2
 
 
 def test_a_search_on_wan_adds_up_its_phases(wan):
@@ -179,3 +179,26 @@ def test_a_flop_sweep_plans_runs_sized_in_flops_and_nfe_sweeps_keep_their_keys()
         SweepConfig.from_dict({**base, "budget_unit": "flops"})
     with pytest.raises(ConfigError, match="budget_unit"):
         SweepConfig.from_dict({**base, "budgets_nfe": [100], "budget_unit": "watts"})
+
+
+def test_counting_ignores_hooks_and_methods_patched_on_the_model():
+    # a profiler's wrapper around vae.decode and a forward hook close over the real model:
+    # the meta copy that is counted must run neither (they would see meta tensors)
+    from searchkit.backends.wan import WanBackend
+
+    backend = WanBackend.tiny(num_steps=4)
+    vae, calls = backend.pipe.vae, []
+    original = vae.decode
+
+    def timed_decode(*args, **kwargs):
+        calls.append("decode")
+        return original(*args, **kwargs)
+
+    vae.decode = timed_decode
+    hook = backend.pipe.transformer.register_forward_hook(lambda *_: calls.append("forward"))
+    try:
+        assert backend.decode_flops(1) > 0 and backend.forward_flops(1) > 0
+    finally:
+        hook.remove()
+        del vae.decode
+    assert calls == []

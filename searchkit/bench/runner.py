@@ -142,6 +142,7 @@ def warm_up(world: World, prompt: str) -> None:
     )
     with torch.no_grad():
         context.advance(context.start(1), context.num_steps)
+    world.backend.decode_flops(1)  # a first count of the decoder's FLOPs, where counted
 
 
 def check_runs(runs: Iterable[Run], worlds: Worlds | Backend, reward: Reward | None = None) -> None:

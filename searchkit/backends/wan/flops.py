@@ -5,14 +5,16 @@ The transformer and the VAE are copied to the meta device once, when first count
 nor copied, so a full-size model on a GPU costs no memory here), and run under torch's
 FLOP counter on empty inputs of the shapes the backend feeds them:
 
-* a forward over ``batch`` latents ``[batch, C, F, H, W]`` in the transformer's dtype, with
-  a timestep per row and a text context of ``max_sequence_length`` tokens (the encodings
-  are padded to it);
-* a decode of ``n`` latents as :meth:`WanBackend.decode <searchkit.backends.wan.WanBackend.decode>`
-  runs it: one video at a time under ``vae_slicing``, else all at once (tiling, when
-  enabled on the VAE, is copied with it).
+* a forward over one latent ``[1, C, F, H, W]`` in the transformer's dtype, with a
+  timestep and a text context of ``max_sequence_length`` tokens (the encodings are padded
+  to it);
+* a decode of one latent (tiling, when enabled on the VAE, is copied with it).
 
-Each count is cached per batch size; the meter's hot path is the cache lookup.
+Every product of these models is per sample (no operation mixes the rows of a batch), so
+their FLOPs are linear in the batch: one sample's forward and decode are counted once, and
+a batch of ``n`` costs ``n`` times as much (a test checks this against the counter on whole
+batches). Counting every batch size instead would count again whenever a search's
+population changes size, at a cost of its own. The meter's hot path is a multiplication.
 """
 
 from __future__ import annotations
@@ -41,17 +43,16 @@ class WanFlops:
         return model
 
     def forward(self, batch: int) -> float | None:
-        """FLOPs of one transformer forward over ``batch`` latents."""
-        return self.cache.get(("forward", batch), lambda: self._count_forward(batch))
+        """FLOPs of one transformer forward over ``batch`` latents: ``batch`` times one's."""
+        one = self.cache.get(("forward", 1), lambda: self._count_forward(1))
+        return None if one is None else batch * one
 
     def decode(self, n: int) -> float | None:
-        """FLOPs of decoding ``n`` latents, chunked as the backend decodes."""
+        """FLOPs of decoding ``n`` latents: ``n`` times one's, however they are chunked."""
         if n < 1:
             return 0.0
-        if self._options.vae_slicing:
-            one = self.cache.get(("decode", 1), lambda: self._count_decode(1))
-            return None if one is None else n * one
-        return self.cache.get(("decode", n), lambda: self._count_decode(n))
+        one = self.cache.get(("decode", 1), lambda: self._count_decode(1))
+        return None if one is None else n * one
 
     def _count_forward(self, batch: int) -> int:
         transformer = self._model("transformer")
