@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{' '.join(['searchkit', *command[3:]])}: {runs} runs")
     print(f"  wall {wall:6.1f} s   CPU {cpu:6.1f} s   inside the searches {searches:6.1f} s")
     if args.seeds is not None:
-        print(f"  per run {1000 * cpu / runs:.1f} ms CPU: about {1120 * cpu / runs:.0f} s for 1120 runs")
+        print(
+            f"  per run {1000 * cpu / runs:.1f} ms CPU: about {1120 * cpu / runs:.0f} s for 1120 runs"
+        )
     print("target: the default sweep under 60 s on two idle cores")
     return 0
 

@@ -37,7 +37,9 @@ class AnalyticReward(Reward):
         self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
     ) -> None:
         if not isinstance(backend, AnalyticBackend):
-            raise InputTypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
+            raise InputTypeError(
+                f"backend must be an AnalyticBackend, got {type(backend).__name__}"
+            )
         if input not in ("x0", "latent"):
             raise InputError(
                 f"input must be 'x0' or 'latent' for the analytic reward (of {REWARD_INPUTS}), got {input!r}"
@@ -117,7 +119,9 @@ class ProxyVerifier(Reward):
         stands_for: str | None = None,
     ) -> None:
         if not isinstance(backend, AnalyticBackend):
-            raise InputTypeError(f"backend must be an AnalyticBackend, got {type(backend).__name__}")
+            raise InputTypeError(
+                f"backend must be an AnalyticBackend, got {type(backend).__name__}"
+            )
         if input not in ("x0", "latent"):
             raise InputError(
                 f"input must be 'x0' or 'latent' for the analytic proxy verifier, got {input!r}"

@@ -170,7 +170,9 @@ class SearchContext:
                 if grad:
                     self._graph_forwards += n * forwards
                     if self._graph_flops is not None:
-                        self._graph_flops = None if step_flops is None else self._graph_flops + step_flops
+                        self._graph_flops = (
+                            None if step_flops is None else self._graph_flops + step_flops
+                        )
                 with self.meter.timed("model"):
                     velocity = self._backend.velocity(latents, timestep, sigma, self.conditioning)
                     self._checks.velocity(velocity, latents, k)

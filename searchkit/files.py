@@ -140,9 +140,7 @@ def check_output_folder(path: str | os.PathLike, what: str = "output folder") ->
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise OutputFolderError(
-            f"{what} {str(path)!r} cannot be created: {str(probe)!r} is a file"
-        )
+        raise OutputFolderError(f"{what} {str(path)!r} cannot be created: {str(probe)!r} is a file")
     if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
         detail = "is not writable" if probe == path else f"lies in {str(probe)!r}, not writable"
         raise OutputFolderError(f"{what} {str(path)!r} {detail}")

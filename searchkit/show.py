@@ -94,9 +94,7 @@ def draw_lineage(lineage: TraceLineage, *, title: str = "") -> Figure:
         ]
 
     ax.add_collection(LineCollection(lines("path"), colors="0.6", linewidths=1.0, zorder=1))
-    ax.add_collection(
-        LineCollection(lines("branch"), colors="tab:blue", linewidths=1.3, zorder=2)
-    )
+    ax.add_collection(LineCollection(lines("branch"), colors="tab:blue", linewidths=1.3, zorder=2))
     handles = [
         Line2D([], [], color="0.6", label="particle"),
         Line2D([], [], color="tab:blue", label="resampled / branched"),
@@ -134,8 +132,14 @@ def draw_lineage(lineage: TraceLineage, *, title: str = "") -> Figure:
         )
         handles.append(
             Line2D(
-                [], [], color="gold", marker="*", markersize=12, markeredgecolor="black",
-                linestyle="none", label=f"output (particle {pid})",
+                [],
+                [],
+                color="gold",
+                marker="*",
+                markersize=12,
+                markeredgecolor="black",
+                linestyle="none",
+                label=f"output (particle {pid})",
             )
         )
     ax.set_xlim(-0.5, lineage.num_steps + 1.0)
@@ -265,11 +269,15 @@ def result_html(result: SearchResult, *, with_video: bool = True) -> str:
         (
             "scores",
             ", ".join(
-                f"{d} {v:.3f}" for d, v in zip(result.dimensions, result.scores.tolist(), strict=True)
+                f"{d} {v:.3f}"
+                for d, v in zip(result.dimensions, result.scores.tolist(), strict=True)
             ),
         ),
-        ("compute", f"{cost.nfe} NFE, {cost.particle_steps} particle-steps, "
-                    f"{cost.reward_calls} reward calls, {cost.decodes} decodes"),
+        (
+            "compute",
+            f"{cost.nfe} NFE, {cost.particle_steps} particle-steps, "
+            f"{cost.reward_calls} reward calls, {cost.decodes} decodes",
+        ),
         ("time", f"{cost.seconds.get('total', sum(cost.seconds.values())):.2f} s"),
         ("events", f"{len(result.trace)} scoring events"),
     ]

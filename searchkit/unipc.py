@@ -128,7 +128,9 @@ class UniPCTable:
             scheduler.timestep_list[i] = scheduler.timestep_list[i + 1]
         outputs[-1] = converted
         scheduler.timestep_list[-1] = timestep
-        this_order = min(order, len(scheduler.timesteps) - index) if self.lower_order_final else order
+        this_order = (
+            min(order, len(scheduler.timesteps) - index) if self.lower_order_final else order
+        )
         scheduler.this_order = min(this_order, scheduler.lower_order_nums + 1)
         scheduler.last_sample = sample
         prev = self._predictor(scheduler, sample, index, scheduler.this_order)
@@ -173,7 +175,9 @@ class UniPCTable:
         m0 = outputs[-1]
         x = scheduler.last_sample
         order = scheduler.this_order
-        c_x, c_m, ratios, weights, first, last, c_b = self.coefficients("c", index, order, this_sample)
+        c_x, c_m, ratios, weights, first, last, c_b = self.coefficients(
+            "c", index, order, this_sample
+        )
         d1s = self._differences(outputs, m0, ratios)
         x_t_ = c_x * x - c_m * m0
         corr_res = self._contract(weights, first, d1s)

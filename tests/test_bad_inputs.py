@@ -50,9 +50,11 @@ def files(tmp_path):
     (tmp_path / "broken.json").write_text('{"name": "x",\n  "seeds": 2,,\n}')
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "prompts-latin1.txt").write_bytes(b"a fox\nun caf\xe9\n")
-    (tmp_path / "seeds.json").write_text(json.dumps({"strategies": ["baseline"],
-                                                     "budgets_nfe": [100],
-                                                     "prompts": ["a fox"], "seeds": [-1]}))
+    (tmp_path / "seeds.json").write_text(
+        json.dumps(
+            {"strategies": ["baseline"], "budgets_nfe": [100], "prompts": ["a fox"], "seeds": [-1]}
+        )
+    )
     return tmp_path
 
 
@@ -83,104 +85,168 @@ CLI_CASES = [
         ["generate", "--strategy", "best-of-n", "--n", "3", "--budget-nfe", "299"],
         "raise it or lower --n",
     ),
-    (["generate", "--strategy", "rgrp", "--keep-duplicates", "maybe"],
-     "--keep-duplicates must be true or false, got 'maybe'"),
-    (["generate", "--strategy", "rgrp", "--no-keep-duplicates", "true"],
-     "--no-keep-duplicates takes no value"),
+    (
+        ["generate", "--strategy", "rgrp", "--keep-duplicates", "maybe"],
+        "--keep-duplicates must be true or false, got 'maybe'",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--no-keep-duplicates", "true"],
+        "--no-keep-duplicates takes no value",
+    ),
     (["generate", "--strategy", "best-of-n", "--n", "true"], "--n must be an integer, got 'true'"),
     (["generate", "--strategy", "best-of-n", "--n", "0"], "--n must be >= 1, got 0"),
-    (["generate", "--strategy", "rgrp", "--num-particles", "1"],
-     "--num-particles must be >= 2, got 1"),
+    (
+        ["generate", "--strategy", "rgrp", "--num-particles", "1"],
+        "--num-particles must be >= 2, got 1",
+    ),
     (["generate", "--strategy", "rgrp", "--beta", "2"], "--beta must be <= 1.0 (got 2.0)"),
     (["generate", "--strategy", "rgrp", "--beta", "nan"], "--beta must be a finite number"),
-    (["generate", "--strategy", "rgrp", "--temperature", "warm"],
-     "--temperature must be a number, got 'warm'"),
-    (["generate", "--strategy", "rgrp", "--resampler", "bogus"],
-     "--resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')"),
-    (["generate", "--strategy", "rgrp", "--score-input", "pixels"],
-     "--score-input must be one of latent, x0, none (got 'pixels')"),
-    (["generate", "--strategy", "rgrp", "--schedule", "1,x"],
-     "--schedule must be comma-separated integers like 10,15,20, got '1,x'"),
-    (["generate", "--strategy", "rgrp", "--schedule", "10,,20"],
-     "--schedule must be comma-separated integers"),
-    (["generate", "--strategy", "rgrp", "--schedule", "20,10"],
-     "--schedule must be sorted in increasing order"),
-    (["generate", "--strategy", "rgrp", "--schedule", "10,60"],
-     "schedule steps must lie in [0, 50) for a 50-step backend"),
+    (
+        ["generate", "--strategy", "rgrp", "--temperature", "warm"],
+        "--temperature must be a number, got 'warm'",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--resampler", "bogus"],
+        "--resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--score-input", "pixels"],
+        "--score-input must be one of latent, x0, none (got 'pixels')",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--schedule", "1,x"],
+        "--schedule must be comma-separated integers like 10,15,20, got '1,x'",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--schedule", "10,,20"],
+        "--schedule must be comma-separated integers",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--schedule", "20,10"],
+        "--schedule must be sorted in increasing order",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--schedule", "10,60"],
+        "schedule steps must lie in [0, 50) for a 50-step backend",
+    ),
     (["generate", "--strategy", "rgpr"], "unknown strategy 'rgpr'; did you mean 'rgrp'?"),
     (["generate", "--format", "gif"], "--format must be one of mp4, frames (got 'gif')"),
-    (["generate", "--backend-opt", "channels=true"],
-     "--backend-opt channels must be an integer, got 'true'"),
+    (
+        ["generate", "--backend-opt", "channels=true"],
+        "--backend-opt channels must be an integer, got 'true'",
+    ),
     (["generate", "--backend-opt", "channels=0"], "channels must be >= 1, got 0"),
     (["generate", "--backend-opt", "bogus=1"], "backend 'analytic' has no option 'bogus'; known:"),
     (["generate", "--backend-opt", "novalue"], "--backend-opt must be KEY=VALUE, got 'novalue'"),
-    (["generate", "--backend-opt", "solver=bogus"],
-     "--backend-opt solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')"),
-    (["generate", "--backend-opt", "guidance_scale=loud"],
-     "--backend-opt guidance_scale must be a number, got 'loud'"),
+    (
+        ["generate", "--backend-opt", "solver=bogus"],
+        "--backend-opt solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')",
+    ),
+    (
+        ["generate", "--backend-opt", "guidance_scale=loud"],
+        "--backend-opt guidance_scale must be a number, got 'loud'",
+    ),
     (["generate", "--backend-opt", "num_steps=0"], "num_steps must be >= 1, got 0"),
     (["generate", "--backend", "nope"], "unknown backend 'nope'"),
     (["generate", "--backend", "wan"], "backend 'wan' needs --model-path PATH"),
-    (["generate", "--backend", "wan", "--model-path", "{tmp}/no-model"],
-     "model_path '{tmp}/no-model' does not exist"),
+    (
+        ["generate", "--backend", "wan", "--model-path", "{tmp}/no-model"],
+        "model_path '{tmp}/no-model' does not exist",
+    ),
     (["generate", "--reward", "nope"], "unknown reward 'nope'"),
     (["generate", "--reward-opt", "foo=1"], "reward 'analytic-proxy' has no option 'foo'"),
     (["generate", "--reward-opt", "input=pixels"], "input must be 'x0' or 'latent'"),
     (["generate", "--evaluator-opt", "x"], "--evaluator-opt must be NAME:KEY=VALUE, got 'x'"),
     (["generate", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["generat"], "COMMAND must be one of generate, bench, diagnose, show, reward, list (got 'generat'); "
-     "did you mean 'generate'?"),
+    (
+        ["generat"],
+        "COMMAND must be one of generate, bench, diagnose, show, reward, list (got 'generat'); "
+        "did you mean 'generate'?",
+    ),
     # errors at the CLI boundary: output paths before the search
     (["generate", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file, not a folder"),
     (["generate", "--out", "{tmp}/afile/sub"], "cannot be created: '{tmp}/afile' is a file"),
     (["bench", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file"),
     (["bench", "--out", "{tmp}/afile/deeper/sub"], "cannot be created: '{tmp}/afile' is a file"),
     # files named in every file error, with the position
-    (["bench", "--config", "{tmp}/latin1.json"],
-     "config '{tmp}/latin1.json' is not UTF-8 text: byte 0xe9 at line 1, column 14"),
-    (["bench", "--config", "{tmp}/broken.json"],
-     "config '{tmp}/broken.json' is not valid JSON: Expecting property name enclosed in "
-     "double quotes at line 2, column 14"),
+    (
+        ["bench", "--config", "{tmp}/latin1.json"],
+        "config '{tmp}/latin1.json' is not UTF-8 text: byte 0xe9 at line 1, column 14",
+    ),
+    (
+        ["bench", "--config", "{tmp}/broken.json"],
+        "config '{tmp}/broken.json' is not valid JSON: Expecting property name enclosed in "
+        "double quotes at line 2, column 14",
+    ),
     (["bench", "--config", "{tmp}/list.json"], "a sweep configuration must be a JSON object"),
     (["bench", "--config", "{tmp}/missing.json"], "is neither a file nor a shipped configuration"),
     (["bench", "--config", "{tmp}/seeds.json"], "seeds must hold integers in [0, 2**64), got -1"),
-    (["bench", "--prompts-file", "{tmp}/broken.json"],
-     "prompts file '{tmp}/broken.json' is not valid JSON"),
+    (
+        ["bench", "--prompts-file", "{tmp}/broken.json"],
+        "prompts file '{tmp}/broken.json' is not valid JSON",
+    ),
     (["bench", "--seeds", "0"], "--seeds must be >= 1, got 0"),
     (["bench", "--retries", "-1"], "--retries must be >= 0, got -1"),
     (["bench", "--executor", "slurm"], "--executor must be one of local, ray (got 'slurm')"),
     (["bench", "--address", "auto"], "--address is for --executor ray"),
     (["bench", "--backend-opt", "channels"], "--backend-opt must be KEY=VALUE, got 'channels'"),
-    (["generate", "--prompts-file", "{tmp}/latin1.json", "--vbench-out", "{tmp}/vb"],
-     "prompts file '{tmp}/latin1.json' is not UTF-8 text"),
-    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "1,2"],
-     "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,2'"),
-    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--width", str(10**12)],
-     "--width must lie in [1, 65536], got 1000000000000"),
-    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--epochs", "0"],
-     "--epochs must be >= 1, got 0"),
-    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--seed", "-1"],
-     "--seed must lie in [0, 2**64), got -1"),
-    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--val-fraction", "1.5"],
-     "--val-fraction must lie in (0, 1), got 1.5"),
-    (["reward", "train", "--data", "{tmp}", "--out", "{tmp}/afile"],
-     "--out folder '{tmp}/afile' is a file"),
-    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/prompts-latin1.txt"],
-     "--prompt-file '{tmp}/prompts-latin1.txt' is not UTF-8 text: byte 0xe9 at line 2, "
-     "column 7"),
-    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/broken.json"],
-     "--prompt-file '{tmp}/broken.json' is not valid JSON"),
-    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/list.json"],
-     "--prompt-file '{tmp}/list.json': item 0 is not a prompt: 1"),
-    (["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/none.txt"],
-     "--prompt-file '{tmp}/none.txt' does not exist"),
+    (
+        ["generate", "--prompts-file", "{tmp}/latin1.json", "--vbench-out", "{tmp}/vb"],
+        "prompts file '{tmp}/latin1.json' is not UTF-8 text",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "1,2"],
+        "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,2'",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--width", str(10**12)],
+        "--width must lie in [1, 65536], got 1000000000000",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--epochs", "0"],
+        "--epochs must be >= 1, got 0",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--seed", "-1"],
+        "--seed must lie in [0, 2**64), got -1",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--val-fraction", "1.5"],
+        "--val-fraction must lie in (0, 1), got 1.5",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/afile"],
+        "--out folder '{tmp}/afile' is a file",
+    ),
+    (
+        ["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/prompts-latin1.txt"],
+        "--prompt-file '{tmp}/prompts-latin1.txt' is not UTF-8 text: byte 0xe9 at line 2, column 7",
+    ),
+    (
+        ["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/broken.json"],
+        "--prompt-file '{tmp}/broken.json' is not valid JSON",
+    ),
+    (
+        ["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/list.json"],
+        "--prompt-file '{tmp}/list.json': item 0 is not a prompt: 1",
+    ),
+    (
+        ["reward", "collect", "--out", "{tmp}/c", "--prompt-file", "{tmp}/none.txt"],
+        "--prompt-file '{tmp}/none.txt' does not exist",
+    ),
     (["reward", "collect", "--out", "{tmp}/c", "--prompt", " "], "--prompt must be a non-empty"),
-    (["reward", "collect", "--out", "{tmp}/c", "--prompt", "a", "--seeds", "-5"],
-     "--seeds must lie in [0, 2**64), got -5"),
-    (["reward", "collect", "--out", "{tmp}/c", "--prompt", "a", "--seeds", "1", "1"],
-     "--seeds must be distinct, got (1, 1)"),
-    (["reward", "collect", "--out", "{tmp}/afile", "--prompt", "a"],
-     "--out folder '{tmp}/afile' is a file"),
+    (
+        ["reward", "collect", "--out", "{tmp}/c", "--prompt", "a", "--seeds", "-5"],
+        "--seeds must lie in [0, 2**64), got -5",
+    ),
+    (
+        ["reward", "collect", "--out", "{tmp}/c", "--prompt", "a", "--seeds", "1", "1"],
+        "--seeds must be distinct, got (1, 1)",
+    ),
+    (
+        ["reward", "collect", "--out", "{tmp}/afile", "--prompt", "a"],
+        "--out folder '{tmp}/afile' is a file",
+    ),
 ]
 
 
@@ -267,34 +333,69 @@ API_CASES = [
     (lambda w: RGRP(resampler="bogus"), ValueError, "'bogus'"),
     (lambda w: RGRP(schedule=(3, 3)), InputError, "schedule must not repeat a step"),
     (lambda w: RGRP.from_preset("nope"), ValueError, "preset must be one of rgrp's presets"),
-    (lambda w: construct(RGRP, owner="rgrp", keep_duplicates="maybe"), InputTypeError,
-     "keep_duplicates must be true or false (got 'maybe')"),
-    (lambda w: construct(RGRP, owner="rgrp", resampler="bogus"), InputError,
-     "resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')"),
-    (lambda w: construct(RGRP, owner="strategy 'rgrp'", particles=4), InputError,
-     "strategy 'rgrp' has no option 'particles'; known: num_particles, beta"),
-    (lambda w: construct(RGRP, owner="rgrp", beta="high"), InputError,
-     "beta: cannot take 'high'"),
-    (lambda w: build_backend("analytic", channels=True), InputTypeError,
-     "channels must be an integer, got True"),
-    (lambda w: build_backend("analytic", bogus=1), InputError,
-     "backend 'analytic' has no option 'bogus'; known: channels, frames"),
-    (lambda w: build_backend("analytic", solver="bogus"), InputError,
-     "solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')"),
-    (lambda w: build_backend("analytic", guidance_scale=0.5), InputError,
-     "guidance_scale must be >= 1.0 (got 0.5)"),
-    (lambda w: build_backend("analytic", guidance_scale=None), InputTypeError,
-     "guidance_scale: cannot take None"),
+    (
+        lambda w: construct(RGRP, owner="rgrp", keep_duplicates="maybe"),
+        InputTypeError,
+        "keep_duplicates must be true or false (got 'maybe')",
+    ),
+    (
+        lambda w: construct(RGRP, owner="rgrp", resampler="bogus"),
+        InputError,
+        "resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')",
+    ),
+    (
+        lambda w: construct(RGRP, owner="strategy 'rgrp'", particles=4),
+        InputError,
+        "strategy 'rgrp' has no option 'particles'; known: num_particles, beta",
+    ),
+    (lambda w: construct(RGRP, owner="rgrp", beta="high"), InputError, "beta: cannot take 'high'"),
+    (
+        lambda w: build_backend("analytic", channels=True),
+        InputTypeError,
+        "channels must be an integer, got True",
+    ),
+    (
+        lambda w: build_backend("analytic", bogus=1),
+        InputError,
+        "backend 'analytic' has no option 'bogus'; known: channels, frames",
+    ),
+    (
+        lambda w: build_backend("analytic", solver="bogus"),
+        InputError,
+        "solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')",
+    ),
+    (
+        lambda w: build_backend("analytic", guidance_scale=0.5),
+        InputError,
+        "guidance_scale must be >= 1.0 (got 0.5)",
+    ),
+    (
+        lambda w: build_backend("analytic", guidance_scale=None),
+        InputTypeError,
+        "guidance_scale: cannot take None",
+    ),
     (lambda w: build_reward("analytic", w[0], input="pixels"), InputError, "'pixels'"),
-    (lambda w: build_reward("analytic", w[0], scale=2), InputError,
-     "reward 'analytic' has no option 'scale'; known: input"),
-    (lambda w: build_reward("analytic-proxy", w[0], num_features=10**9), InputError,
-     "num_features must be an integer in [1, 4096], got 1000000000"),
+    (
+        lambda w: build_reward("analytic", w[0], scale=2),
+        InputError,
+        "reward 'analytic' has no option 'scale'; known: input",
+    ),
+    (
+        lambda w: build_reward("analytic-proxy", w[0], num_features=10**9),
+        InputError,
+        "num_features must be an integer in [1, 4096], got 1000000000",
+    ),
     (lambda w: TrainConfig(seed=-1), InputError, "seed must lie in [0, 2**64), got -1"),
-    (lambda w: LatentRewardConfig(in_channels=2, text_dim=4, width=10**12), InputError,
-     "width must lie in [1, 65536], got 1000000000000"),
-    (lambda w: LatentRewardConfig(in_channels=2, text_dim=4, depth=True), InputTypeError,
-     "depth must be an integer, got True"),
+    (
+        lambda w: LatentRewardConfig(in_channels=2, text_dim=4, width=10**12),
+        InputError,
+        "width must lie in [1, 65536], got 1000000000000",
+    ),
+    (
+        lambda w: LatentRewardConfig(in_channels=2, text_dim=4, depth=True),
+        InputTypeError,
+        "depth must be an integer, got True",
+    ),
     (lambda w: TrainConfig(split_seed=2**64), InputError, "split_seed must lie in [0, 2**64)"),
 ]
 
@@ -311,11 +412,19 @@ def test_the_python_api_refuses_bad_input_naming_field_and_value(
 
 
 FILE_CASES = [
-    ("latin1.json", load_config, FileFormatError,
-     "config '{path}' is not UTF-8 text: byte 0xe9 at line 1, column 14 (byte offset 13)"),
-    ("broken.json", load_config, FileFormatError,
-     "config '{path}' is not valid JSON: Expecting property name enclosed in double quotes at "
-     "line 2, column 14"),
+    (
+        "latin1.json",
+        load_config,
+        FileFormatError,
+        "config '{path}' is not UTF-8 text: byte 0xe9 at line 1, column 14 (byte offset 13)",
+    ),
+    (
+        "broken.json",
+        load_config,
+        FileFormatError,
+        "config '{path}' is not valid JSON: Expecting property name enclosed in double quotes at "
+        "line 2, column 14",
+    ),
     ("broken.json", load_prompt_file, FileFormatError, "prompts file '{path}' is not valid JSON"),
     ("latin1.json", load_prompt_file, FileFormatError, "prompts file '{path}' is not UTF-8 text"),
     ("missing.json", load_prompt_file, MissingFileError, "prompts file '{path}' does not exist"),

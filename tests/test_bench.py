@@ -165,7 +165,9 @@ def test_shipped_configs_load_by_name_from_one_folder(tmp_path, capsys):
             name, prompts_file=prompts
         )  # wan2.1 names a prompts file of the user's
         assert config.name == json.loads((folder / f"{name}.json").read_text())["name"]
-    with pytest.raises(FileNotFoundError, match="analytic, latsearch-paper, rgrp_beta, sd3.5, wan2.1"):
+    with pytest.raises(
+        FileNotFoundError, match="analytic, latsearch-paper, rgrp_beta, sd3.5, wan2.1"
+    ):
         resolve_config_path("no-such-sweep")
     with pytest.raises(SystemExit):
         main(["bench", "--help"])

@@ -70,7 +70,12 @@ def test_worlds_are_built_once_per_solver_and_reward(monkeypatch) -> None:
         strategies=[
             {"name": "baseline"},
             {"name": "baseline", "label": "euler", "solver": "euler"},
-            {"name": "baseline", "label": "euler-proxy", "solver": "euler", "reward": "analytic-proxy"},
+            {
+                "name": "baseline",
+                "label": "euler-proxy",
+                "solver": "euler",
+                "reward": "analytic-proxy",
+            },
             {"name": "baseline", "label": "again", "solver": "euler"},
         ],
         evaluators=[{"name": "analytic-proxy"}],
@@ -109,7 +114,9 @@ def test_planning_sizes_each_entry_with_its_own_solver(monkeypatch) -> None:
         ],
         budgets_nfe=[32],
     )
-    sized = {label: (strategy.n, expected) for label, strategy, _, expected in sized_strategies(config)}
+    sized = {
+        label: (strategy.n, expected) for label, strategy, _, expected in sized_strategies(config)
+    }
     assert sorted(seen) == ["euler", "unipc"]
     assert sized == {"unipc": (2, 32.0), "euler": (4, 32.0)}
 
@@ -127,15 +134,27 @@ def test_planning_sizes_each_entry_with_its_own_solver(monkeypatch) -> None:
             {"name": "rgrp", "reward": {"name": "clip"}},
             "strategies[0].reward.name: unknown reward 'clip'",
         ),
-        ({"name": "evo-search", "preset": "paper"}, "has no preset 'paper'; known: evosearch, latsearch"),
+        (
+            {"name": "evo-search", "preset": "paper"},
+            "has no preset 'paper'; known: evosearch, latsearch",
+        ),
         (
             {"name": "evo-search", "preset": "latsearch"},
             "preset 'latsearch' sets 'population', the size knob of 'evo-search'",
         ),
-        ({"name": "best-of-n", "options": {"n": 4}}, 'or make the entry one fixed configuration with "fixed": true'),
-        ({"name": "best-of-n", "fixed": True, "budgets_nfe": [32]}, "fixed and budgets_nfe contradict"),
+        (
+            {"name": "best-of-n", "options": {"n": 4}},
+            'or make the entry one fixed configuration with "fixed": true',
+        ),
+        (
+            {"name": "best-of-n", "fixed": True, "budgets_nfe": [32]},
+            "fixed and budgets_nfe contradict",
+        ),
         ({"name": "best-of-n", "fixed": "yes"}, "fixed must be true or false, got 'yes'"),
-        ({"name": "best-of-n", "solvers": "euler"}, "unknown field 'solvers'; known: name, options, preset"),
+        (
+            {"name": "best-of-n", "solvers": "euler"},
+            "unknown field 'solvers'; known: name, options, preset",
+        ),
     ],
 )
 def test_bad_entries_are_named_before_compute(entry, message) -> None:
@@ -149,7 +168,10 @@ def test_a_sized_entry_without_budgets_is_an_error_and_fixed_entries_need_none()
         _config(budgets_nfe=None)
     config = _config(
         budgets_nfe=None,
-        strategies=[{"name": "baseline"}, {"name": "evo-search", "preset": "latsearch", "fixed": True}],
+        strategies=[
+            {"name": "baseline"},
+            {"name": "evo-search", "preset": "latsearch", "fixed": True},
+        ],
         num_steps=24,
     )
     runs = plan_sweep(config)
@@ -183,14 +205,19 @@ def test_reward_options_reach_every_reward_of_that_name(tmp_path) -> None:
     path = write_config(
         tmp_path,
         tiny_sweep(
-            strategies=[{"name": "baseline"}, {"name": "baseline", "label": "proxy", "reward": "analytic-proxy"}],
+            strategies=[
+                {"name": "baseline"},
+                {"name": "baseline", "label": "proxy", "reward": "analytic-proxy"},
+            ],
             evaluators=[{"name": "analytic-proxy", "options": {"noise": 0.5}}],
         ),
     )
     config = load_config(path, reward_options={"analytic-proxy": {"misalignment": 10.0}})
     assert config.strategies[1].reward.options == {"misalignment": 10.0}
     assert config.evaluators[0].options == {"noise": 0.5, "misalignment": 10.0}
-    with pytest.raises(ConfigError, match="--reward-opt names reward 'clip-score', which the sweep"):
+    with pytest.raises(
+        ConfigError, match="--reward-opt names reward 'clip-score', which the sweep"
+    ):
         load_config(path, reward_options={"clip-score": {"path": "x"}})
 
 
@@ -220,7 +247,9 @@ def _video_sweep(tmp_path, **changes):
 
 def _tree(root) -> set[str]:
     return {
-        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".searchkit" not in p.parts
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and ".searchkit" not in p.parts
     }
 
 
@@ -240,7 +269,9 @@ COUNTS = {
 }
 
 
-def test_vbench_seeds_fill_exactly_the_layout_and_resume_redoes_only_missing_videos(tmp_path) -> None:
+def test_vbench_seeds_fill_exactly_the_layout_and_resume_redoes_only_missing_videos(
+    tmp_path,
+) -> None:
     config = _video_sweep(tmp_path, strategies=[{"name": "baseline"}])
     videos = tmp_path / "videos"
     outcome = run_sweep(config, tmp_path / "out", progress=False, save_videos=videos)
@@ -306,15 +337,33 @@ def test_the_videos_folder_is_checked_before_any_compute(tmp_path, monkeypatch) 
 def test_cli_save_videos_and_vbench_seeds(tmp_path, capsys) -> None:
     sweep = tiny_sweep(
         strategies=[{"name": "baseline"}],
-        prompts_file=str(_prompts_file(tmp_path, [{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}])),
+        prompts_file=str(
+            _prompts_file(
+                tmp_path, [{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}]
+            )
+        ),
         num_steps=4,
     )
     del sweep["prompts"]
     path = write_config(tmp_path, sweep)
     out = tmp_path / "out"
-    code = main(["bench", "--config", str(path), "--out", str(out), "--seeds", "vbench", "--save-videos", "--no-progress"])
+    code = main(
+        [
+            "bench",
+            "--config",
+            str(path),
+            "--out",
+            str(out),
+            "--seeds",
+            "vbench",
+            "--save-videos",
+            "--no-progress",
+        ]
+    )
     assert code == 0
-    assert _tree(out / "videos") == {f"baseline/Camera_Motion/Garden, zoom in.-{i}.mp4" for i in range(3)}
+    assert _tree(out / "videos") == {
+        f"baseline/Camera_Motion/Garden, zoom in.-{i}.mp4" for i in range(3)
+    }
     assert "3/3 videos, 0 missing, 0 stray" in capsys.readouterr().err
     assert main(["bench", "--config", str(path), "--seeds", "many"]) == 2
     assert "must be a count or 'vbench', got 'many'" in capsys.readouterr().err
@@ -324,7 +373,10 @@ def test_the_paper_table_joins_compute_evaluators_and_vbench(tmp_path, capsys) -
     from searchkit.bench.paper_table import main as paper_main
 
     config = _config(
-        strategies=[{"name": "baseline"}, {"name": "best-of-n", "fixed": True, "options": {"n": 3}}],
+        strategies=[
+            {"name": "baseline"},
+            {"name": "best-of-n", "fixed": True, "options": {"n": 3}},
+        ],
         budgets_nfe=None,
         evaluators=[{"name": "analytic-proxy"}],
         seeds=2,
@@ -338,7 +390,10 @@ def test_the_paper_table_joins_compute_evaluators_and_vbench(tmp_path, capsys) -
     )
     assert paper_main([str(tmp_path / "out"), str(tmp_path / "eval")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| configuration | videos | NFE | s/video | x baseline | analytic-proxy | Physics |"
+    assert (
+        lines[0]
+        == "| configuration | videos | NFE | s/video | x baseline | analytic-proxy | Physics |"
+    )
     base, best = (
         [r for r in outcome.rows if r["label"] == label] for label in ("baseline", "best-of-n")
     )

@@ -134,7 +134,9 @@ def test_the_paper_sweep_runs_each_entry_as_configured(tmp_path, checkpoints, mo
         assert column in summary, column
 
     videos = out / "videos"
-    files = {str(p.relative_to(videos)) for p in videos.rglob("*.mp4") if ".searchkit" not in p.parts}
+    files = {
+        str(p.relative_to(videos)) for p in videos.rglob("*.mp4") if ".searchkit" not in p.parts
+    }
     assert files == {f"{label}/Mechanics/{PROMPT}-0.mp4" for label in SEARCH}
     assert not any(p.is_file() for label in SEARCH for p in (videos / label).iterdir())
     err = capsys.readouterr().err

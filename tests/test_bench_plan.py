@@ -233,7 +233,9 @@ def test_the_shipped_paper_sweep_plans_each_method_at_its_own_compute(tmp_path) 
     )
     runs = plan_sweep(config)
     first = {r.label: r for r in runs if r.seed == 0 and r.prompt == "a cat surfing"}
-    assert {label: run.expected_nfe / 2 for label, run in first.items() if run.strategy.name != "rgrp"} == {
+    assert {
+        label: run.expected_nfe / 2 for label, run in first.items() if run.strategy.name != "rgrp"
+    } == {
         "baseline": 50,
         "freeinit": 250,
         "freqprior": 110,
@@ -242,7 +244,9 @@ def test_the_shipped_paper_sweep_plans_each_method_at_its_own_compute(tmp_path) 
     }
     for label in ("rgrp-unipc", "rgrp-sde-dpmsolver++"):
         assert 105 < first[label].expected_nfe / 2 < 155 and first[label].budget_nfe is None
-    assert [(r.solver, r.reward.name) for r in (first["rgrp-unipc"], first["rgrp-sde-dpmsolver++"])] == [
+    assert [
+        (r.solver, r.reward.name) for r in (first["rgrp-unipc"], first["rgrp-sde-dpmsolver++"])
+    ] == [
         ("unipc", "latsearch-latent-reward"),
         ("sde-dpmsolver++", "latsearch-latent-reward"),
     ]

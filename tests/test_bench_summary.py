@@ -41,7 +41,9 @@ def row(label, budget, pair, value, **extra):
 
 
 def rows_of(label, budget, values, pairs=PAIRS, **extra):
-    return [row(label, budget, pair, float(v), **extra) for pair, v in zip(pairs, values, strict=True)]
+    return [
+        row(label, budget, pair, float(v), **extra) for pair, v in zip(pairs, values, strict=True)
+    ]
 
 
 def by_label(cells, budget=200):
@@ -157,7 +159,9 @@ def assert_distinct(cells):
 
 
 def test_a_reward_metric_is_not_repeated_as_the_search_reward():
-    rows = [{**r, "oracle": None} for r in rows_of("a", 200, range(16)) + rows_of("b", 200, range(16))]
+    rows = [
+        {**r, "oracle": None} for r in rows_of("a", 200, range(16)) + rows_of("b", 200, range(16))
+    ]
     cells = summarize(rows)
     quality, _ = assert_distinct(cells)
     assert cells[0].metric == "reward" and cells[0].reward_mean is None
@@ -247,7 +251,11 @@ def test_figure_has_a_panel_per_compute_axis_with_its_front(tmp_path):
     assert fronts == [[(100.0, 1.0), (200.0, 3.0)], [(1.0, 1.0), (2.0, 3.0)]]
     # a and b share a budget: drawn apart by a small shift, both near 200
     drawn = {bars.get_label(): bars.lines[0].get_xdata()[0] for bars in fig.axes[0].containers}
-    assert drawn["a"] != drawn["b"] and 0.95 < drawn["a"] / 200 < 1.05 and 0.95 < drawn["b"] / 200 < 1.05
+    assert (
+        drawn["a"] != drawn["b"]
+        and 0.95 < drawn["a"] / 200 < 1.05
+        and 0.95 < drawn["b"] / 200 < 1.05
+    )
     with_flops = summarize([{**r, "flops": 1e9 * r["nfe"]} for r in rows])
     assert len(figure(with_flops).axes) == 3
     split = summarize([{**r, "flops": {"total": 1e9 * r["nfe"], "model": 1.0}} for r in rows])

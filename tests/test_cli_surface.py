@@ -102,7 +102,10 @@ def test_list_is_aligned_plain_text(capsys) -> None:
     ("text", "expected"),
     [
         ("``N``, candidates", "N, candidates"),
-        ("any of :data:`searchkit.resampling.RESAMPLERS`.", "any of searchkit.resampling.RESAMPLERS."),
+        (
+            "any of :data:`searchkit.resampling.RESAMPLERS`.",
+            "any of searchkit.resampling.RESAMPLERS.",
+        ),
         ("see :class:`~searchkit.result.ScoreRecord`", "see ScoreRecord"),
         (":func:`the loader <searchkit.bench.load_config>`", "the loader"),
         ("two\n   lines", "two lines"),

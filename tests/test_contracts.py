@@ -87,9 +87,15 @@ def world() -> AnalyticBackend:
 @pytest.mark.parametrize(
     ("declared", "message"),
     [
-        ({"input": "pixels"}, r"reward 'odd' must declare input as one of latent, x0, video, got 'pixels'"),
+        (
+            {"input": "pixels"},
+            r"reward 'odd' must declare input as one of latent, x0, video, got 'pixels'",
+        ),
         ({"input": None}, r"reward 'odd' must declare input as one of .* got None"),
-        ({"dimensions": ()}, r"reward 'odd' must declare dimensions as a non-empty tuple .* got \(\)"),
+        (
+            {"dimensions": ()},
+            r"reward 'odd' must declare dimensions as a non-empty tuple .* got \(\)",
+        ),
         ({"dimensions": ("VQ", "VQ")}, r"distinct names, got \('VQ', 'VQ'\)"),
         ({"dimensions": "VQ"}, r"non-empty tuple of distinct names, got 'VQ'"),
         ({"dimensions": ("VQ", "")}, r"distinct names, got \('VQ', ''\)"),
@@ -109,7 +115,10 @@ def test_aggregate_weights_must_match_the_dimensions():
         def weights(self):
             return torch.ones(3)
 
-    with pytest.raises(ContractError, match=r"reward 'odd' must give one aggregate weight per dimension \(2\), got a tensor of shape \[3\]"):
+    with pytest.raises(
+        ContractError,
+        match=r"reward 'odd' must give one aggregate weight per dimension \(2\), got a tensor of shape \[3\]",
+    ):
         Baseline().run(Wrapped(), Weighted(), PROMPT, seed=0)
 
 
@@ -117,13 +126,22 @@ def test_aggregate_weights_must_match_the_dimensions():
 @pytest.mark.parametrize(
     ("score", "message"),
     [
-        (lambda b: [[0.0, 0.0]] * b.data.shape[0], r"reward 'odd' must return a tensor of shape \[1, 2\], got a list"),
+        (
+            lambda b: [[0.0, 0.0]] * b.data.shape[0],
+            r"reward 'odd' must return a tensor of shape \[1, 2\], got a list",
+        ),
         (lambda b: None, r"reward 'odd' must return a tensor of shape \[1, 2\], got None"),
         (lambda b: b.data.shape[0], r"must return a tensor of shape \[1, 2\], got a int"),
         (lambda b: torch.zeros(b.data.shape[0]).numpy(), r"got a ndarray"),
-        (lambda b: torch.zeros(b.data.shape[0]), r"reward 'odd' must return \[1, 2\] scores, got \[1\]"),
+        (
+            lambda b: torch.zeros(b.data.shape[0]),
+            r"reward 'odd' must return \[1, 2\] scores, got \[1\]",
+        ),
         (lambda b: torch.zeros(b.data.shape[0], 3), r"must return \[1, 2\] scores, got \[1, 3\]"),
-        (lambda b: torch.zeros(2, b.data.shape[0]).T[:, :1], r"must return \[1, 2\] scores, got \[1, 1\]"),
+        (
+            lambda b: torch.zeros(2, b.data.shape[0]).T[:, :1],
+            r"must return \[1, 2\] scores, got \[1, 1\]",
+        ),
     ],
 )
 def test_scores_of_the_wrong_type_or_shape_name_the_reward(score, message):
@@ -138,7 +156,10 @@ def test_a_non_finite_score_names_the_reward_step_particle_and_dimension(bad):
         out[-1, 1] = bad
         return out
 
-    with pytest.raises(NonFiniteRewardError, match=rf"reward 'odd' returned {bad} at step 4 for particle 2 \(batch index 2\), dimension 'MQ'"):
+    with pytest.raises(
+        NonFiniteRewardError,
+        match=rf"reward 'odd' returned {bad} at step 4 for particle 2 \(batch index 2\), dimension 'MQ'",
+    ):
         BestOfN(n=3).run(Wrapped(), Declared(score), PROMPT, seed=0)
 
 
@@ -151,7 +172,10 @@ def test_a_non_finite_score_of_non_finite_input_blames_the_input():
         return v if sigma > 0.9 else v * math.nan
 
     reward = Declared(lambda b: b.data.reshape(b.data.shape[0], -1)[:, :2])
-    with pytest.raises(NonFiniteRewardError, match=r"the input of reward 'odd' at step 4 is non-finite for particle 0 .*not the reward"):
+    with pytest.raises(
+        NonFiniteRewardError,
+        match=r"the input of reward 'odd' at step 4 is non-finite for particle 0 .*not the reward",
+    ):
         Baseline().run(Wrapped(velocity=velocity), reward, PROMPT, seed=0)
 
 
@@ -159,7 +183,10 @@ def test_a_non_finite_score_of_non_finite_input_blames_the_input():
 @pytest.mark.parametrize(
     ("shape", "message"),
     [
-        ((4, 8, 8), r"backend 'wrapped' must declare latent_shape as four positive integers \(C, F, H, W\), got \(4, 8, 8\)"),
+        (
+            (4, 8, 8),
+            r"backend 'wrapped' must declare latent_shape as four positive integers \(C, F, H, W\), got \(4, 8, 8\)",
+        ),
         ((4, 5, 0, 8), r"got \(4, 5, 0, 8\)"),
         ((4, 5, 8.0, 8), r"got \(4, 5, 8.0, 8\)"),
         ((True, 5, 8, 8), r"got \(True, 5, 8, 8\)"),
@@ -176,11 +203,20 @@ def test_a_bad_latent_shape_declaration_is_refused(shape, message):
 @pytest.mark.parametrize(
     ("velocity", "message"),
     [
-        (lambda i, x, t, s, c: i.velocity(x, t, s, c)[:, :2], r"backend 'wrapped': velocity must return a tensor of the latents' shape \[1, 4, 5, 8, 8\], got a tensor of shape \[1, 2, 5, 8, 8\]"),
+        (
+            lambda i, x, t, s, c: i.velocity(x, t, s, c)[:, :2],
+            r"backend 'wrapped': velocity must return a tensor of the latents' shape \[1, 4, 5, 8, 8\], got a tensor of shape \[1, 2, 5, 8, 8\]",
+        ),
         (lambda i, x, t, s, c: i.velocity(x, t, s, c)[0], r"got a tensor of shape \[4, 5, 8, 8\]"),
-        (lambda i, x, t, s, c: i.velocity(x, t, s, c).tolist(), r"shape \[1, 4, 5, 8, 8\], got a list"),
+        (
+            lambda i, x, t, s, c: i.velocity(x, t, s, c).tolist(),
+            r"shape \[1, 4, 5, 8, 8\], got a list",
+        ),
         (lambda i, x, t, s, c: None, r"got None"),
-        (lambda i, x, t, s, c: i.velocity(x, t, s, c) * math.inf, r"backend 'wrapped': velocity returned non-finite values at step 0 for finite latents"),
+        (
+            lambda i, x, t, s, c: i.velocity(x, t, s, c) * math.inf,
+            r"backend 'wrapped': velocity returned non-finite values at step 0 for finite latents",
+        ),
     ],
 )
 def test_a_bad_velocity_stops_the_search_at_the_first_step(velocity, message):
@@ -193,9 +229,15 @@ def test_a_bad_velocity_stops_the_search_at_the_first_step(velocity, message):
 @pytest.mark.parametrize(
     ("decode", "message"),
     [
-        (lambda i, z: i.decode(z).permute(0, 4, 1, 2, 3), r"backend 'wrapped': decode of 1 latents must return frames \[1, F, H, W, 3\], got a tensor of shape \[1, 3, 5, 8, 8\]"),
+        (
+            lambda i, z: i.decode(z).permute(0, 4, 1, 2, 3),
+            r"backend 'wrapped': decode of 1 latents must return frames \[1, F, H, W, 3\], got a tensor of shape \[1, 3, 5, 8, 8\]",
+        ),
         (lambda i, z: i.decode(z)[0], r"got a tensor of shape \[5, 8, 8, 3\]"),
-        (lambda i, z: i.decode(z).repeat(2, 1, 1, 1, 1), r"got a tensor of shape \[2, 5, 8, 8, 3\]"),
+        (
+            lambda i, z: i.decode(z).repeat(2, 1, 1, 1, 1),
+            r"got a tensor of shape \[2, 5, 8, 8, 3\]",
+        ),
         (lambda i, z: None, r"decode of 1 latents must return frames \[1, F, H, W, 3\], got None"),
         (lambda i, z: i.decode(z) / 0.0, r"backend 'wrapped': decode returned non-finite frames"),
     ],
@@ -207,7 +249,10 @@ def test_a_bad_decode_names_the_backend(decode, message):
 
 def test_a_bad_initial_noise_names_the_backend_before_any_forward():
     backend = Wrapped(initial_noise=lambda i, n, g: i.initial_noise(n, g)[:, :, :1])
-    with pytest.raises(ContractError, match=r"backend 'wrapped': initial_noise\(1\) must return a tensor of shape \[1, 4, 5, 8, 8\], got a tensor of shape \[1, 4, 1, 8, 8\]"):
+    with pytest.raises(
+        ContractError,
+        match=r"backend 'wrapped': initial_noise\(1\) must return a tensor of shape \[1, 4, 5, 8, 8\], got a tensor of shape \[1, 4, 1, 8, 8\]",
+    ):
         Baseline().run(backend, Declared(), PROMPT, seed=0)
     assert backend.velocity_calls == 0
 
@@ -215,14 +260,20 @@ def test_a_bad_initial_noise_names_the_backend_before_any_forward():
 # -- a reward built for another backend's latents -------------------------------------------
 def test_an_analytic_reward_of_another_world_is_refused_with_both_shapes(world):
     other = AnalyticBackend(num_steps=4, height=16)
-    with pytest.raises(ContractError, match=r"reward 'analytic' was built for latents of shape \(4, 5, 16, 8\), but backend 'analytic' makes latents of shape \(4, 5, 8, 8\)"):
+    with pytest.raises(
+        ContractError,
+        match=r"reward 'analytic' was built for latents of shape \(4, 5, 16, 8\), but backend 'analytic' makes latents of shape \(4, 5, 8, 8\)",
+    ):
         Baseline().run(world, AnalyticReward(other), PROMPT, seed=0)
 
 
 def test_a_latent_reward_model_of_other_channels_is_refused_before_compute(world):
     model = LatentRewardModel(LatentRewardConfig(in_channels=16, text_dim=8, width=8, depth=0))
     backend = Wrapped(world)
-    with pytest.raises(ContractError, match=r"reward 'latent-reward-model' was built for latents of shape \(16, any, any, any\), but backend 'wrapped' makes latents of shape \(4, 5, 8, 8\)"):
+    with pytest.raises(
+        ContractError,
+        match=r"reward 'latent-reward-model' was built for latents of shape \(16, any, any, any\), but backend 'wrapped' makes latents of shape \(4, 5, 8, 8\)",
+    ):
         RGRP(schedule=(1,)).run(backend, model, PROMPT, seed=0)
     assert backend.velocity_calls == 0
 
@@ -242,7 +293,9 @@ def test_non_finite_given_noise_is_an_input_error_before_any_forward(bad):
     backend = Wrapped()
     noise = torch.zeros(backend.latent_shape)
     noise[1, 2, 3, 4] = bad
-    with pytest.raises(ValueError, match=rf"noise holds non-finite values \({bad} at index \[0, 1, 2, 3, 4\]\)"):
+    with pytest.raises(
+        ValueError, match=rf"noise holds non-finite values \({bad} at index \[0, 1, 2, 3, 4\]\)"
+    ):
         Baseline().run(backend, Declared(), PROMPT, seed=0, noise=noise)
     assert backend.velocity_calls == 0
 
@@ -251,13 +304,23 @@ def test_non_finite_noise_given_to_start_is_an_input_error(world):
     ctx = SearchContext(world, Declared(), PROMPT, generator=torch.Generator().manual_seed(0))
     noise = torch.zeros(2, *world.latent_shape)
     noise[1, 0, 0, 0, 0] = math.nan
-    with pytest.raises(ValueError, match=r"noise holds non-finite values \(nan at index \[1, 0, 0, 0, 0\]\)"):
+    with pytest.raises(
+        ValueError, match=r"noise holds non-finite values \(nan at index \[1, 0, 0, 0, 0\]\)"
+    ):
         ctx.start(2, noise=noise)
 
 
 def test_integer_noise_is_refused(world):
-    with pytest.raises(TypeError, match=r"noise must hold floating-point values, got dtype torch.int64"):
-        Baseline().run(world, Declared(), PROMPT, seed=0, noise=torch.zeros(world.latent_shape, dtype=torch.long))
+    with pytest.raises(
+        TypeError, match=r"noise must hold floating-point values, got dtype torch.int64"
+    ):
+        Baseline().run(
+            world,
+            Declared(),
+            PROMPT,
+            seed=0,
+            noise=torch.zeros(world.latent_shape, dtype=torch.long),
+        )
 
 
 def test_a_well_behaved_pair_is_checked_once_per_search(world):

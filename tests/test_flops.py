@@ -114,9 +114,11 @@ def test_the_analytic_cost_model_charges_each_part():
 def test_noise_optimization_charges_its_backward_passes():
     backend = AnalyticBackend(frames=3, height=4, width=4, num_steps=4)
     reward = AnalyticReward(backend, stands_for="none")
-    cost = get_strategy("noise-optimization")(num_iterations=2).run(
-        backend, reward, PROMPT, seed=0
-    ).cost
+    cost = (
+        get_strategy("noise-optimization")(num_iterations=2)
+        .run(backend, reward, PROMPT, seed=0)
+        .cost
+    )
     split = cost.flops_split
     assert split["backward"] == pytest.approx(cost.backward_nfe * backend.flops_per_forward)
     forwards = (cost.nfe - cost.backward_nfe) * backend.flops_per_forward

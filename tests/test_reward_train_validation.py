@@ -81,13 +81,24 @@ def _tensor(root, i=1, j=15):
             r"all_latent_metadata_seed_200.json: not valid JSON: .*line 1 column 3",
         ),
         (
-            lambda r: (r / "metadata" / "all_latent_metadata_seed_200.json").write_bytes(b"\xff\xfe["),
+            lambda r: (r / "metadata" / "all_latent_metadata_seed_200.json").write_bytes(
+                b"\xff\xfe["
+            ),
             r"all_latent_metadata_seed_200.json: not valid JSON",
         ),
         (lambda r: _write(r, {"a": 1}), r"must hold a JSON list of records"),
-        (lambda r: _edit(r, lambda rs: rs.__setitem__(1, "x")), r"record 1: lacks a valid field .*must be a JSON object"),
-        (lambda r: _edit(r, lambda rs: rs[0].pop("output_reward")), r"record 0: lacks a valid field \(KeyError"),
-        (lambda r: _edit(r, lambda rs: rs[2].__setitem__("prompt", "")), r"record 2: prompt must be a non-empty string"),
+        (
+            lambda r: _edit(r, lambda rs: rs.__setitem__(1, "x")),
+            r"record 1: lacks a valid field .*must be a JSON object",
+        ),
+        (
+            lambda r: _edit(r, lambda rs: rs[0].pop("output_reward")),
+            r"record 0: lacks a valid field \(KeyError",
+        ),
+        (
+            lambda r: _edit(r, lambda rs: rs[2].__setitem__("prompt", "")),
+            r"record 2: prompt must be a non-empty string",
+        ),
         (
             lambda r: _edit(r, lambda rs: rs[0]["output_reward"][0].__setitem__("VQ", "high")),
             r"record 0: lacks a valid field \(ValueError",
@@ -105,11 +116,15 @@ def _tensor(root, i=1, j=15):
             r"record 1: latent_z0_similarity\['t10'\] must lie in \[0, 1\], got 1.5",
         ),
         (
-            lambda r: _edit(r, lambda rs: rs[1]["latent_tensor_path"][0].__setitem__("t10", "../../outside.pt")),
+            lambda r: _edit(
+                r, lambda rs: rs[1]["latent_tensor_path"][0].__setitem__("t10", "../../outside.pt")
+            ),
             r"record 1: latent_tensor_path\['t10'\] '../../outside.pt' leaves the dataset folder",
         ),
         (
-            lambda r: _edit(r, lambda rs: rs[1]["latent_tensor_path"][0].__setitem__("t10", "/etc/passwd")),
+            lambda r: _edit(
+                r, lambda rs: rs[1]["latent_tensor_path"][0].__setitem__("t10", "/etc/passwd")
+            ),
             r"record 1: latent_tensor_path\['t10'\] '/etc/passwd' leaves the dataset folder",
         ),
         (lambda r: _tensor(r).unlink(), r"record 1: latent_tensor_path\['t15'\] file not found"),
@@ -124,11 +139,23 @@ def test_a_bad_record_or_file_is_named(data, damage, message):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (lambda p: p.write_bytes(b"not a tensor"), r"latent t15 of prompt 'a dog on a boat' at .*latent_t15.pt: cannot load"),
+        (
+            lambda p: p.write_bytes(b"not a tensor"),
+            r"latent t15 of prompt 'a dog on a boat' at .*latent_t15.pt: cannot load",
+        ),
         (lambda p: torch.save({"x": torch.zeros(1)}, p), r"holds a dict, not a tensor"),
-        (lambda p: torch.save(torch.zeros(4, 3, 4, 6), p), r"has shape \[4, 3, 4, 6\], expected \[16, F, H, W\]"),
-        (lambda p: torch.save(torch.zeros(16, 3, 4), p), r"has shape \[16, 3, 4\], expected \[16, F, H, W\]"),
-        (lambda p: torch.save(torch.zeros(16, 3, 4, 8), p), r"has shape \[16, 3, 4, 8\], but earlier latents have \[16, 3, 4, 6\]"),
+        (
+            lambda p: torch.save(torch.zeros(4, 3, 4, 6), p),
+            r"has shape \[4, 3, 4, 6\], expected \[16, F, H, W\]",
+        ),
+        (
+            lambda p: torch.save(torch.zeros(16, 3, 4), p),
+            r"has shape \[16, 3, 4\], expected \[16, F, H, W\]",
+        ),
+        (
+            lambda p: torch.save(torch.zeros(16, 3, 4, 8), p),
+            r"has shape \[16, 3, 4, 8\], but earlier latents have \[16, 3, 4, 6\]",
+        ),
         (lambda p: torch.save(torch.full((16, 3, 4, 6), math.nan), p), r"holds non-finite values"),
     ],
 )
@@ -154,8 +181,16 @@ def _cli_train(data, out, *extra) -> int:
     [
         (lambda r: _write(r, []), "holds no records"),
         (lambda r: torch.save(torch.zeros(16, 3, 4, 8), _tensor(r)), "but earlier latents have"),
-        (lambda r: _edit(r, lambda rs: [x.__setitem__("prompt", "a cat") for x in rs]), "at least 2 prompts"),
-        (lambda r: _edit(r, lambda rs: rs[0]["latent_tensor_path"][0].__setitem__("t10", "../../x.pt")), "leaves the dataset folder"),
+        (
+            lambda r: _edit(r, lambda rs: [x.__setitem__("prompt", "a cat") for x in rs]),
+            "at least 2 prompts",
+        ),
+        (
+            lambda r: _edit(
+                r, lambda rs: rs[0]["latent_tensor_path"][0].__setitem__("t10", "../../x.pt")
+            ),
+            "leaves the dataset folder",
+        ),
     ],
 )
 def test_cli_latsearch_train_checks_the_data_before_the_backbone_and_writes_nothing(
@@ -192,7 +227,10 @@ def test_a_config_of_more_than_a_billion_parameters_is_refused(sizes):
 
 
 def test_the_parameter_count_is_the_network_s_own():
-    for sizes in ({}, {"width": 24, "depth": 3, "readouts": 5, "patch_size": (1, 3, 2), "mixing_kernel": 5}):
+    for sizes in (
+        {},
+        {"width": 24, "depth": 3, "readouts": 5, "patch_size": (1, 3, 2), "mixing_kernel": 5},
+    ):
         config = LatentRewardConfig(in_channels=16, text_dim=32, **sizes)
         with torch.device("meta"):
             net = LatentRewardNet(config)
@@ -205,14 +243,32 @@ def test_cli_refuses_a_huge_width_before_building_anything(tmp_path, capsys):
 
     out = tmp_path / "out"
     code = main(
-        ["reward", "train", "--data", str(tmp_path / "missing"), "--out", str(out), "--width", str(10**12)]
+        [
+            "reward",
+            "train",
+            "--data",
+            str(tmp_path / "missing"),
+            "--out",
+            str(out),
+            "--width",
+            str(10**12),
+        ]
     )
     assert code == 2
     assert "--width must lie in [1, 65536], got 1000000000000" in capsys.readouterr().err
     assert not out.exists()
     # within its range but too big with the default depth: the parameter count refuses it
     code = main(
-        ["reward", "train", "--data", str(tmp_path / "missing"), "--out", str(out), "--width", "65536"]
+        [
+            "reward",
+            "train",
+            "--data",
+            str(tmp_path / "missing"),
+            "--out",
+            str(out),
+            "--width",
+            "65536",
+        ]
     )
     assert code == 2
     assert "parameters; at most 1e+09 are allowed" in capsys.readouterr().err

@@ -41,15 +41,21 @@ def pipe():
 
 
 def _backend(pipe, **options) -> SD3Backend:
-    return SD3Backend.from_pipeline(pipe, **{**SIZE, "num_steps": 4, "max_sequence_length": SEQ, **options})
+    return SD3Backend.from_pipeline(
+        pipe, **{**SIZE, "num_steps": 4, "max_sequence_length": SEQ, **options}
+    )
 
 
 def _pipeline_images(pipe, scheduler, **call):
     original, pipe.scheduler = pipe.scheduler, scheduler
     arguments = {**SIZE, "num_inference_steps": 4, "max_sequence_length": SEQ, **call}
     try:
-        latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **arguments).images
-        images = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **arguments).images
+        latents = pipe(
+            PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **arguments
+        ).images
+        images = pipe(
+            PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **arguments
+        ).images
     finally:
         pipe.scheduler = original
     return latents[0], torch.from_numpy(images[0])
@@ -96,14 +102,18 @@ def test_sizes_follow_the_model_and_decode_is_an_image(pipe) -> None:
     # the pipeline's de-normalisation, then [-1, 1] to [0, 1]
     vae = pipe.vae
     raw = vae.decode(z[:1, :, 0] / vae.config.scaling_factor + vae.config.shift_factor).sample
-    assert torch.allclose(images[0, 0], (raw[0] * 0.5 + 0.5).clamp(0, 1).permute(1, 2, 0), atol=1e-6)
+    assert torch.allclose(
+        images[0, 0], (raw[0] * 0.5 + 0.5).clamp(0, 1).permute(1, 2, 0), atol=1e-6
+    )
     assert backend.prompt_embedding(backend.encode(PROMPT)).shape == (64,)  # pooled CLIP L + G
 
 
 # -- checkpoints and options ---------------------------------------------------------------------------
 def test_from_pretrained_loads_a_saved_checkpoint(pipe, tmp_path) -> None:
     pipe.save_pretrained(tmp_path)
-    loaded = SD3Backend.from_pretrained(tmp_path, dtype="float32", device="cpu", **SIZE, max_sequence_length=SEQ)
+    loaded = SD3Backend.from_pretrained(
+        tmp_path, dtype="float32", device="cpu", **SIZE, max_sequence_length=SEQ
+    )
     reference = _backend(pipe)
     x = torch.randn(2, *loaded.latent_shape, generator=torch.Generator().manual_seed(0))
     t = torch.tensor(700.0)
@@ -173,10 +183,17 @@ def test_the_image_sweep_runs_tiny(tmp_path) -> None:
     shipped = json.loads(resolve_config_path("sd3.5").read_text())
     tiny = {
         **shipped,
-        "backend": {"name": "sd3", "options": {**shipped["backend"]["options"], "tiny": True, "height": 32, "width": 32}},
+        "backend": {
+            "name": "sd3",
+            "options": {**shipped["backend"]["options"], "tiny": True, "height": 32, "width": 32},
+        },
         "reward": {"name": "pixel"},  # the shipped CLIP score needs weights
         "num_steps": 4,
-        "strategies": [{"name": "baseline"}, {"name": "best-of-n"}, {"name": "rgrp", "options": {"schedule": [1, 2]}}],
+        "strategies": [
+            {"name": "baseline"},
+            {"name": "best-of-n"},
+            {"name": "rgrp", "options": {"schedule": [1, 2]}},
+        ],
         "budgets_nfe": [16],
         "prompts": shipped["prompts"][:1],
         "seeds": 1,

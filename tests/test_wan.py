@@ -101,7 +101,9 @@ def test_the_default_negative_prompt_is_wans_standard_one_and_empty_opts_out(pip
     assert WanOptions().negative_prompt == WAN_NEGATIVE_PROMPT
     assert WAN_NEGATIVE_PROMPT.startswith("Bright tones, overexposed, static, blurred details")
     assert WAN_NEGATIVE_PROMPT.endswith("many people in the background, walking backwards")
-    assert WAN_NEGATIVE_PROMPT_ZH.startswith("色调艳丽，过曝，静态") and WAN_NEGATIVE_PROMPT_ZH.endswith("倒着走")
+    assert WAN_NEGATIVE_PROMPT_ZH.startswith(
+        "色调艳丽，过曝，静态"
+    ) and WAN_NEGATIVE_PROMPT_ZH.endswith("倒着走")
     standard, empty = _backend(pipe), _backend(pipe, negative_prompt="")
     assert standard.options.negative_prompt == WAN_NEGATIVE_PROMPT
     assert standard.config_dict()["negative_prompt"] == WAN_NEGATIVE_PROMPT

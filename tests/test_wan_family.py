@@ -23,7 +23,10 @@ PROMPT = "a red fox running through fresh snow"
 SEQ = 16
 TI2V, A14B = "wan2.2-ti2v-5b", "wan2.2-t2v-a14b"
 # TI2V-5B's VAE has spatial factor 16 and the transformer patch 2: sizes are multiples of 32.
-SIZES = {TI2V: {"height": 32, "width": 32, "num_frames": 5}, A14B: {"height": 16, "width": 16, "num_frames": 5}}
+SIZES = {
+    TI2V: {"height": 32, "width": 32, "num_frames": 5},
+    A14B: {"height": 16, "width": 16, "num_frames": 5},
+}
 # Batching cond with uncond changes float32 summation order in the transformer; observed
 # differences after 6 steps are about 1e-6 (see tests/test_wan.py for the same bound).
 BATCH_TOL = 1e-4
@@ -59,9 +62,13 @@ def _pipeline_run(pipe, backend, variant, calls: list[str], **call):
         **call,
     }
     try:
-        latents = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **arguments).frames
+        latents = pipe(
+            PROMPT, generator=torch.Generator().manual_seed(7), output_type="latent", **arguments
+        ).frames
         calls.clear()  # keep the forwards of the second (decoded) call only
-        frames = pipe(PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **arguments).frames
+        frames = pipe(
+            PROMPT, generator=torch.Generator().manual_seed(7), output_type="np", **arguments
+        ).frames
     finally:
         pipe.scheduler = original
         for hook in hooks:
@@ -72,7 +79,9 @@ def _pipeline_run(pipe, backend, variant, calls: list[str], **call):
 # -- parity with WanPipeline -------------------------------------------------------------------
 def test_ti2v_reproduces_the_pipeline_bit_for_bit(pipes) -> None:
     pipe = pipes[TI2V]
-    backend = _backend(pipe, TI2V, solver="unipc", flow_shift=3.0, guidance_scale=4.0, cfg_batched=False)
+    backend = _backend(
+        pipe, TI2V, solver="unipc", flow_shift=3.0, guidance_scale=4.0, cfg_batched=False
+    )
     assert backend.latent_shape == (48, 2, 2, 2)  # z_dim 48, frames (5-1)/4+1, 32/16
     latents, frames = _pipeline_run(pipe, backend, TI2V, [], guidance_scale=4.0)
     result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=7)
@@ -149,7 +158,9 @@ def test_resampling_across_the_switch_equals_per_particle_references(pipes) -> N
         for slot, i in enumerate(chosen):
             scheduler = backend.make_scheduler()
             x = reference_loop(backend, cond, noise[i : i + 1], scheduler, 0, 1)
-            assert torch.equal(out[slot], reference_loop(backend, cond, x, fork(scheduler), 1, 6)[0])
+            assert torch.equal(
+                out[slot], reference_loop(backend, cond, x, fork(scheduler), 1, 6)[0]
+            )
 
 
 # -- checkpoints and pipelines -------------------------------------------------------------------
@@ -215,14 +226,23 @@ def test_cpu_offload_gives_the_same_numbers_and_sends_the_idle_expert_back(pipes
     # all the same, which is what the backend drives
     reference = _backend(tiny_pipeline(seed=0, variant=A14B), A14B)
     expected = Baseline().run(reference, PixelReward(reference), PROMPT, seed=2)
-    offloaded = WanBackend.tiny(variant=A14B, cpu_offload=True, device="cpu", num_steps=6, max_sequence_length=SEQ, **SIZES[A14B])
+    offloaded = WanBackend.tiny(
+        variant=A14B,
+        cpu_offload=True,
+        device="cpu",
+        num_steps=6,
+        max_sequence_length=SEQ,
+        **SIZES[A14B],
+    )
     hooks = {hook.model: hook for hook in offloaded.pipe._all_hooks}
     sent_back: list[str] = []
     for name in ("transformer", "transformer_2"):
         hook = hooks[getattr(offloaded.pipe, name)]
         hook.offload = lambda n=name, f=hook.offload: sent_back.append(n) or f()
     result = Baseline().run(offloaded, PixelReward(offloaded), PROMPT, seed=2)
-    assert torch.equal(result.latents, expected.latents) and torch.equal(result.video, expected.video)
+    assert torch.equal(result.latents, expected.latents) and torch.equal(
+        result.video, expected.video
+    )
     assert sent_back == ["transformer"]  # once, when the low-noise expert takes over
     Baseline().run(offloaded, PixelReward(offloaded), PROMPT, seed=3)  # back to high noise
     assert sent_back == ["transformer", "transformer_2", "transformer"]

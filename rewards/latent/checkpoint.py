@@ -79,7 +79,9 @@ def read_config(folder: str | Path) -> tuple[LatentRewardConfig, dict[str, Any]]
         raise CheckpointError(f"{path}: invalid config: {error}") from None
     extra = payload.get("extra") or {}
     if not isinstance(extra, dict):
-        raise CheckpointError(f"{path}: field 'extra' must be a JSON object, got {type(extra).__name__}")
+        raise CheckpointError(
+            f"{path}: field 'extra' must be a JSON object, got {type(extra).__name__}"
+        )
     return config, extra
 
 

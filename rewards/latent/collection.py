@@ -194,7 +194,9 @@ def _merge_manifest(path: Path, manifest: dict) -> dict:
             )
     old, prompts = previous.get("prompts", []), manifest["prompts"]
     if old[: len(prompts)] != prompts[: len(old)]:
-        raise OutputFolderError(f"{path} was collected with a different prompt list; use a fresh folder")
+        raise OutputFolderError(
+            f"{path} was collected with a different prompt list; use a fresh folder"
+        )
     return {**manifest, "prompts": old} if len(old) > len(prompts) else manifest
 
 

@@ -106,7 +106,9 @@ def _record_fields(record: object, where: str, base: Path, inside: Path) -> Samp
         sims = {int(k.removeprefix("t")): float(v) for k, v in raw_sims.items()}
         prompt = record["prompt"]
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise LatentDataError(f"{where}: lacks a valid field ({type(exc).__name__}: {exc})") from None
+        raise LatentDataError(
+            f"{where}: lacks a valid field ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(prompt, str) or not prompt.strip():
         raise LatentDataError(f"{where}: prompt must be a non-empty string, got {prompt!r}")
     if not all(math.isfinite(r) for r in rewards):

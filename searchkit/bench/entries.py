@@ -276,14 +276,14 @@ def _default_labels(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         parts = {
             "solver": lambda item: item.get("solver"),
             "reward": lambda item: (
-                item["reward"] if isinstance(item.get("reward"), str)
+                item["reward"]
+                if isinstance(item.get("reward"), str)
                 else (item.get("reward") or {}).get("name")
             ),
             "preset": lambda item: item.get("preset"),
         }
         differ = [
-            read for read in parts.values()
-            if len({repr(read(items[i])) for i in members}) > 1
+            read for read in parts.values() if len({repr(read(items[i])) for i in members}) > 1
         ]
         for i in members:
             suffix = [str(read(items[i])) for read in differ if read(items[i]) is not None]

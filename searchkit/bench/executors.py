@@ -107,7 +107,9 @@ _WORLDS: dict[str, Worlds] = {}
 
 def _worlds(config: SweepConfig) -> Worlds:
     """The sweep's worlds, kept once per worker process."""
-    key = digest({"world": config.world_dict(), "entries": [s.overrides for s in config.strategies]})
+    key = digest(
+        {"world": config.world_dict(), "entries": [s.overrides for s in config.strategies]}
+    )
     if key not in _WORLDS:
         _WORLDS.clear()
         _WORLDS[key] = Worlds(config)

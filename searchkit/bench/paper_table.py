@@ -51,7 +51,8 @@ def paper_rows(
     """One record per configuration: compute, evaluator means and VBench-2.0 categories."""
     groups = configurations(rows)
     seconds = {
-        name: float(np.mean([r["seconds"]["total"] for r in group])) for name, group in groups.items()
+        name: float(np.mean([r["seconds"]["total"] for r in group]))
+        for name, group in groups.items()
     }
     base = seconds.get(BASELINE)
     records = []

@@ -40,7 +40,9 @@ def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
     """Indices of the points no other point dominates (lower ``x`` and higher ``y`` are
     better), by ascending ``x``; points with a NaN coordinate take no part."""
     points = [
-        (i, a, b) for i, (a, b) in enumerate(zip(x, y, strict=True)) if not (math.isnan(a) or math.isnan(b))
+        (i, a, b)
+        for i, (a, b) in enumerate(zip(x, y, strict=True))
+        if not (math.isnan(a) or math.isnan(b))
     ]
     front = [
         (a, -b, i)
@@ -71,7 +73,8 @@ def _panel(ax, cells: Sequence[Cell], attr: str, xlabel: str) -> None:
 
     labels = list(dict.fromkeys(c.label for c in cells))
     shifts = {
-        label: 2.0 ** ((k - (len(labels) - 1) / 2) * DODGE_OCTAVES) for k, label in enumerate(labels)
+        label: 2.0 ** ((k - (len(labels) - 1) / 2) * DODGE_OCTAVES)
+        for k, label in enumerate(labels)
     }
     for k, label in enumerate(labels):
         shift = shifts[label]

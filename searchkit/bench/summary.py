@@ -205,7 +205,9 @@ def summarize(
                 ci_low=low,
                 ci_high=high,
                 win_rate=None if against_base is None else against_base.win_rate,
-                reward_mean=None if reward_is_metric else _mean_or_none([r["reward"] for r in group]),
+                reward_mean=None
+                if reward_is_metric
+                else _mean_or_none([r["reward"] for r in group]),
                 evaluator_means=_evaluator_means(group, evaluators),
                 flops_mean=_mean_or_none([_flops(r) for r in group]),
                 seconds_mean=seconds,

@@ -133,7 +133,9 @@ def run_sweep(
         + meaning.get(metric, " (a held-out evaluator, not seen by the search)")
     ]
     if metric != "reward" and all(c.reward_mean is None for c in cells):
-        notes.append(f"the search reward equals the {metric} on every output: one column shows both")
+        notes.append(
+            f"the search reward equals the {metric} on every output: one column shows both"
+        )
     if failures:
         notes.append(f"{len(failures)} runs failed: " + "; ".join(f.describe() for f in failures))
     if ignored:

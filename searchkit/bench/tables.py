@@ -92,16 +92,28 @@ def quality_columns(cells: Sequence[Cell]) -> list[Column]:
         (f"mean {metric}", lambda c: _fmt(c.mean), True),
         ("95% interval", lambda c: f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]", True),
         ("diff vs best [95%]", _diff, compared),
-        ("win vs best", lambda c: "-" if c.vs_best is None else _percent(c.vs_best.win_rate), compared),
+        (
+            "win vs best",
+            lambda c: "-" if c.vs_best is None else _percent(c.vs_best.win_rate),
+            compared,
+        ),
         ("pairs", lambda c: "-" if c.vs_best is None else str(c.vs_best.pairs), compared),
-        ("win vs baseline", lambda c: _percent(c.win_rate), any(c.win_rate is not None for c in cells)),
+        (
+            "win vs baseline",
+            lambda c: _percent(c.win_rate),
+            any(c.win_rate is not None for c in cells),
+        ),
     ]
     columns += [
         (f"mean {name}", lambda c, n=name: _fmt(c.evaluator_means.get(n)), True)
         for name in evaluators
     ]
     columns.append(
-        ("mean search reward", lambda c: _fmt(c.reward_mean), any(c.reward_mean is not None for c in cells))
+        (
+            "mean search reward",
+            lambda c: _fmt(c.reward_mean),
+            any(c.reward_mean is not None for c in cells),
+        )
     )
     return _keep(columns)
 
@@ -113,16 +125,22 @@ def cost_columns(cells: Sequence[Cell]) -> list[Column]:
         (_budget_header(cells), _budget, True),
         ("size", lambda c: f"{c.size_knob}={c.size}" if c.size_knob else "-", True),
         ("mean NFE", lambda c: f"{c.nfe_mean:.1f}", True),
-        ("FLOPs", lambda c: "-" if c.flops_mean is None else f"{c.flops_mean:.3g}",
-         any(c.flops_mean is not None for c in cells)),
+        (
+            "FLOPs",
+            lambda c: "-" if c.flops_mean is None else f"{c.flops_mean:.3g}",
+            any(c.flops_mean is not None for c in cells),
+        ),
         ("s/video", lambda c: _fmt(c.seconds_mean, 4), True),
     ]
     columns += [
         (f"{phase} s", lambda c, p=phase: _fmt(c.seconds_split.get(p), 4), True) for phase in phases
     ]
     columns.append(
-        ("time vs baseline", lambda c: "-" if c.time_ratio is None else f"{c.time_ratio:.2f}x",
-         any(c.time_ratio is not None for c in cells))
+        (
+            "time vs baseline",
+            lambda c: "-" if c.time_ratio is None else f"{c.time_ratio:.2f}x",
+            any(c.time_ratio is not None for c in cells),
+        )
     )
     return _keep(columns)
 

@@ -136,7 +136,9 @@ def load_vbench_prompts(path: str | os.PathLike) -> tuple[VBenchRecord, ...]:
     path = Path(path)
     records = read_json(path, "prompts file")
     if not isinstance(records, list) or not records:
-        raise FileFormatError(f"prompts file {str(path)!r} must hold a non-empty JSON list of records")
+        raise FileFormatError(
+            f"prompts file {str(path)!r} must hold a non-empty JSON list of records"
+        )
     return tuple(
         _record(record, f"prompts file {str(path)!r}, record {i}")
         for i, record in enumerate(records)
@@ -152,7 +154,9 @@ def _record(record: object, where: str) -> VBenchRecord:
     dims = record.get("dimension")
     dims = [dims] if isinstance(dims, str) else dims
     if not isinstance(dims, list) or not dims or not all(isinstance(d, str) for d in dims):
-        raise FileFormatError(f"{where}: 'dimension' must be a non-empty list of strings, got {dims!r}")
+        raise FileFormatError(
+            f"{where}: 'dimension' must be a non-empty list of strings, got {dims!r}"
+        )
     unknown = [d for d in dims if d not in DIMENSIONS]
     if unknown:
         raise FileFormatError(

@@ -75,7 +75,9 @@ def read_vbench_scores(paths: str | os.PathLike | Sequence[str | os.PathLike]) -
                 f"VBench-2.0 results {str(file)!r} are not valid JSON: {error}"
             ) from None
         if not isinstance(payload, dict):
-            raise FileFormatError(f"VBench-2.0 results {str(file)!r} must be an object of dimensions")
+            raise FileFormatError(
+                f"VBench-2.0 results {str(file)!r} must be an object of dimensions"
+            )
         for dimension, entry in payload.items():
             where = f"VBench-2.0 results {str(file)!r}, dimension {dimension!r}"
             if dimension not in DIMENSIONS:
@@ -86,7 +88,9 @@ def read_vbench_scores(paths: str | os.PathLike | Sequence[str | os.PathLike]) -
                 or isinstance(entry[0], bool)
                 or not isinstance(entry[0], int | float)
             ):
-                raise FileFormatError(f"{where}: expected [score, per_video], got {str(entry)[:80]}")
+                raise FileFormatError(
+                    f"{where}: expected [score, per_video], got {str(entry)[:80]}"
+                )
             if dimension in scores:
                 raise FileFormatError(f"{where}: also scored in {str(source[dimension])!r}")
             scores[dimension], source[dimension] = float(entry[0]), file

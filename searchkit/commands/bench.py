@@ -148,9 +148,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "evaluator's name (default: the oracle if the backend has one, else "
         "the first evaluator, else the search reward)",
     )
-    parser.add_argument(
-        "--no-progress", "--quiet", action="store_true", help="no progress bar"
-    )
+    parser.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=main)
 
 

@@ -33,14 +33,18 @@ def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
@@ -182,14 +186,18 @@ def _summary(pred, spread, files: dict[str, str]) -> dict:
             "interval": pred.interval,
             "rho_by_step": {
                 str(step): [round(r, 3), round(lo, 3), round(hi, 3)]
-                for step, r, lo, hi in zip(pred.steps, pred.rho, pred.ci_low, pred.ci_high, strict=True)
+                for step, r, lo, hi in zip(
+                    pred.steps, pred.rho, pred.ci_low, pred.ci_high, strict=True
+                )
             },
         }
     if spread is not None:
         summary["spread"] = {
             "evaluator": spread.evaluator,
             "by_beta": {
-                f"{beta:g}": {metric: round(rows[i][0], 4) for metric, rows in spread.summary.items()}
+                f"{beta:g}": {
+                    metric: round(rows[i][0], 4) for metric, rows in spread.summary.items()
+                }
                 for i, beta in enumerate(spread.betas)
             },
         }

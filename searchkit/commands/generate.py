@@ -55,7 +55,10 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--backend", default="analytic", metavar="NAME", help="backend name (default: analytic)"
     )
     parser.add_argument(
-        "--model-path", default=None, metavar="PATH", help="checkpoint folder for backends with weights"
+        "--model-path",
+        default=None,
+        metavar="PATH",
+        help="checkpoint folder for backends with weights",
     )
     parser.add_argument(
         "--backend-opt",

@@ -32,7 +32,10 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend", default="analytic", metavar="NAME", help="backend name (default: analytic)"
     )
     parser.add_argument(
-        "--model-path", default=None, metavar="PATH", help="checkpoint folder for backends with weights"
+        "--model-path",
+        default=None,
+        metavar="PATH",
+        help="checkpoint folder for backends with weights",
     )
     parser.add_argument(
         "--backend-opt", action="append", metavar="KEY=VALUE", help="a backend option (repeatable)"

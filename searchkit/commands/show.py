@@ -28,7 +28,11 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--out", default=None, metavar="DIR", help="output folder (default: the result's folder)"
     )
     parser.add_argument(
-        "--max-frames", type=int, default=8, metavar="N", help="frames in the contact sheet (default: 8)"
+        "--max-frames",
+        type=int,
+        default=8,
+        metavar="N",
+        help="frames in the contact sheet (default: 8)",
     )
     parser.set_defaults(run=main)
 

@@ -54,7 +54,9 @@ class Evaluator:
         dims = len(self.reward.dimensions)
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (n, dims):
             shape = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
-            raise InputError(f"evaluator {self.name!r} must return [{n}, {dims}] scores, got {shape}")
+            raise InputError(
+                f"evaluator {self.name!r} must return [{n}, {dims}] scores, got {shape}"
+            )
         scores = scores.detach().float().cpu()
         if not torch.isfinite(scores).all():
             raise InputError(f"evaluator {self.name!r} returned a non-finite score")
@@ -112,7 +114,11 @@ def seed_noise(backend: Backend, seeds: Sequence[int]) -> torch.Tensor:
 def add_costs(costs: Sequence[Cost]) -> dict[str, Any]:
     """Counters and seconds of several contexts, summed (JSON-able)."""
     total: dict[str, Any] = {
-        "particle_steps": 0, "nfe": 0, "reward_calls": 0, "decodes": 0, "seconds": {}
+        "particle_steps": 0,
+        "nfe": 0,
+        "reward_calls": 0,
+        "decodes": 0,
+        "seconds": {},
     }
     for cost in costs:
         for key in ("particle_steps", "nfe", "reward_calls", "decodes"):

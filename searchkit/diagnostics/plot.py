@@ -118,8 +118,13 @@ def _evaluator_panel(ax: Axes, report: SpreadReport) -> None:
     )
     _errorbar(ax, report, "best_gain", "best candidate - first", fmt="^-", color="tab:orange")
     _errorbar(
-        ax, report, "reward_pick_gain", f"{report.reward}'s pick - first", 0.012,
-        fmt="v-", color="tab:red",
+        ax,
+        report,
+        "reward_pick_gain",
+        f"{report.reward}'s pick - first",
+        0.012,
+        fmt="v-",
+        color="tab:red",
     )
     ax.axhline(0.0, color="black", linewidth=0.6)
     ax.set_xlabel("candidate correlation beta (RGRP)")

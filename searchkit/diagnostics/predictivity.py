@@ -80,7 +80,9 @@ class PredictivityReport:
     def at(self, step: int) -> float:
         """rho after the 0-based step ``step``."""
         if step not in self.steps:
-            raise InputError(f"step must be one of the scored steps {list(self.steps)}, got {step!r}")
+            raise InputError(
+                f"step must be one of the scored steps {list(self.steps)}, got {step!r}"
+            )
         return self.rho[self.steps.index(step)]
 
     def to_dict(self) -> dict[str, Any]:

@@ -352,7 +352,9 @@ class DiffusersBackend(Constructors, Backend):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Clean latents to frames ``[n, F, H, W, 3]`` in ``[0, 1]`` (images: ``F = 1``)."""
         step = 1 if self.options.vae_slicing else latents.shape[0]
-        frames = [self._decode_chunk(latents[s : s + step]) for s in range(0, latents.shape[0], step)]
+        frames = [
+            self._decode_chunk(latents[s : s + step]) for s in range(0, latents.shape[0], step)
+        ]
         return torch.cat(frames) if len(frames) > 1 else frames[0]
 
     def config_dict(self) -> dict[str, Any]:

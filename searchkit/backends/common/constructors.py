@@ -98,7 +98,11 @@ class Constructors:
             for name, component in pipe.components.items():
                 if isinstance(component, torch.nn.Module) and name not in keep:
                     component.to(device)
-        source = {"kind": "checkpoint", "path": str(root), "dtype": str(dtype).removeprefix("torch.")}
+        source = {
+            "kind": "checkpoint",
+            "path": str(root),
+            "dtype": str(dtype).removeprefix("torch."),
+        }
         return cls(pipe, opts, source=source, offload_device=device)
 
     @classmethod

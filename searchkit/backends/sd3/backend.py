@@ -88,7 +88,10 @@ class SD3Encoding:
                 "encoder_hidden_states": self.negative_embeds,
                 "pooled_projections": self.negative_pooled_embeds,
             }
-        return {"encoder_hidden_states": self.prompt_embeds, "pooled_projections": self.pooled_embeds}
+        return {
+            "encoder_hidden_states": self.prompt_embeds,
+            "pooled_projections": self.pooled_embeds,
+        }
 
 
 class SD3Backend(DiffusersBackend):

@@ -55,7 +55,9 @@ class SD3Options:
     flow_shift: float = attrs.field(
         default=3.0, converter=as_float, validator=finite_float(0.0, strict=True)
     )
-    guidance_scale: float = attrs.field(default=7.0, converter=as_float, validator=finite_float(1.0))
+    guidance_scale: float = attrs.field(
+        default=7.0, converter=as_float, validator=finite_float(1.0)
+    )
     height: int = attrs.field(default=1024, validator=positive_int)
     width: int = attrs.field(default=1024, validator=positive_int)
     num_steps: int = attrs.field(default=28, validator=positive_int)

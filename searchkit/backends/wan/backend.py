@@ -125,9 +125,9 @@ class WanBackend(DiffusersBackend):
         if self._expand_timesteps:
             # one timestep per token of the patchified latent (all equal in text-to-video)
             frames, height, width = x.shape[2:]
-            tokens = torch.ones(
-                (frames, height, width), dtype=torch.float32, device=x.device
-            )[:, :: self._patch[1], :: self._patch[2]]
+            tokens = torch.ones((frames, height, width), dtype=torch.float32, device=x.device)[
+                :, :: self._patch[1], :: self._patch[2]
+            ]
             timestep = (tokens * t).flatten().unsqueeze(0).expand(k, -1)
         else:
             timestep = t.expand(k)

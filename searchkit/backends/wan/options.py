@@ -115,7 +115,9 @@ class WanOptions:
     flow_shift: float = attrs.field(
         default=5.0, converter=as_float, validator=finite_float(0.0, strict=True)
     )
-    guidance_scale: float = attrs.field(default=5.0, converter=as_float, validator=finite_float(1.0))
+    guidance_scale: float = attrs.field(
+        default=5.0, converter=as_float, validator=finite_float(1.0)
+    )
     height: int = attrs.field(default=480, validator=_size)
     width: int = attrs.field(default=832, validator=_size)
     num_frames: int = attrs.field(default=33, validator=_frames)

@@ -90,7 +90,10 @@ def tiny_pipeline(seed: int = 0, variant: str | None = None) -> WanPipeline:
     modules = [transformer, vae, text_encoder]
     extra: dict[str, Any] = {}
     if variant == "wan2.2-t2v-a14b":
-        extra = {"transformer_2": _tiny_transformer(channels), "boundary_ratio": TINY_BOUNDARY_RATIO}
+        extra = {
+            "transformer_2": _tiny_transformer(channels),
+            "boundary_ratio": TINY_BOUNDARY_RATIO,
+        }
         modules.append(extra["transformer_2"])
     elif ti2v:
         extra = {"expand_timesteps": True}
