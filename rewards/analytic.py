@@ -24,29 +24,14 @@ from searchkit.errors import InputError, InputTypeError
 from searchkit.reward import REWARD_INPUTS, Reward, RewardBatch
 
 
-class AnalyticReward(Reward):
-    """Closed-form rewards of the analytic world, on ``x0`` or on ``x_t``."""
+class _AnalyticWorldReward(Reward):
+    """What the analytic world's rewards share: built for one world (its latent shape), exact
+    gradients, and the world's cost model for their FLOPs (the kind they stand for)."""
 
-    name = "analytic"
     dimensions = DIMENSIONS
     backend: AnalyticBackend | None = None
     #: The kind of verifier it stands for, for its FLOPs (``analytic_cost.REWARD_KINDS``).
     stands_for: str | None = None
-
-    def __init__(
-        self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
-    ) -> None:
-        if not isinstance(backend, AnalyticBackend):
-            raise InputTypeError(
-                f"backend must be an AnalyticBackend, got {type(backend).__name__}"
-            )
-        if input not in ("x0", "latent"):
-            raise InputError(
-                f"input must be 'x0' or 'latent' for the analytic reward (of {REWARD_INPUTS}), got {input!r}"
-            )
-        self.backend = backend
-        self.input = input
-        self.stands_for = default_kind(input) if stands_for is None else check_kind(stands_for)
 
     @property
     def is_differentiable(self) -> bool:
@@ -64,6 +49,27 @@ class AnalyticReward(Reward):
         """The latent shape of the world it was built for (its closed forms are that world's)."""
         return tuple(self.backend.latent_shape)
 
+
+class AnalyticReward(_AnalyticWorldReward):
+    """Closed-form rewards of the analytic world, on ``x0`` or on ``x_t``."""
+
+    name = "analytic"
+
+    def __init__(
+        self, backend: AnalyticBackend, input: str = "x0", stands_for: str | None = None
+    ) -> None:
+        if not isinstance(backend, AnalyticBackend):
+            raise InputTypeError(
+                f"backend must be an AnalyticBackend, got {type(backend).__name__}"
+            )
+        if input not in ("x0", "latent"):
+            raise InputError(
+                f"input must be 'x0' or 'latent' for the analytic reward (of {REWARD_INPUTS}), got {input!r}"
+            )
+        self.backend = backend
+        self.input = input
+        self.stands_for = default_kind(input) if stands_for is None else check_kind(stands_for)
+
     def score(self, batch: RewardBatch) -> torch.Tensor:
         return self.backend.reward_dimensions(batch.data, batch.prompt)
 
@@ -74,7 +80,7 @@ class AnalyticReward(Reward):
         return self.score(batch)
 
 
-class ProxyVerifier(Reward):
+class ProxyVerifier(_AnalyticWorldReward):
     """An imperfect verifier of the analytic world: the exact dimensions seen through a
     misaligned quality direction and an error that does not vanish on clean outputs.
 
@@ -103,9 +109,6 @@ class ProxyVerifier(Reward):
     """
 
     name = "analytic-proxy"
-    dimensions = DIMENSIONS
-    backend: AnalyticBackend | None = None
-    stands_for: str | None = None
 
     def __init__(
         self,
@@ -166,22 +169,6 @@ class ProxyVerifier(Reward):
             self.length_scale * spread * math.sqrt(size)
         )
         self._phases = 2 * math.pi * torch.rand(dims, num_features, generator=g)
-
-    @property
-    def is_differentiable(self) -> bool:
-        return True
-
-    def flops(self, batch: RewardBatch) -> float | None:
-        """The cost model's charge for the kind of verifier this reward stands for (``None``
-        for a subclass that sets neither a backend nor a kind)."""
-        if self.backend is None or self.stands_for is None:
-            return None
-        return self.backend.reward_flops(self.stands_for, int(batch.data.shape[0]))
-
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        """The latent shape of the world it was built for (its directions have that size)."""
-        return tuple(self.backend.latent_shape)
 
     def score(self, batch: RewardBatch) -> torch.Tensor:
         x = batch.data.reshape(batch.data.shape[0], -1).float()
