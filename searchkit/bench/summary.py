@@ -233,12 +233,3 @@ def _mark_best(cells: list[Cell], paired: list[dict[tuple[str, int], float]]) ->
             if i != top:
                 marked[i] = attrs.evolve(cells[i], vs_best=compare(paired[i], paired[top]))
     return marked
-
-
-def __getattr__(name: str) -> Any:
-    """The renderers, which live in :mod:`searchkit.bench.tables`, under their old address."""
-    if name in ("format_table", "to_markdown", "to_csv", "write_summary"):
-        from searchkit.bench import tables
-
-        return getattr(tables, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
