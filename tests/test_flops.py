@@ -204,3 +204,34 @@ def test_counting_ignores_hooks_and_methods_patched_on_the_model():
         hook.remove()
         del vae.decode
     assert calls == []
+
+
+def test_a_flop_sweep_is_summarised_by_flop_budget(tmp_path):
+    # cells of a FLOP sweep group by their FLOP budget: the strategies at one budget compare
+    # with each other, and the baseline stays a fixed configuration
+    from searchkit.bench import run_sweep
+    from searchkit.bench.tables import format_table
+
+    config = SweepConfig.from_dict(
+        {
+            "backend": {"name": "analytic", "options": {"frames": 3, "height": 4, "width": 4}},
+            "reward": {"name": "analytic-proxy"},
+            "num_steps": 10,
+            "strategies": [{"name": "baseline"}, {"name": "best-of-n"}, {"name": "beam-search"}],
+            "budget_unit": "flops",
+            "budgets_flops": [2.5e16, 5e16],
+            "prompts": [PROMPT],
+            "seeds": 3,
+        }
+    )
+    cells = run_sweep(config, tmp_path / "out", progress=False).cells
+    assert {(c.label, c.budget_nfe, c.budget_flops) for c in cells} == {
+        ("baseline", None, None),
+        *((label, None, b) for label in ("best-of-n", "beam-search") for b in (2.5e16, 5e16)),
+    }
+    for budget in (2.5e16, 5e16):
+        group = [c for c in cells if c.budget_flops == budget]
+        assert sum(c.best for c in group) == 1  # one best per FLOP budget
+        assert all(c.flops_mean <= budget for c in group)
+    table = format_table(cells)
+    assert "budget FLOPs" in table and "2.5e+16" in table and "5e+16" in table
