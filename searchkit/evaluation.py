@@ -29,6 +29,9 @@ from searchkit.errors import InputError
 from searchkit.result import SearchResult
 from searchkit.reward import Reward, RewardBatch
 
+#: The words for a grade given by the reward that steered the search itself.
+SELF_GRADED = "self-graded: each output is scored by the reward that steered its search"
+
 
 def build_evaluators(
     specs: Sequence[tuple[str, Mapping[str, Any]]], backend: Backend

@@ -293,7 +293,11 @@ def parse_evaluators(
 
     An option for an evaluator that was not named is an error naming the flag.
     """
-    options: dict[str, dict[str, Any]] = {name: {} for name in names or []}
+    options: dict[str, dict[str, Any]] = {}
+    for name in names or []:
+        if name in options:
+            raise InputError(f"--evaluator {name!r} is given twice; name each evaluator once")
+        options[name] = {}
     for pair in pairs or []:
         name, sep, rest = pair.partition(":")
         if not sep or not name:

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 
 import pytest
 import torch
 
-from searchkit import RGRP, Baseline, SearchContext
+from searchkit import Baseline, SearchContext
 from searchkit.backend import ComputeProfile
 from searchkit.backends import WanBackend
 from searchkit.backends.wan import TINY_VARIANTS, tiny_pipeline
+from searchkit.registry import STRATEGIES, get_strategy
 from searchkit.rewards.pixel import PixelReward
-from searchkit.testing import BackendConformance, StrategyConformance, World
+from searchkit.strategy import Strategy
+from searchkit.testing import NUM_STEPS, BackendConformance, StrategyConformance, World, small
 from searchkit.testing.reference import fork, reference_loop
 
 PROMPT = "a red fox running through fresh snow"
@@ -28,8 +31,9 @@ SIZES = {
     A14B: {"height": 16, "width": 16, "num_frames": 5},
 }
 # Batching cond with uncond changes float32 summation order in the transformer; observed
-# differences after 6 steps are about 1e-6 (see tests/test_wan.py for the same bound).
-BATCH_TOL = 1e-4
+# differences after 6 steps are about 1e-6 (TI2V 1.2e-6, A14B 6e-7), under the 1e-5 that
+# parity asks of batched guidance.
+BATCH_TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +130,10 @@ def test_a14b_reproduces_the_pipeline_and_switches_experts_at_the_same_step(pipe
     assert result.cost.nfe == 12 == sum(backend.forwards.values())
     assert dict(backend.forwards) == {"transformer": 4, "transformer_2": 8}
     assert result.cost.nfe_by_model == {"transformer": 4, "transformer_2": 8}
+    # cond and uncond in one forward of each expert: the same up to float rounding
+    batched = _backend(pipe, A14B, **options)
+    again = Baseline().run(batched, PixelReward(batched), PROMPT, seed=7).latents
+    assert 0 < (again - latents).abs().max() < BATCH_TOL
 
 
 def test_a14b_second_guidance_scale_defaults_to_the_first(pipes) -> None:
@@ -261,15 +269,19 @@ class TestTinyA14BBackend(BackendConformance):
     backend_options = {"tiny": True, "variant": A14B, "num_steps": 4, **SIZES[A14B]}
 
 
-def _a14b_world() -> World:
-    backend = WanBackend.tiny(variant=A14B, num_steps=8, **SIZES[A14B])
-    assert set(backend.expert_schedule()) == {"transformer", "transformer_2"}
-    return World.of("wan2.2-a14b-tiny", backend)
+def _member_world(variant: str) -> World:
+    backend = WanBackend.tiny(variant=variant, num_steps=NUM_STEPS, **SIZES[variant])
+    if variant == A14B:  # both experts run within the conformance suite's steps
+        assert set(backend.expert_schedule()) == {"transformer", "transformer_2"}
+    return World.of(f"{variant}-tiny", backend)
 
 
-class TestResamplingOnTwoExperts(StrategyConformance):
-    worlds = {"wan2.2-a14b-tiny": _a14b_world}
+class TestEveryStrategyOnEachMember(StrategyConformance):
+    """Every registered strategy on TI2V-5B (48-channel latents, per-token timesteps) and on
+    A14B (resampling across the expert switch), unchanged."""
 
-    @pytest.fixture
-    def strategy(self):
-        return RGRP(num_particles=3, schedule=(2, 5))
+    worlds = {f"{variant}-tiny": partial(_member_world, variant) for variant in (TI2V, A14B)}
+
+    @pytest.fixture(params=STRATEGIES.names())
+    def strategy(self, request: pytest.FixtureRequest) -> Strategy:
+        return small(get_strategy(request.param)())

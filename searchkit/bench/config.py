@@ -229,6 +229,21 @@ class SweepConfig:
                     f'{field}, or "fixed": true to run it as configured'
                 )
 
+    def self_graded(self, metric: str) -> tuple[str, ...]:
+        """Labels of the entries whose outputs ``metric`` grades with the very reward that
+        steered their search: every entry for ``"reward"``; for an evaluator, the entries
+        whose search reward has its name (the same verifier, whatever its options)."""
+        if metric == "reward":
+            return tuple(spec.label for spec in self.strategies)
+        if metric not in {e.name for e in self.evaluators}:
+            return ()
+        return tuple(
+            spec.label
+            for spec in self.strategies
+            if (spec.reward or self.reward) is not None
+            and (spec.reward or self.reward).name == metric
+        )
+
     def seeds_for(self, prompt: Prompt) -> tuple[int, ...]:
         """The seeds ``prompt`` runs with: all of them, or VBench-2.0's count of them."""
         if not self.vbench_samples:

@@ -72,8 +72,8 @@ def load_config(
     The keyword arguments override the file (as the command line does): ``seeds`` a count,
     ``prompts_file`` (relative to the working folder) replaces the prompts, ``dimension``
     and ``max_prompts`` filter the prompts file, ``backend_options`` update the backend's,
-    ``evaluators`` (``(name, options)`` pairs) replace the file's, ``metric`` names the
-    summary's metric, and ``reward_options`` (``{name: {key: value}}``) update the options of
+    ``evaluators`` (``(name, options)`` pairs) replace the file's (and the file's
+    ``metric`` when it named one of those), ``metric`` names the summary's metric, and ``reward_options`` (``{name: {key: value}}``) update the options of
     every reward of that name in the sweep: its search reward, the entries' own rewards and
     the evaluators (one flag points every use of a model at its checkpoint). A name that no
     reward of the sweep has is an error.
@@ -93,6 +93,9 @@ def load_config(
             data["max_prompts"] = max_prompts
         if evaluators:
             data["evaluators"] = [{"name": n, "options": o} for n, o in evaluators]
+            names = {"oracle", "reward", *(n for n, _ in evaluators)}
+            if data.get("metric") not in names:  # the file's metric named a replaced evaluator
+                data.pop("metric", None)
         if metric is not None:
             data["metric"] = metric
         if reward_options:

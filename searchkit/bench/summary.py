@@ -38,6 +38,7 @@ import attrs
 import numpy as np
 
 from searchkit.bench.paired import Paired, compare, mean_interval
+from searchkit.evaluation import SELF_GRADED
 
 BASELINE = "baseline"
 
@@ -88,10 +89,6 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
-
-
-#: The metric's words in notes and figures.
-SELF_GRADED = "self-graded: each output is scored by the reward that steered its search"
 
 
 def metric_name(rows: Iterable[dict[str, Any]], preferred: str | None = None) -> str:

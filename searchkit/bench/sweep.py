@@ -48,6 +48,22 @@ class SweepOutcome:
         return not self.failures and len(self.rows) == self.planned
 
 
+def grading(config: SweepConfig, metric: str) -> str:
+    """What the metric is to the runs it grades, in words: the exact reward, held out, or
+    self-graded (for every entry or for the entries named)."""
+    if metric == "oracle":
+        return " (the exact reward of the output)"
+    graded = config.self_graded(metric)
+    if metric == "reward" or (graded and len(graded) == len(config.strategies)):
+        return f" ({SELF_GRADED})"
+    if graded:
+        return (
+            f" (held out, except for {', '.join(graded)}: self-graded, their search reward is "
+            f"{metric})"
+        )
+    return " (a held-out evaluator, not seen by the search)"
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | Path,
@@ -127,11 +143,7 @@ def run_sweep(
 
     cells = summarize(rows, order=[spec.label for spec in config.strategies], metric=config.metric)
     metric = cells[0].metric if cells else "-"
-    meaning = {"oracle": " (the exact reward of the output)", "reward": f" ({SELF_GRADED})"}
-    notes = [
-        f"{len(rows)} of {len(runs)} planned runs; metric: {metric}"
-        + meaning.get(metric, " (a held-out evaluator, not seen by the search)")
-    ]
+    notes = [f"{len(rows)} of {len(runs)} planned runs; metric: {metric}" + grading(config, metric)]
     if metric != "reward" and all(c.reward_mean is None for c in cells):
         notes.append(
             f"the search reward equals the {metric} on every output: one column shows both"

@@ -183,7 +183,7 @@ def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
 
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
-    from searchkit.bench.summary import SELF_GRADED
+    from searchkit.bench.sweep import grading
     from searchkit.errors import InputError
     from searchkit.options import parse_evaluators, parse_key_values
 
@@ -233,7 +233,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"\n{len(outcome.rows)} of {outcome.planned} runs ({outcome.reused} reused) in "
         f"{outcome.seconds:.1f} s; metric: {metric}"
-        + (f" ({SELF_GRADED})" if metric == "reward" else "")
+        + ("" if metric == "-" else grading(config, metric))
     )
     for name, path in outcome.files.items():
         print(f"{name + ':':<9} {path}")

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from contextlib import contextmanager
+from typing import Any
 
 from searchkit import argtypes
 from searchkit.errors import BudgetError, InputError
@@ -178,12 +179,32 @@ def main(args: argparse.Namespace) -> int:
         "reward": result.reward,
         "scores": dict(zip(result.dimensions, result.scores.tolist(), strict=True)),
         "evaluators": {name: g["total"] for name, g in graded.items()},
+        "graded_by": graded_by(reward.name, graded),
         "nfe": result.cost.nfe,
         "particle_steps": result.cost.particle_steps,
         "files": files,
     }
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def graded_by(search_reward: str, graded: dict[str, Any]) -> str:
+    """Who graded the output, in words: held-out evaluators, or the search reward alone
+    (self-graded), or both."""
+    from searchkit.evaluation import SELF_GRADED
+
+    if not graded:
+        return (
+            f"{SELF_GRADED}: only {search_reward!r} scored it; add --evaluator NAME for a "
+            "held-out grade"
+        )
+    held_out = [name for name in graded if name != search_reward]
+    if not held_out:
+        return f"{SELF_GRADED}: the only evaluator is the search reward {search_reward!r}"
+    text = f"held out: {', '.join(held_out)}"
+    if search_reward in graded:
+        text += f"; self-graded: {search_reward} (the search reward)"
+    return text
 
 
 def check_budget(strategy, backend, budget_nfe: int | None) -> None:
