@@ -35,6 +35,7 @@ import torch
 
 from searchkit import contracts, progress, validation
 from searchkit.backend import Backend
+from searchkit.candidates import CandidateKeeper
 from searchkit.cost import Meter
 from searchkit.errors import InputError
 from searchkit.particles import Lineage, Particles
@@ -94,6 +95,9 @@ class SearchContext:
         # frames of finished outputs decoded for a video reward, by particle id, with the
         # latents they came from, so that finish() never decodes the same output twice
         self._decoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        # thumbnail strips of the candidates decoded for a video reward (bounded; no compute
+        # beyond a resize of frames already decoded; searchkit.candidates)
+        self._candidates = CandidateKeeper()
         with self.meter.timed("model"):
             self.conditioning = backend.encode(prompt)
 
@@ -269,6 +273,7 @@ class SearchContext:
             sigma = 0.0 if step == self.num_steps else float(scheduler.sigmas[step - 1])
             if kind == "video":
                 data = self.decode(data, keep_graph=keep_graph)
+                self._candidates.keep(len(self.trace.scored), particles.ids, step, data)
                 if step == self.num_steps:
                     self._decoded = {
                         int(pid): (latents, frames.detach())
@@ -410,6 +415,7 @@ class SearchContext:
             config={},
             prompt=self.prompt,
             seed=None,
+            candidate_frames=self._candidates.snapshot(),
         )
 
     # -- checks -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
+from searchkit.candidates import CandidateFrames
 from searchkit.cost import Cost
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
@@ -167,6 +168,9 @@ class SearchResult:
     ``latents`` is the clean latent ``[C, F, H, W]``; ``video`` its decoded frames
     ``[F, H, W, 3]`` in ``[0, 1]``; ``scores`` its per-dimension reward ``[dims]`` and
     ``reward`` their aggregate; ``cost`` the metered compute of the whole search.
+    ``candidate_frames`` holds small thumbnail strips of the candidates the search decoded
+    to score them (a video reward), tied to their scoring events in ``trace``; ``None``
+    when it decoded none (:mod:`searchkit.candidates`).
     """
 
     latents: torch.Tensor
@@ -180,9 +184,11 @@ class SearchResult:
     config: dict[str, Any]
     prompt: str
     seed: int | None
+    candidate_frames: CandidateFrames | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able summary (tensors as lists, the latents and video left out)."""
+        """A JSON-able summary (tensors as lists; the latents, video and candidate frames
+        left out: :func:`searchkit.video_io.save_result` writes them as files)."""
         return {
             "strategy": self.strategy,
             "config": self.config,

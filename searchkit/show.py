@@ -1,16 +1,23 @@
 """Seeing one search: the figure of its trace, a contact sheet of frames, a notebook view.
 
 * :func:`trace_figure`: particles along the denoising steps (one row each, ordered by
-  lineage), every scoring event a dot coloured by the particle's aggregate score, grey
-  paths between a particle's appearances, blue branches from parent to child at each
-  resampling, red crosses where a decision pruned a particle, and a star on the output.
+  lineage), every scoring event a dot coloured by the particle's aggregate score (the
+  colour scale spans the events before the last step, where there are any, so that a far
+  final score does not squash it), grey paths between a particle's appearances, blue
+  branches from parent to child at each resampling, red crosses where a decision pruned a
+  particle, and a star beside the output's last dot with its score written out. The legend
+  lists only what is drawn.
   It draws :func:`searchkit.lineage.trace_lineage` of the trace and nothing else.
 * :func:`contact_sheet`: frames of one or more videos in a grid (rows: videos, columns:
   evenly spaced frames).
+* :func:`candidate_sheet`: the thumbnails a search kept of the candidates it decoded (a
+  video reward; :mod:`searchkit.candidates`), one row per candidate with its particle id,
+  step and score (the trace's), the output's row marked.
 * :func:`result_html`: a short summary and the video as an inline animated GIF, the HTML a
   notebook shows for a :class:`~searchkit.result.SearchResult`.
 * :func:`show_result_file`: all of it for a ``result.json`` written by ``searchkit
-  generate`` (the command ``searchkit show``).
+  generate`` (the command ``searchkit show``), with the candidates from ``candidates.npz``
+  beside it.
 
 Figures are drawn on matplotlib's Agg canvas (no display, no pyplot state).
 """
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from searchkit.candidates import CandidateFrames
 from searchkit.errors import InputError, MissingFileError
 from searchkit.files import read_json
 from searchkit.lineage import TraceLineage, trace_lineage
@@ -93,28 +101,48 @@ def draw_lineage(lineage: TraceLineage, *, title: str = "") -> Figure:
             if s.kind == kind
         ]
 
-    ax.add_collection(LineCollection(lines("path"), colors="0.6", linewidths=1.0, zorder=1))
-    ax.add_collection(LineCollection(lines("branch"), colors="tab:blue", linewidths=1.3, zorder=2))
-    handles = [
-        Line2D([], [], color="0.6", label="particle"),
-        Line2D([], [], color="tab:blue", label="resampled / branched"),
-    ]
+    paths, branches = lines("path"), lines("branch")
+    ax.add_collection(LineCollection(paths, colors="0.6", linewidths=1.0, zorder=1))
+    ax.add_collection(LineCollection(branches, colors="tab:blue", linewidths=1.3, zorder=2))
+    # the legend lists only what is drawn
+    handles = [Line2D([], [], color="0.6", label="particle")] if paths else []
+    if branches:
+        handles.append(Line2D([], [], color="tab:blue", label="resampled / branched"))
+    # markers after a particle's last dot (pruned, output) sit this far to its right
+    offset = 0.012 * lineage.num_steps + 0.2
     if lineage.points:
         scores = np.array([p.score for p in lineage.points])
+        steps = np.array([p.step for p in lineage.points])
+        # the colours span the events before the last step where there are any: the output's
+        # score (and the finished candidates') can lie far from the intermediate ones, and
+        # would squash their colours; values outside are drawn in the end colours
+        scale = scores[steps < lineage.num_steps] if (steps < lineage.num_steps).any() else scores
+        low, high = float(scale.min()), float(scale.max())
         dots = ax.scatter(
-            [p.step for p in lineage.points],
+            steps,
             [lane[p.id] for p in lineage.points],
             c=scores,
             cmap="viridis",
+            vmin=low,
+            vmax=high if high > low else low + 1e-9,
             s=28 if rows <= _LABELLED_LANES else 12,
             edgecolors="black",
             linewidths=0.3,
             zorder=3,
         )
-        fig.colorbar(dots, ax=ax, label="search reward at the event (aggregate)", pad=0.02)
+        extend = {
+            (False, False): "neither",
+            (True, False): "min",
+            (False, True): "max",
+            (True, True): "both",
+        }[(bool(scores.min() < low), bool(scores.max() > high))]
+        label = "search reward (aggregate)"
+        if scale.size < scores.size:
+            label += "\nscaled on events before the last step"
+        fig.colorbar(dots, ax=ax, label=label, pad=0.02, extend=extend)
     if lineage.pruned:
         ax.scatter(
-            [step + 0.012 * lineage.num_steps + 0.2 for _, step in lineage.pruned],
+            [step + offset for _, step in lineage.pruned],
             [lane[pid] for pid, _ in lineage.pruned],
             marker="x",
             color="tab:red",
@@ -127,9 +155,26 @@ def draw_lineage(lineage: TraceLineage, *, title: str = "") -> Figure:
         )
     if lineage.output is not None:
         pid, step = lineage.output
+        # beside the output's last dot, not over it, with its score written out
         ax.scatter(
-            [step], [lane[pid]], marker="*", s=260, color="gold", edgecolors="black", zorder=5
+            [step + 2 * offset],
+            [lane[pid]],
+            marker="*",
+            s=200,
+            color="gold",
+            edgecolors="black",
+            zorder=5,
         )
+        final = [p.score for p in lineage.points if p.id == pid and p.step == step]
+        if final:
+            ax.annotate(
+                f"{final[-1]:.3f}",
+                (step + 2 * offset, lane[pid]),
+                xytext=(8, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
         handles.append(
             Line2D(
                 [],
@@ -139,10 +184,10 @@ def draw_lineage(lineage: TraceLineage, *, title: str = "") -> Figure:
                 markersize=12,
                 markeredgecolor="black",
                 linestyle="none",
-                label=f"output (particle {pid})",
+                label=f"output (particle {pid}, its score written beside)",
             )
         )
-    ax.set_xlim(-0.5, lineage.num_steps + 1.0)
+    ax.set_xlim(-0.5, lineage.num_steps + 6 * offset + 1.5)
     ax.set_ylim(rows - 0.4, -0.6)  # first lane on top
     ax.set_xlabel("denoising step (events scored after the step)")
     if rows <= _LABELLED_LANES:
@@ -259,7 +304,13 @@ def video_gif(video: torch.Tensor | np.ndarray, *, fps: int = 8, max_frames: int
 
 
 def result_html(result: SearchResult, *, with_video: bool = True) -> str:
-    """A short HTML summary of ``result`` and its video as an inline GIF (when it has one)."""
+    """A short HTML summary of ``result`` and its video as an inline GIF (when it has one).
+
+    The summary gives the compute as counts (NFE, particle-steps, reward calls, decodes)
+    and, where the backend and reward report them, FLOPs: the total and its split by part
+    (``forward``, ``backward``, ``decode``, ``reward:<name>``), which is what makes a search
+    that scores with a costly verifier comparable with one that does not.
+    """
     cost = result.cost
     rows = [
         ("strategy", result.strategy or "-"),
@@ -281,6 +332,9 @@ def result_html(result: SearchResult, *, with_video: bool = True) -> str:
         ("time", f"{cost.seconds.get('total', sum(cost.seconds.values())):.2f} s"),
         ("events", f"{len(result.trace)} scoring events"),
     ]
+    flops = _flops_text(cost)
+    if flops:
+        rows.insert(6, ("FLOPs", flops))
     table = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
         f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
@@ -304,6 +358,19 @@ def result_html(result: SearchResult, *, with_video: bool = True) -> str:
     )
 
 
+def _flops_text(cost: Any) -> str:
+    """``"1.23e+15 (forward 1.1e+15, decode ...)"``: the total and its split where known;
+    empty when neither is known. A part of unknown FLOPs reads ``?``."""
+    parts = ", ".join(
+        f"{part} {'?' if value is None else f'{value:.3g}'}"
+        for part, value in cost.flops_split.items()
+    )
+    if cost.flops is None and not parts:
+        return ""
+    total = "unknown" if cost.flops is None else f"{cost.flops:.3g}"
+    return f"{total} ({parts})" if parts else total
+
+
 def read_video(path: str | Path) -> np.ndarray:
     """Frames ``[F, H, W, 3]`` (uint8) of an mp4 or of a folder of ``frame_*.png``."""
     import imageio.v3 as iio
@@ -319,10 +386,18 @@ def read_video(path: str | Path) -> np.ndarray:
     return np.asarray(iio.imread(path, plugin="FFMPEG"))[..., :3]
 
 
+#: What ``show`` says where a result kept no candidate frames.
+NO_CANDIDATES = (
+    "no candidate frames: the search decoded no candidates to score them (its reward reads "
+    "latents), so only the output's frames are drawn"
+)
+
+
 def show_result_file(
     path: str | Path, out: str | Path | None = None, *, max_frames: int = 8
 ) -> dict[str, str]:
-    """Write ``trace.png`` (and ``frames.png`` where the result has a video) for a
+    """Write ``trace.png``, ``frames.png`` where the result has a video, and
+    ``candidates.png`` where it kept candidate frames (``candidates.npz``), for a
     ``result.json``; returns the files written, by name. ``out`` defaults to its folder."""
     path = Path(path)
     if path.is_dir():
@@ -336,11 +411,111 @@ def show_result_file(
     out.mkdir(parents=True, exist_ok=True)
     files = {"trace": str(out / "trace.png")}
     trace_figure(payload, files["trace"])
-    video_name = (payload.get("files") or {}).get("video")
-    if video_name:
-        frames = read_video(path.parent / video_name)
+    names = payload.get("files") or {}
+    if names.get("video"):
+        frames = read_video(path.parent / names["video"])
         files["frames"] = str(out / "frames.png")
         contact_sheet(
             frames, files["frames"], max_frames=max_frames, title=f"output: {_title(payload)}"
         )
+    if names.get("candidates"):
+        candidates = CandidateFrames.load(path.parent / names["candidates"])
+        files["candidates"] = str(out / "candidates.png")
+        candidate_sheet(payload, files["candidates"], candidates=candidates)
     return files
+
+
+def candidate_sheet(
+    result: SearchResult | Mapping[str, Any],
+    path: str | Path | None = None,
+    *,
+    candidates: CandidateFrames | None = None,
+    max_rows: int = 24,
+) -> Figure:
+    """The kept frames of the candidates a search decoded, one row per candidate.
+
+    Each row reads the candidate's particle id, the step it was scored after and its
+    aggregate score, taken from the trace's scoring event (so it is the score the search
+    acted on); the output's row is framed in gold. ``result`` is a :class:`SearchResult`
+    (its ``candidate_frames``) or a ``result.json`` payload with ``candidates`` read from
+    its ``candidates.npz``. At most ``max_rows`` rows are drawn: the latest candidates
+    scored, and the output's row wherever it is. Raises :class:`InputError` when there are
+    no candidate frames (a search whose reward reads latents decodes none).
+    """
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise InputError(f"max_rows must be a positive integer, got {max_rows!r}")
+    if isinstance(result, SearchResult):
+        info: Mapping[str, Any] = result.to_dict()
+        trace = result.trace
+        candidates = result.candidate_frames if candidates is None else candidates
+    elif isinstance(result, Mapping) and isinstance(result.get("trace"), Mapping):
+        info, trace = result, Trace.from_dict(dict(result["trace"]))
+    else:
+        raise InputError(
+            f"result must be a SearchResult or a result.json payload, got {type(result).__name__}"
+        )
+    if candidates is None or len(candidates) == 0:
+        raise InputError(NO_CANDIDATES)
+    scores = candidates.scores(trace).tolist()
+    output_row = _output_row(candidates, trace)
+    shown = list(range(max(0, len(candidates) - max_rows), len(candidates)))
+    if output_row is not None and output_row not in shown:
+        shown = sorted([output_row, *shown[1:]])
+    frames = candidates.frames.numpy()
+    _, k, height, width, _ = frames.shape
+    gap = max(1, width // 24)
+    strip_width = k * width + (k - 1) * gap
+    row_height = 1.0
+    label_width = 1.5
+    fig = _new_figure(
+        label_width + row_height * strip_width / height + 0.3, row_height * len(shown) + 0.9
+    )
+    axes = fig.subplots(len(shown), 1, squeeze=False)[:, 0]
+    for ax, i in zip(axes, shown, strict=True):
+        strip = np.full((height, strip_width, 3), 255, dtype=np.uint8)
+        for col in range(k):
+            strip[:, col * (width + gap) : col * (width + gap) + width] = frames[i, col]
+        ax.imshow(strip, interpolation="nearest")
+        if ax is axes[-1]:  # every row keeps the same frames: named once, under the last
+            ax.set_xticks(
+                [col * (width + gap) + width / 2 - 0.5 for col in range(k)],
+                [f"frame {f}" for f in candidates.frame_index[i].tolist()],
+                fontsize=7,
+            )
+            ax.tick_params(length=0, pad=2)
+        else:
+            ax.set_xticks([])
+        ax.set_yticks([])
+        label = f"id {int(candidates.ids[i])} · step {int(candidates.steps[i])}\n{scores[i]:.3f}"
+        if i == output_row:
+            label = f"output\n{label}"
+            for spine in ax.spines.values():
+                spine.set_edgecolor("goldenrod")
+                spine.set_linewidth(3.0)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8, labelpad=6)
+    dropped = len(candidates) - len(shown) + candidates.dropped
+    heading = f"candidates: {len(candidates) + candidates.dropped} decoded"
+    if dropped:
+        heading += f", latest {len(shown)} shown"
+    heading += " · score: the search reward's aggregate at the event"
+    title = _title(info)
+    fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize="small")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(Path(path))
+    return fig
+
+
+def _output_row(candidates: CandidateFrames, trace: Trace) -> int | None:
+    """The row of the output: the last kept strip of the output particle at the last step."""
+    if trace.output is None:
+        return None
+    last = int(candidates.steps.max())
+    rows = [
+        i
+        for i, (pid, step) in enumerate(
+            zip(candidates.ids.tolist(), candidates.steps.tolist(), strict=True)
+        )
+        if pid == trace.output and step == last
+    ]
+    return rows[-1] if rows else None

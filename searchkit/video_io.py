@@ -68,7 +68,9 @@ def save_result(
     fps: int = 16,
     extra: dict | None = None,
 ) -> dict:
-    """Write ``result.json``, ``latents.safetensors`` and the video into ``out``.
+    """Write ``result.json``, ``latents.safetensors`` and the video into ``out``, and
+    ``candidates.npz`` (:meth:`~searchkit.candidates.CandidateFrames.save`) where the search
+    kept thumbnails of the candidates it decoded.
 
     ``extra`` adds JSON-able fields to ``result.json`` (the backend, evaluator scores and
     versions that ``searchkit generate`` records).
@@ -89,6 +91,8 @@ def save_result(
         else:
             write_frames(result.video, out / "frames")
             files["video"] = str(out / "frames")
+    if result.candidate_frames is not None:
+        files["candidates"] = str(result.candidate_frames.save(out / "candidates.npz"))
     payload = {
         **result.to_dict(),
         **(extra or {}),

@@ -2,8 +2,10 @@
 
 Writes ``trace.png`` (particles along the steps, coloured by score, lines from parent to
 child at each resampling, pruned branches ending, the output marked) and, where the result
-has a video, ``frames.png`` (a contact sheet of its frames), beside the result or into
-``--out``.
+has a video, ``frames.png`` (a contact sheet of its frames), and, where the search decoded
+its candidates to score them (a video reward), ``candidates.png`` (one row per candidate:
+particle id, step, score and a few frames, the output's row marked), beside the result or
+into ``--out``. Where no candidate was decoded it says so in one line.
 
 Examples:
   searchkit generate --strategy rgrp --out run/ && searchkit show run/result.json
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
@@ -38,8 +41,10 @@ def add_parser(subparsers, argv: list[str]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from searchkit.show import show_result_file
+    from searchkit.show import NO_CANDIDATES, show_result_file
 
     files = show_result_file(args.result, args.out, max_frames=args.max_frames)
+    if "candidates" not in files:
+        print(NO_CANDIDATES, file=sys.stderr)
     print(json.dumps(files, indent=2))
     return 0
