@@ -187,13 +187,14 @@ def draw_lineage(lineage: TraceLineage, *, title: str = "") -> Figure:
                 label=f"output (particle {pid}, its score written beside)",
             )
         )
-    ax.set_xlim(-0.5, lineage.num_steps + 6 * offset + 1.5)
+    # room right of the last step for the output's star and its score
+    ax.set_xlim(-0.5, lineage.num_steps + 2 * offset + 0.08 * (lineage.num_steps + 1) + 0.3)
     ax.set_ylim(rows - 0.4, -0.6)  # first lane on top
     ax.set_xlabel("denoising step (events scored after the step)")
     if rows <= _LABELLED_LANES:
         order = sorted(lane, key=lane.get)
         ax.set_yticks([lane[pid] for pid in order], [str(pid) for pid in order], fontsize=7)
-        ax.set_ylabel("particle id (children below their parent)")
+        ax.set_ylabel("particle id\n(children below their parent)", fontsize="small")
     else:
         ax.set_yticks([])
         ax.set_ylabel(f"{rows} particles (children below their parent)")
