@@ -139,6 +139,42 @@ def test_fixed_entries_compare_among_themselves_and_budgets_apart():
     assert not lone.best and lone.vs_best is None
 
 
+def test_a_lone_cell_is_compared_with_the_best_at_the_nearest_lower_budget():
+    pairs = PAIRS[:4]
+    rows = rows_of("baseline", None, [0, 0, 0, 0], pairs)
+    rows += rows_of("lowest", 100, [9, 9, 9, 9], pairs)  # alone, nothing cheaper
+    rows += rows_of("a", 200, [1, 2, 3, 4], pairs)
+    rows += rows_of("b", 200, [2, 2, 2, 2], pairs)  # a is best at 200 (mean 2.5 > 2)
+    rows += rows_of("freqprior", 220, [2, 2, 3, 5], pairs)  # alone: against a @ 200
+    rows += rows_of("c", 1600, [5, 5, 5, 5], pairs)
+    rows += rows_of("evo", 2400, [6, 4, 5, 5], pairs)  # alone: against c @ 1600, not a
+    cells = {c.label: c for c in summarize(rows)}
+    lone = cells["freqprior"]
+    assert not lone.best and lone.vs_best is None and lone.cheaper == "a @ 200 NFE"
+    assert lone.vs_cheaper.pairs == 4 and lone.vs_cheaper.diff == pytest.approx(0.5)
+    assert lone.vs_cheaper.win_rate == (1 + 0.5 + 0.5 + 1) / 4  # win, tie, tie, win
+    evo = cells["evo"]
+    assert evo.cheaper == "c @ 1600 NFE" and evo.vs_cheaper.diff == pytest.approx(0.0)
+    assert evo.vs_cheaper.win_rate == 0.5
+    # c is alone at 1600 too: the nearest lower budget with cells is 220 (freqprior)
+    assert cells["c"].cheaper == "freqprior @ 220 NFE"
+    for label in ("baseline", "lowest", "a", "b"):  # grouped, fixed, or nothing cheaper
+        assert cells[label].vs_cheaper is None and cells[label].cheaper is None
+    # every cell but the baseline also gets its paired difference to the baseline
+    assert cells["baseline"].vs_baseline is None
+    assert cells["freqprior"].vs_baseline.diff == pytest.approx(3.0)
+    assert cells["freqprior"].vs_baseline.win_rate == cells["freqprior"].win_rate == 1.0
+    quality, _ = assert_distinct(list(cells.values()))
+    for name in ("diff vs baseline [95%]", "cheaper best", "diff vs cheaper [95%]"):
+        assert name in quality
+    header = csv_header(list(cells.values()))
+    assert "vs_cheaper_diff" in header and "vs_baseline_diff" in header
+    assert "vs_baseline_win_rate" not in header  # it is win_rate
+    assert "| freqprior | 220 |" in to_markdown(list(cells.values()))
+    assert "a @ 200 NFE | 0.500 [" in to_markdown(list(cells.values()))
+    assert "diff vs cheaper:" in format_table(list(cells.values()))
+
+
 def test_summary_does_not_depend_on_row_order():
     rng = np.random.default_rng(4)
     rows = rows_of("baseline", None, rng.normal(size=len(PAIRS)))

@@ -8,8 +8,17 @@ rows at their own compute) among themselves. In each group of two or more cells 
 with the highest mean metric is marked *best*, and every other cell gets the paired
 comparison with it (:mod:`searchkit.bench.paired`: over the (prompt, seed) pairs both ran,
 the mean difference to the best with the paired Student-t 95% interval, the win rate
-against the best, ties one half, and the number of pairs). The win rate against the
-baseline on the same prompt and seed is kept beside it.
+against the best, ties one half, and the number of pairs). Every cell but the baseline
+also gets its paired difference to the baseline (with interval) and its win rate against
+it, on the same prompts and seeds.
+
+A strategy alone at its budget (a budget no other strategy runs) has no group to be
+compared within; it is compared instead with the best cell at the nearest lower budget of
+the sweep (``vs_cheaper``, against the cell named in ``cheaper``): "with no more compute
+than it spends, does anything do better?". A positive difference whose interval excludes
+0 says the extra compute bought quality over the best cheaper search; an interval holding 0
+says the sweep cannot tell. A lone cell at the lowest budget has no cheaper cell (only the
+baseline comparison).
 
 Quality beyond the metric: the mean of every other held-out evaluator's aggregate, and the
 mean of the search's own reward, left out where it *is* the metric (the metric is the
@@ -69,6 +78,13 @@ class Cell:
     vs_best: Paired | None = None
     #: Win rate against the baseline on the same prompts and seeds.
     win_rate: float | None = None
+    #: This cell against the baseline (``None`` for the baseline and without one); its win
+    #: rate is ``win_rate``.
+    vs_baseline: Paired | None = None
+    #: A cell alone at its budget against the best cell at the nearest lower budget,
+    #: named in ``cheaper`` (``"label @ budget"``); ``None`` otherwise.
+    vs_cheaper: Paired | None = None
+    cheaper: str | None = None
     #: Mean search reward; ``None`` where it is the metric.
     reward_mean: float | None = None
     #: Mean aggregate of each held-out evaluator other than the metric.
@@ -202,6 +218,7 @@ def summarize(
                 ci_low=low,
                 ci_high=high,
                 win_rate=None if against_base is None else against_base.win_rate,
+                vs_baseline=against_base,
                 reward_mean=None
                 if reward_is_metric
                 else _mean_or_none([r["reward"] for r in group]),
@@ -217,16 +234,52 @@ def summarize(
     return _mark_best(cells, paired)
 
 
+def _size(cell: Cell) -> tuple[str, float] | None:
+    """The cell's budget as (unit, amount); ``None`` for a fixed cell."""
+    if cell.budget_flops is not None:
+        return ("flops", cell.budget_flops)
+    return None if cell.budget_nfe is None else ("nfe", float(cell.budget_nfe))
+
+
+def _budget_text(cell: Cell) -> str:
+    if cell.budget_flops is not None:
+        return f"{cell.budget_flops:.3g} FLOPs"
+    return f"{cell.budget_nfe} NFE"
+
+
 def _mark_best(cells: list[Cell], paired: list[dict[tuple[str, int], float]]) -> list[Cell]:
-    """Mark each group's best cell and compare the others with it, pair by pair."""
+    """Mark each group's best cell and compare the others with it, pair by pair; compare
+    a cell alone at its budget with the best at the nearest lower budget."""
     marked = list(cells)
-    for budget in dict.fromkeys(c.budget for c in cells):
-        members = [i for i, c in enumerate(cells) if c.budget == budget]
+    groups = {
+        budget: [i for i, c in enumerate(cells) if c.budget == budget]
+        for budget in dict.fromkeys(c.budget for c in cells)
+    }
+    tops = {budget: max(members, key=lambda i: cells[i].mean) for budget, members in groups.items()}
+    for budget, members in groups.items():  # max: the first of equal means
         if len(members) < 2:
             continue
-        top = max(members, key=lambda i: cells[i].mean)  # the first of equal means
+        top = tops[budget]
         marked[top] = attrs.evolve(cells[top], best=True)
         for i in members:
             if i != top:
                 marked[i] = attrs.evolve(cells[i], vs_best=compare(paired[i], paired[top]))
+    for members in groups.values():
+        lone = members[0]
+        size = _size(cells[lone])
+        if len(members) > 1 or size is None:
+            continue
+        lower = [
+            tops[b]
+            for b in groups
+            if (s := _size(cells[tops[b]])) is not None and s[0] == size[0] and s[1] < size[1]
+        ]
+        if not lower:
+            continue
+        other = max(lower, key=lambda i: _size(cells[i])[1])
+        marked[lone] = attrs.evolve(
+            marked[lone],
+            vs_cheaper=compare(paired[lone], paired[other]),
+            cheaper=f"{cells[other].label} @ {_budget_text(cells[other])}",
+        )
     return marked

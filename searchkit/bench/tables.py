@@ -6,14 +6,18 @@ Two tables keep the summary readable, one row per cell (a strategy at a budget),
 * **quality**: runs, the metric's mean and 95% interval, the paired comparison with the
   best of the group (``diff vs best``: this cell's metric minus the best's, mean over the
   shared (prompt, seed) pairs with its 95% interval; the best reads ``best``), the win
-  rates against the best and against the baseline, the number of pairs, then the mean of
-  every other held-out evaluator and of the search reward (where it is not the metric);
+  rates against the best, the number of pairs, the paired difference to the baseline and
+  the win rate against it, for a cell alone at its budget the same comparison with the
+  best cell at the nearest lower budget (``cheaper best``, ``diff vs cheaper``, ``win vs
+  cheaper``), then the mean of every other held-out evaluator and of the search reward
+  (where it is not the metric);
 * **cost**: the size knob, mean NFE, mean FLOPs (when the rows carry them), seconds per
   video and their split (model, decode, reward, other), and the time over the baseline's.
 
 A column is shown only when some cell has a value for it, and no two columns share a name.
 The CSV holds every field of every cell under the same rule (nested fields flattened:
-``vs_best_diff``, ``evaluator:<name>``, ``seconds_<phase>``).
+``vs_best_diff``, ``vs_baseline_diff``, ``vs_cheaper_diff``, ``evaluator:<name>``,
+``seconds_<phase>``; the win rate against the baseline is ``win_rate`` alone).
 """
 
 from __future__ import annotations
@@ -36,6 +40,25 @@ LEGEND = (
     "the best (highest mean) at the same budget, with its paired Student-t 95% interval",
     "win: share of pairs won, ties one half; pairs: (prompt, seed) pairs shared with the best",
 )
+#: The note on the comparison of lone cells, printed when a cell has one.
+CHEAPER_NOTE = (
+    "diff vs cheaper: a strategy alone at its budget against the best at the nearest lower "
+    "budget (cheaper best), pair by pair: does it beat the best search that spends less?"
+)
+#: The note on the comparison with the baseline, printed when a cell has one.
+BASELINE_NOTE = (
+    "diff vs baseline: mean over (prompt, seed) pairs of this strategy's metric minus the "
+    "baseline's, with its paired Student-t 95% interval"
+)
+
+
+def _notes(cells: Sequence[Cell]) -> list[str]:
+    notes = list(LEGEND) if any(c.best for c in cells) else []
+    if any(c.vs_baseline is not None for c in cells):
+        notes.append(BASELINE_NOTE)
+    if any(c.vs_cheaper is not None for c in cells):
+        notes.append(CHEAPER_NOTE)
+    return notes
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -60,13 +83,12 @@ def _budget_header(cells: Sequence[Cell]) -> str:
     return "budget FLOPs" if any(c.budget_flops is not None for c in cells) else "budget NFE"
 
 
+def _interval(p: Any) -> str:
+    return "-" if p is None else f"{_fmt(p.diff)} [{_fmt(p.low)}, {_fmt(p.high)}]"
+
+
 def _diff(cell: Cell) -> str:
-    if cell.best:
-        return "best"
-    if cell.vs_best is None:
-        return "-"
-    p = cell.vs_best
-    return f"{_fmt(p.diff)} [{_fmt(p.low)}, {_fmt(p.high)}]"
+    return "best" if cell.best else _interval(cell.vs_best)
 
 
 Column = tuple[str, Callable[[Cell], str]]
@@ -85,6 +107,7 @@ def quality_columns(cells: Sequence[Cell]) -> list[Column]:
     metric = cells[0].metric if cells else "reward"
     evaluators = list(dict.fromkeys(n for c in cells for n in c.evaluator_means))
     compared = any(c.best for c in cells)
+    cheaper = any(c.vs_cheaper is not None for c in cells)
     columns = [
         ("strategy", lambda c: c.label, True),
         (_budget_header(cells), _budget, True),
@@ -99,9 +122,21 @@ def quality_columns(cells: Sequence[Cell]) -> list[Column]:
         ),
         ("pairs", lambda c: "-" if c.vs_best is None else str(c.vs_best.pairs), compared),
         (
+            "diff vs baseline [95%]",
+            lambda c: _interval(c.vs_baseline),
+            any(c.vs_baseline is not None for c in cells),
+        ),
+        (
             "win vs baseline",
             lambda c: _percent(c.win_rate),
             any(c.win_rate is not None for c in cells),
+        ),
+        ("cheaper best", lambda c: c.cheaper or "-", cheaper),
+        ("diff vs cheaper [95%]", lambda c: _interval(c.vs_cheaper), cheaper),
+        (
+            "win vs cheaper",
+            lambda c: "-" if c.vs_cheaper is None else _percent(c.vs_cheaper.win_rate),
+            cheaper,
         ),
     ]
     columns += [
@@ -164,7 +199,7 @@ def _text(cells: Sequence[Cell], columns: list[Column]) -> list[str]:
 def format_table(cells: Sequence[Cell]) -> str:
     """The quality table, its legend and the cost table, as plain text for the terminal."""
     lines = ["quality", "", *_text(cells, quality_columns(cells)), ""]
-    lines += [f"  {note}" for note in LEGEND] if any(c.best for c in cells) else []
+    lines += [f"  {note}" for note in _notes(cells)]
     lines += ["", "cost", "", *_text(cells, cost_columns(cells))]
     return "\n".join(lines)
 
@@ -179,8 +214,8 @@ def to_markdown(cells: Sequence[Cell], title: str = "") -> str:
     """Markdown: the quality table with its legend, then the cost table."""
     lines = [f"# {title}", ""] if title else []
     lines += ["## Quality", "", *_markdown(cells, quality_columns(cells)), ""]
-    if any(c.best for c in cells):
-        lines += [*(f"- {note}" for note in LEGEND), ""]
+    if _notes(cells):
+        lines += [*(f"- {note}" for note in _notes(cells)), ""]
     lines += ["## Cost", "", *_markdown(cells, cost_columns(cells))]
     return "\n".join(lines) + "\n"
 
@@ -190,9 +225,12 @@ def csv_record(cell: Cell) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for field in attrs.fields(Cell):
         value = getattr(cell, field.name)
-        if field.name == "vs_best":
-            for key in ("pairs", "diff", "low", "high", "win_rate"):
-                record[f"vs_best_{key}"] = None if value is None else getattr(value, key)
+        if field.name in ("vs_best", "vs_baseline", "vs_cheaper"):
+            # the win rate against the baseline is the field win_rate already
+            keys = ("pairs", "diff", "low", "high")
+            keys += ("win_rate",) if field.name != "vs_baseline" else ()
+            for key in keys:
+                record[f"{field.name}_{key}"] = None if value is None else getattr(value, key)
         elif field.name == "evaluator_means":
             record.update({f"evaluator:{name}": mean for name, mean in value.items()})
         elif field.name == "seconds_split":
