@@ -69,11 +69,11 @@ DIMENSIONS: tuple[str, ...] = (
     "Complex_Plot",
     "Camera_Motion",
     "Motion_Rationality",
+    "Instance_Preservation",
     "Mechanics",
     "Thermotics",
     "Material",
     "Multi-View_Consistency",
-    "Instance_Preservation",
 )
 #: Videos per prompt, and per prompt of a record whose first dimension is Diversity.
 SAMPLES_PER_PROMPT: int = 3
