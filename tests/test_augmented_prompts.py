@@ -14,7 +14,7 @@ from searchkit.bench.augmented import AugmentedPrompts, attach_augmented
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.vbench import load_vbench_prompts
 from searchkit.cli import main
-from searchkit.errors import FileFormatError, MissingFileError
+from searchkit.errors import FileFormatError, MissingFileError, OutputFolderError
 
 ORIGINAL = "Garden, zoom in."
 REWRITE = "A lush garden in soft light; the camera slowly zooms in on a flower bed."
@@ -94,6 +94,9 @@ def test_bench_sends_prompt_aug_grades_and_names_by_prompt_en(tmp_path) -> None:
     assert out_row["reward"] == _row(_inline(ORIGINAL), tmp_path / "original")["reward"]
     assert out_row["reward"] != row["reward"]
     assert opted_out.fingerprint() != augmented.fingerprint()
+    # the originals' videos may not join the rewrites' of the same names
+    with pytest.raises(OutputFolderError, match="differs in prompt_aug"):
+        run_sweep(opted_out, tmp_path / "again", progress=False, save_videos=tmp_path / "v")
 
 
 def test_a_sweep_without_prompt_aug_describes_itself_as_before(tmp_path) -> None:
