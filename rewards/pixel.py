@@ -14,6 +14,15 @@ With luminance ``Y = 0.299 R + 0.587 G + 0.114 B``:
 * ``TA`` ("text alignment"): ``1 - 2 |mean colour - c(prompt)| / sqrt(3)`` in ``[-1, 1]``, with
   ``c(prompt)`` a colour in ``[0, 1]^3`` taken from a SHA-256 hash of the prompt: a
   deterministic, prompt-dependent target, not an understanding of the text.
+
+FLOPs (:meth:`PixelReward.flops`, a closed form): counted as everywhere in searchkit
+(``docs/compute.md``), matrix products at two FLOPs per multiply-add and elementwise work
+left out, its one matrix product is the luminance, 3 multiply-adds per pixel: ``2 * numel``
+of the video. It is computed as a matrix product torch's FLOP counter sees, so the closed
+form equals that counter's count of a real call. The elementwise statistics (differences,
+absolute values, sums) take about 20 more operations per pixel; like the norms and
+activations of every model here, they are not counted. Either way the reward is negligible
+next to the decode it needs (``Backend.decode_flops``), which the meter charges apart.
 """
 
 from __future__ import annotations
@@ -54,12 +63,18 @@ class PixelReward(Reward):
         """Every statistic is differentiable in the frames (the gradient of ``|.|`` at 0 is 0)."""
         return True
 
+    def flops(self, batch: RewardBatch) -> float:
+        """``2 * numel`` of the video: the luminance product (see the module docstring)."""
+        return 2.0 * batch.data.numel()
+
     def score(self, batch: RewardBatch) -> torch.Tensor:
         video = batch.data
         if video.dim() != 5 or video.shape[-1] != 3:
             raise ValueError(f"pixel reward needs video [n, F, H, W, 3], got {list(video.shape)}")
         video = video.float()
-        luma = video @ torch.tensor(_LUMA, device=video.device)  # [n, F, H, W]
+        # a matrix product (not a matrix-vector one) so that torch's FLOP counter sees it
+        weights = torch.tensor(_LUMA, device=video.device).reshape(3, 1)
+        luma = (video.reshape(-1, 3) @ weights).reshape(video.shape[:-1])  # [n, F, H, W]
         contrast = luma.flatten(2).std(dim=2, unbiased=False).mean(dim=1)
         grad_w = (luma[..., :, 1:] - luma[..., :, :-1]).abs().mean(dim=(1, 2, 3))
         grad_h = (luma[..., 1:, :] - luma[..., :-1, :]).abs().mean(dim=(1, 2, 3))

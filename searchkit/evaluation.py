@@ -48,16 +48,22 @@ def build_evaluators(
 
 
 def evaluate(
-    evaluators: Mapping[str, Reward], backend: Backend, result: SearchResult
+    evaluators: Mapping[str, Reward],
+    backend: Backend,
+    result: SearchResult,
+    prompt: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every evaluator's scores of ``result``'s output.
+    """Every evaluator's scores of ``result``'s output, against ``prompt``.
+
+    ``prompt`` defaults to the one the search ran with; a search run on a rewritten prompt
+    (VBench-2.0's ``prompt_aug``) is graded against the original, as VBench-2.0 grades it.
 
     Returns ``{name: {"scores": {dimension: value}, "total": aggregate, "seconds": s}}``.
     Raises ``ValueError`` naming the evaluator when it returns a non-finite or misshapen score.
     """
     if not evaluators:
         return {}
-    conditioning = backend.encode(result.prompt)
+    conditioning = backend.encode(result.prompt if prompt is None else prompt)
     graded: dict[str, dict[str, Any]] = {}
     for name, reward in evaluators.items():
         if reward.input == "video":

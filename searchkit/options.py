@@ -325,3 +325,29 @@ def add_evaluator_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME:KEY=VALUE",
         help="an option of the evaluator NAME, e.g. clip-score:path=ckpt/clip",
     )
+
+
+def add_augmented_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--augmented-prompts``, ``--extender`` and ``--no-augmented``, shared by ``generate
+    --prompts-file`` and ``bench``: which text of a VBench-2.0 record the model receives."""
+    parser.add_argument(
+        "--augmented-prompts",
+        default=None,
+        metavar="DIR",
+        help="VBench-2.0's prompts folder (holding prompt/ and prompt_aug/): give each record "
+        "of the prompts file the line of prompt_aug/EXTENDER/{dimension}.txt that sits where "
+        "its prompt_en sits in prompt/{dimension}.txt; the model receives that rewrite, the "
+        "videos keep prompt_en's names",
+    )
+    parser.add_argument(
+        "--extender",
+        default=None,
+        metavar="NAME",
+        help="the prompt extender's folder under prompt_aug/ (default: wanx_aug_prompt, the "
+        "rewrites VBench-2.0 used for Wan2.1; VBench2_aug_prompt for its other models)",
+    )
+    parser.add_argument(
+        "--no-augmented",
+        action="store_true",
+        help="send prompt_en even where a record has prompt_aug",
+    )

@@ -12,6 +12,7 @@ evaluators, and that ``--save-videos`` leaves VBench-2.0's layout.
 
 from __future__ import annotations
 
+import csv
 import json
 from importlib import resources
 
@@ -132,6 +133,24 @@ def test_the_paper_sweep_runs_each_entry_as_configured(tmp_path, checkpoints, mo
         "decode s", "reward s", "time vs baseline",
     ):  # fmt: skip
         assert column in summary, column
+    # ...and their values are the rows': one cell per entry (one prompt, one seed), its NFE
+    # and FLOPs those of its row (FLOPs stated for every entry, the pixel reward's included),
+    # its time over the baseline's the rows' seconds over the baseline row's
+    with open(out / "summary.csv", newline="", encoding="utf-8") as f:
+        cells = {c["label"]: c for c in csv.DictReader(f)}
+    assert list(cells) == list(SEARCH)
+    base_seconds = by_label["baseline"]["seconds"]["total"]
+    for label, cell in cells.items():
+        row = by_label[label]
+        assert row["flops"] is not None and row["flops"] > 0, label
+        assert float(cell["flops_mean"]) == pytest.approx(row["flops"], rel=1e-12), label
+        assert float(cell["nfe_mean"]) == row["nfe"], label
+        ratio = row["seconds"]["total"] / base_seconds
+        assert float(cell["time_ratio"]) == pytest.approx(ratio, rel=1e-12), label
+        cost_table = summary.split("## Cost", 1)[1].splitlines()
+        line = next(x for x in cost_table if x.startswith(f"| {label} |"))
+        assert f"{ratio:.2f}x" in line and f"{row['flops']:.3g}" in line, line
+    assert float(cells["baseline"]["time_ratio"]) == 1.0
 
     videos = out / "videos"
     files = {

@@ -95,15 +95,40 @@ def test_bad_proxy_options_name_the_field(small, option, value) -> None:
 
 
 # -- evaluators -------------------------------------------------------------------------------------
+class _Counted:
+    """Counts the particles a reward scores (a mixin for the analytic world's rewards)."""
+
+    def score(self, batch):
+        self.scored = getattr(self, "scored", 0) + len(batch.data)
+        return super().score(batch)
+
+
+class _CountedProxy(_Counted, ProxyVerifier):
+    pass
+
+
+class _CountedOracle(_Counted, AnalyticReward):
+    pass
+
+
 def test_evaluate_grades_the_output_apart_from_the_search(small, prompt) -> None:
-    proxy = ProxyVerifier(small)
+    proxy = _CountedProxy(small)
     result = BestOfN(n=3).run(small, proxy, prompt, seed=0)
-    graded = evaluate(build_evaluators([("analytic", {})], small), small, result)
+    searched, cost = proxy.scored, result.cost.to_dict()
+    assert searched >= 3 and result.cost.reward_calls >= 1
+    evaluator = _CountedOracle(small)
+    graded = evaluate({"analytic": evaluator}, small, result)
     assert set(graded) == {"analytic"}
     total = graded["analytic"]["total"]
     assert math.isclose(total, float(small.oracle(result.latents[None], prompt)[0]), rel_tol=1e-5)
     assert not math.isclose(total, result.reward, rel_tol=1e-3)  # the proxy saw something else
-    assert result.cost.reward_calls == 3  # grading is not search compute
+    # grading is not search compute: the evaluator scored the one output, the search reward
+    # was not called again, and the search's cost (calls, FLOPs, seconds) is as it was
+    assert evaluator.scored == 1 and proxy.scored == searched
+    assert result.cost.to_dict() == cost
+    # its time is recorded apart, beside the search's, and none of it is charged to the search
+    assert graded["analytic"]["seconds"] > 0
+    assert "reward:analytic" not in result.cost.flops_split
 
 
 def test_repeated_evaluators_are_refused(small) -> None:
@@ -177,3 +202,95 @@ def test_an_option_for_an_evaluator_not_named_is_an_error(tmp_path, capsys) -> N
     code = main(["generate", "--out", str(tmp_path / "g"), "--evaluator-opt", "clip-score:path=x"])
     assert code == 2
     assert "names evaluator 'clip-score', which no --evaluator gives" in capsys.readouterr().err
+
+
+# -- grading in words: self-graded or held out ------------------------------------------------
+def _notes(outcome) -> str:
+    """The summary's notes: the lines after its tables."""
+    return (outcome.folder / "summary.md").read_text().split("## Cost", 1)[1]
+
+
+def test_an_evaluator_that_is_every_entrys_search_reward_is_named_self_graded(tmp_path) -> None:
+    from searchkit.evaluation import SELF_GRADED
+
+    config = SweepConfig.from_dict(
+        tiny_sweep(
+            reward={"name": "analytic-proxy"},
+            evaluators=[{"name": "analytic-proxy"}],
+            metric="analytic-proxy",
+            seeds=1,
+        )
+    )
+    assert config.self_graded("analytic-proxy") == ("baseline", "best-of-n")
+    outcome = run_sweep(config, tmp_path / "out", progress=False)
+    notes = _notes(outcome)
+    assert f"metric: analytic-proxy ({SELF_GRADED})" in notes
+    assert "held out" not in notes and "held-out" not in notes
+
+
+def test_an_evaluator_that_is_one_entrys_search_reward_names_that_entry(tmp_path) -> None:
+    config = SweepConfig.from_dict(
+        tiny_sweep(
+            strategies=[
+                {"name": "baseline"},
+                {"name": "best-of-n", "reward": {"name": "analytic-proxy"}},
+            ],
+            evaluators=[{"name": "analytic-proxy"}],
+            metric="analytic-proxy",
+            seeds=1,
+        )
+    )
+    assert config.self_graded("analytic-proxy") == ("best-of-n",)
+    assert config.self_graded("oracle") == () and config.self_graded("reward") == (
+        "baseline",
+        "best-of-n",
+    )
+    outcome = run_sweep(config, tmp_path / "out", progress=False)
+    assert (
+        "metric: analytic-proxy (held out, except for best-of-n: self-graded, their search "
+        "reward is analytic-proxy)"
+    ) in _notes(outcome)
+
+
+def test_evaluator_on_the_command_line_replaces_the_files_metric(tmp_path, capsys) -> None:
+    sweep = tiny_sweep(
+        evaluators=[{"name": "analytic-proxy"}], metric="analytic-proxy", seeds=1, num_steps=4
+    )
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(sweep), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["bench", "--config", str(path), "--out", str(out), "--no-progress"]
+    assert main([*argv, "--evaluator", "analytic"]) == 0
+    printed = capsys.readouterr().out
+    # the file's metric named an evaluator the command line replaced: the oracle grades now
+    assert "metric: oracle (the exact reward of the output)" in printed
+    rows = [json.loads(line) for line in (out / "results.jsonl").open()]
+    assert rows and all(set(r["evaluators"]) == {"analytic"} for r in rows)
+
+
+def test_generate_refuses_a_repeated_evaluator_naming_it(tmp_path, capsys) -> None:
+    out = tmp_path / "gen"
+    argv = ["generate", "--out", str(out), "--evaluator", "analytic", "--evaluator", "analytic"]
+    assert main(argv) == 2
+    assert "--evaluator 'analytic' is given twice" in capsys.readouterr().err
+    assert not (out / "result.json").exists()
+
+
+def test_generate_says_who_graded_the_output(tmp_path, capsys) -> None:
+    from searchkit.evaluation import SELF_GRADED
+
+    # tiny Wan has no oracle: with no evaluator, only the search reward scored the output
+    wan = [
+        "generate", "--backend", "wan", "--backend-opt", "tiny=true",
+        "--backend-opt", "num_steps=3", "--backend-opt", "max_sequence_length=16",
+        "--out", str(tmp_path / "wan"),
+    ]  # fmt: skip
+    assert main(wan) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["evaluators"] == {}
+    assert summary["graded_by"].startswith(f"{SELF_GRADED}: only 'pixel' scored it")
+    # the analytic world grades by its oracle, which the search never saw
+    assert main(["generate", "--backend-opt", "num_steps=4", "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["evaluators"]) == {"oracle"}
+    assert summary["graded_by"] == "held out: oracle"

@@ -27,6 +27,13 @@ file's folder) with an optional ``dimension`` filter and ``max_prompts``. ``seed
 count (seeds ``0 .. n-1``), a list, or ``"vbench"``: VBench-2.0's samples per prompt (3, and
 20 for a prompt whose first dimension is Diversity), seeds ``0 .. k-1`` for a prompt of ``k``.
 
+A prompts file's record may carry ``prompt_aug``, a rewrite of its prompt: the model
+receives it in place of ``prompt_en`` (as VBench-2.0 runs Wan2.1), while run keys, video
+names and summaries stay those of ``prompt_en``. ``prompt_aug_dir`` (VBench-2.0's ``prompts``
+folder; relative to the config file's folder) with ``prompt_aug_extender`` (default
+``wanx_aug_prompt``) attaches VBench-2.0's own rewrites (:mod:`searchkit.bench.augmented`);
+``"use_prompt_aug": false`` sends ``prompt_en`` anyway.
+
 ``budget_unit`` is ``"nfe"`` (default: strategies are sized to ``budgets_nfe``) or
 ``"flops"``: strategies are sized to ``budgets_flops`` (FLOPs per run, forwards, decodes and
 reward calls together; a strategy's own ``budgets_flops`` replaces the sweep's), see
@@ -87,6 +94,9 @@ _TOP_LEVEL = {
     "torch_threads",
     "evaluators",
     "metric",
+    "use_prompt_aug",
+    "prompt_aug_dir",
+    "prompt_aug_extender",
 }
 
 
@@ -178,6 +188,9 @@ class SweepConfig:
     budgets_flops: tuple[float, ...] = attrs.field(
         default=(), converter=lambda v: () if v is None or v == () else check_flop_budgets(v)
     )
+    #: Whether the model receives a prompt's ``prompt_aug`` (where it has one) in place of
+    #: its text; the prompt's text names its runs and videos either way.
+    use_prompt_aug: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.budget_unit not in BUDGET_UNITS:
@@ -244,6 +257,10 @@ class SweepConfig:
             and (spec.reward or self.reward).name == metric
         )
 
+    def model_prompt(self, prompt: Prompt) -> str:
+        """The text the model receives for ``prompt`` (its ``prompt_aug`` unless turned off)."""
+        return prompt.model_text(self.use_prompt_aug)
+
     def seeds_for(self, prompt: Prompt) -> tuple[int, ...]:
         """The seeds ``prompt`` runs with: all of them, or VBench-2.0's count of them."""
         if not self.vbench_samples:
@@ -286,6 +303,9 @@ class SweepConfig:
             from searchkit.bench.vbench import samples_per_prompt
 
             seeds, vbench_samples = max(samples_per_prompt(p.dimensions) for p in prompts), True
+        use_aug = data.get("use_prompt_aug", True)
+        if not isinstance(use_aug, bool):
+            raise ConfigError(f"use_prompt_aug must be true or false, got {use_aug!r}")
         evaluators = data.get("evaluators") or []
         if not isinstance(evaluators, list):
             raise ConfigError(f"evaluators must be a list of rewards, got {evaluators!r}")
@@ -306,6 +326,7 @@ class SweepConfig:
             vbench_samples=vbench_samples,
             budget_unit=data.get("budget_unit", "nfe"),
             budgets_flops=data.get("budgets_flops"),
+            use_prompt_aug=use_aug,
         )
 
     # -- identity -------------------------------------------------------------------------
@@ -339,6 +360,7 @@ class SweepConfig:
                 if self.budget_unit != "nfe"
                 else {}
             ),
+            **({"use_prompt_aug": False} if not self.use_prompt_aug else {}),
         }
 
     def fingerprint(self) -> str:
@@ -364,6 +386,7 @@ def digest(value: Any) -> str:
 def _prompts(data: dict, base_dir: Path) -> tuple[tuple[Prompt, ...], dict | None]:
     inline, path = data.get("prompts"), data.get("prompts_file")
     dimension, limit = data.get("dimension"), data.get("max_prompts")
+    aug_dir, extender = data.get("prompt_aug_dir"), data.get("prompt_aug_extender")
     if dimension is not None and not isinstance(dimension, str):
         raise ConfigError(f"dimension must be a string, got {dimension!r}")
     if limit is not None and (not is_int(limit) or limit < 1):
@@ -374,11 +397,26 @@ def _prompts(data: dict, base_dir: Path) -> tuple[tuple[Prompt, ...], dict | Non
         if not isinstance(path, str) or not path:
             raise ConfigError(f"prompts_file must be a path, got {path!r}")
         full = Path(path) if Path(path).is_absolute() else base_dir / path
+        source: dict[str, Any] = {"file": path, "dimension": dimension, "max_prompts": limit}
+        augmented = None
+        if extender is not None and aug_dir is None:
+            raise ConfigError(
+                f"prompt_aug_extender {extender!r} needs prompt_aug_dir (VBench-2.0's prompts folder)"
+            )
+        if aug_dir is not None:
+            augmented = _augmented(aug_dir, extender, base_dir)
+            # only where set, so that earlier sweeps keep their fingerprints
+            source.update(prompt_aug_dir=aug_dir, prompt_aug_extender=augmented.extender)
         try:
-            prompts = load_prompt_file(full, dimension, limit)
+            prompts = load_prompt_file(full, dimension, limit, augmented)
         except (ValueError, FileNotFoundError) as error:
             raise ConfigError(f"prompts_file: {error}") from None
-        return prompts, {"file": path, "dimension": dimension, "max_prompts": limit}
+        return prompts, source
+    if aug_dir is not None or extender is not None:
+        raise ConfigError(
+            "prompt_aug_dir and prompt_aug_extender augment a prompts_file; inline prompts "
+            "have none"
+        )
     if dimension is not None:
         raise ConfigError("dimension filters a prompts_file; inline prompts have none")
     if not isinstance(inline, list | tuple) or not inline:
@@ -390,3 +428,18 @@ def _prompts(data: dict, base_dir: Path) -> tuple[tuple[Prompt, ...], dict | Non
         raise ConfigError("prompts has a repeated prompt")
     prompts = tuple(Prompt(p) for p in inline)
     return (prompts[:limit] if limit is not None else prompts), None
+
+
+def _augmented(folder: Any, extender: Any, base_dir: Path):
+    """VBench-2.0's rewrites in ``folder`` (relative to ``base_dir``) by ``extender``."""
+    from searchkit.bench.augmented import DEFAULT_EXTENDER, AugmentedPrompts
+
+    if not isinstance(folder, str) or not folder:
+        raise ConfigError(f"prompt_aug_dir must be a folder path, got {folder!r}")
+    if extender is not None and (not isinstance(extender, str) or not extender):
+        raise ConfigError(f"prompt_aug_extender must be a folder name, got {extender!r}")
+    full = Path(folder) if Path(folder).is_absolute() else base_dir / folder
+    try:
+        return AugmentedPrompts(full, extender or DEFAULT_EXTENDER)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"prompt_aug_dir: {error}") from None

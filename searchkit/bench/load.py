@@ -66,6 +66,9 @@ def load_config(
     evaluators: list[tuple[str, dict[str, Any]]] | None = None,
     metric: str | None = None,
     reward_options: dict[str, dict[str, Any]] | None = None,
+    prompt_aug_dir: str | Path | None = None,
+    prompt_aug_extender: str | None = None,
+    use_prompt_aug: bool | None = None,
 ) -> SweepConfig:
     """Read and validate a sweep configuration file (default: the analytic sweep).
 
@@ -76,7 +79,9 @@ def load_config(
     ``metric`` when it named one of those), ``metric`` names the summary's metric, and ``reward_options`` (``{name: {key: value}}``) update the options of
     every reward of that name in the sweep: its search reward, the entries' own rewards and
     the evaluators (one flag points every use of a model at its checkpoint). A name that no
-    reward of the sweep has is an error.
+    reward of the sweep has is an error. ``prompt_aug_dir`` (VBench-2.0's ``prompts`` folder,
+    relative to the working folder) and ``prompt_aug_extender`` attach VBench-2.0's rewrites
+    to the prompts file's records; ``use_prompt_aug`` ``False`` sends ``prompt_en`` anyway.
     """
     path = resolve_config_path(name_or_path)
     data = read_json(path, "config")
@@ -91,6 +96,12 @@ def load_config(
             data["dimension"] = dimension
         if max_prompts is not None:
             data["max_prompts"] = max_prompts
+        if prompt_aug_dir is not None:
+            data["prompt_aug_dir"] = str(Path(prompt_aug_dir).resolve())
+        if prompt_aug_extender is not None:
+            data["prompt_aug_extender"] = prompt_aug_extender
+        if use_prompt_aug is not None:
+            data["use_prompt_aug"] = use_prompt_aug
         if evaluators:
             data["evaluators"] = [{"name": n, "options": o} for n, o in evaluators]
             names = {"oracle", "reward", *(n for n, _ in evaluators)}

@@ -11,8 +11,11 @@ search (:func:`searchkit.bench.runner.check_runs`).
 The key hashes what makes a run: the world (backend, reward, steps), the strategy's name,
 label and fixed options (a preset's included), what the entry changes in the world (its
 solver, its search reward; absent when it changes nothing, so earlier sweeps keep their
-keys), the budget (in NFE, or in FLOPs in a FLOP sweep), the prompt and the seed. Results are matched to planned runs by key, so
-resuming never repeats a finished run and a changed world never reuses a stale one.
+keys), the budget (in NFE, or in FLOPs in a FLOP sweep), the prompt (its ``prompt_en``) and the seed,
+and, where the model receives another text (a ``prompt_aug``), that text too (absent
+otherwise, so earlier sweeps keep their keys): a run conditioned on a rewrite is another run.
+Results are matched to planned runs by key, so resuming never repeats a finished run and a
+changed world never reuses a stale one.
 
 An entry with its own solver is sized against the profile of the backend with that solver.
 """
@@ -54,6 +57,13 @@ class Run:
     #: expected FLOPs there; ``None`` in NFE sweeps.
     budget_flops: float | None = None
     expected_flops: float | None = None
+    #: The text the model receives where it is not ``prompt`` (a ``prompt_aug``), else ``None``.
+    sent_prompt: str | None = None
+
+    @property
+    def model_prompt(self) -> str:
+        """What the model and the search reward receive: ``sent_prompt``, else ``prompt``."""
+        return self.prompt if self.sent_prompt is None else self.sent_prompt
 
     @property
     def size(self) -> int | None:
@@ -77,6 +87,7 @@ def run_key(
     seed: int,
     overrides: dict[str, Any] | None = None,
     budget_flops: float | None = None,
+    sent_prompt: str | None = None,
 ) -> str:
     key = {
         "world": world,
@@ -91,6 +102,8 @@ def run_key(
         key["overrides"] = overrides
     if budget_flops is not None:  # absent in NFE sweeps, so their keys stay as they were
         key["budget_flops"] = budget_flops
+    if sent_prompt is not None:  # absent where the model receives the prompt itself
+        key["prompt_sent"] = sent_prompt
     return digest(key)
 
 
@@ -185,7 +198,7 @@ def world_flop_rates(config: SweepConfig) -> dict[str, FlopRates]:
                 backend,
                 **({} if reward is None else dict(reward.options)),
             )
-            by_world[key] = flop_rates(backend, built, config.prompts[0].text)
+            by_world[key] = flop_rates(backend, built, config.model_prompt(config.prompts[0]))
         rates[spec.label] = by_world[key]
     return rates
 
@@ -213,6 +226,8 @@ def plan_sweep(
         for index, prompt in enumerate(config.prompts):
             if seed not in config.seeds_for(prompt):
                 continue
+            sent = config.model_prompt(prompt)
+            sent = None if sent == prompt.text else sent
             for label, strategy, budget, expected, budget_flops, flops in sized:
                 spec = specs[label]
                 key = run_key(
@@ -225,6 +240,7 @@ def plan_sweep(
                     seed,
                     spec.overrides,
                     budget_flops,
+                    sent,
                 )
                 runs.append(
                     Run(
@@ -241,6 +257,7 @@ def plan_sweep(
                         spec.reward,
                         budget_flops,
                         flops,
+                        sent,
                     )
                 )
     return runs

@@ -126,7 +126,7 @@ class Worlds:
         """The world of ``run``, warmed up (:func:`warm_up`) before its first search."""
         world = self.world(run.solver, run.reward)
         if id(world) not in self._warm:
-            warm_up(world, run.prompt)
+            warm_up(world, run.model_prompt)
             self._warm.add(id(world))
         return world
 
@@ -191,7 +191,10 @@ def versions() -> dict[str, str]:
 def execute(run: Run, world: World, *, with_video: bool = False) -> Any:
     """Run one search, grade its output with the oracle and the evaluators, return its row.
 
-    The row's ``seconds`` are the search's (``run`` includes grading); each evaluator's
+    The search (and its search reward) receives ``run.model_prompt`` (a ``prompt_aug`` where
+    the sweep sends one, then recorded as ``prompt_sent``); the oracle and the evaluators
+    grade against the prompt itself (``prompt_en``), as VBench-2.0 grades a rewritten
+    prompt's video. The row's ``seconds`` are the search's (``run`` includes grading); each evaluator's
     scores and time are under ``evaluators`` (present when the sweep has evaluators). The
     row records the solver its backend sampled with and its search reward
     (``search_reward``: name and options). With ``with_video`` the result is ``(row,
@@ -199,11 +202,11 @@ def execute(run: Run, world: World, *, with_video: bool = False) -> Any:
     """
     started = time.perf_counter()
     backend = world.backend
-    result = run.strategy.run(backend, world.reward, run.prompt, seed=run.seed)
+    result = run.strategy.run(backend, world.reward, run.model_prompt, seed=run.seed)
     oracle = None
     if backend.has_oracle:
         oracle = float(backend.oracle(result.latents[None], run.prompt)[0])
-    graded = evaluate(world.evaluators, backend, result)
+    graded = evaluate(world.evaluators, backend, result, prompt=run.prompt)
     cost = result.cost
     spec = world.reward_spec
     row = {
@@ -216,6 +219,8 @@ def execute(run: Run, world: World, *, with_video: bool = False) -> Any:
         "budget_nfe": run.budget_nfe,
         "expected_nfe": run.expected_nfe,
         "prompt": run.prompt,
+        # only where the model received another text, so earlier rows keep their fields
+        **({"prompt_sent": run.sent_prompt} if run.sent_prompt is not None else {}),
         "prompt_index": run.prompt_index,
         "prompt_dimensions": list(run.prompt_dimensions),
         "seed": run.seed,

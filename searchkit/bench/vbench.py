@@ -27,7 +27,8 @@ format of ``VBench2_full_info.json`` (where ``dimension`` is a list; the ``promp
 files of VBench-2.0 give a bare string, also accepted). Other keys (``auxiliary_info``) are
 ignored. VBench-2.0 ships augmented prompts as separate text files (``prompts/prompt_aug``)
 and asks that videos still be named by the original prompt; here a record may carry its
-augmented prompt as ``"prompt_aug"`` (our extension): the model receives ``prompt_aug`` (unless
+augmented prompt as ``"prompt_aug"`` (our extension; :mod:`searchkit.bench.augmented` attaches
+VBench-2.0's own from its text files): the model receives ``prompt_aug`` (unless
 ``augmented=False``) and the file is named from ``prompt_en``.
 
 Refused with an error naming the file and record, before any compute: a dimension outside
@@ -51,6 +52,7 @@ from pathlib import Path
 import attrs
 import torch
 
+from searchkit.bench.augmented import AugmentedPrompts, attach_augmented
 from searchkit.errors import FileFormatError, InputError, OutputFolderError
 from searchkit.files import atomic_write, atomic_write_json, read_json
 
@@ -69,11 +71,11 @@ DIMENSIONS: tuple[str, ...] = (
     "Complex_Plot",
     "Camera_Motion",
     "Motion_Rationality",
+    "Instance_Preservation",
     "Mechanics",
     "Thermotics",
     "Material",
     "Multi-View_Consistency",
-    "Instance_Preservation",
 )
 #: Videos per prompt, and per prompt of a record whose first dimension is Diversity.
 SAMPLES_PER_PROMPT: int = 3
@@ -131,10 +133,18 @@ def samples_per_prompt(dimensions: Sequence[str]) -> int:
     return DIVERSITY_SAMPLES if dimensions and dimensions[0] == "Diversity" else SAMPLES_PER_PROMPT
 
 
-def load_vbench_prompts(path: str | os.PathLike) -> tuple[VBenchRecord, ...]:
-    """The records of a VBench-2.0 prompt file, validated (see the module docstring)."""
+def load_vbench_prompts(
+    path: str | os.PathLike, augmented: AugmentedPrompts | None = None
+) -> tuple[VBenchRecord, ...]:
+    """The records of a VBench-2.0 prompt file, validated (see the module docstring).
+
+    ``augmented`` gives every record its ``prompt_aug`` from VBench-2.0's text files
+    (:mod:`searchkit.bench.augmented`).
+    """
     path = Path(path)
     records = read_json(path, "prompts file")
+    if augmented is not None:
+        records = attach_augmented(records, augmented, f"prompts file {str(path)!r}")
     if not isinstance(records, list) or not records:
         raise FileFormatError(
             f"prompts file {str(path)!r} must hold a non-empty JSON list of records"

@@ -26,7 +26,9 @@ same seed gives the same video) and never writes a row twice.
 Before any compute, :meth:`SweepVideos.prepare` refuses prompts that VBench-2.0 could not
 grade (no dimension, an unknown one, a name no file system stores), a label that is not a
 folder name, and a configuration folder that holds videos of another configuration (its
-``.searchkit/run.json`` differs in anything but the seeds; seeds may be added).
+``.searchkit/run.json`` differs in anything but the seeds; seeds may be added). Videos made
+from rewritten prompts (``prompt_aug``) are another configuration than those of the
+originals, though named alike.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ class SweepVideos:
             slots.setdefault((slot.prompt_en, slot.index), []).append(slot)
         described: dict[str, dict[str, Any]] = {}
         specs = {spec.label: spec for spec in config.strategies}
+        # videos of rewritten prompts and of the originals share names: never one folder
+        sent = any(run.sent_prompt is not None for run in runs)
         for run in runs:
             folder = configuration_folder(run.label, run.budget_nfe)
             if folder not in described:
@@ -180,6 +184,8 @@ class SweepVideos:
                     "num_steps": config.num_steps,
                     "reward": None if config.reward is None else config.reward.to_dict(),
                     **specs[run.label].overrides,
+                    # only where rewrites are sent, so earlier folders keep their claims
+                    **({"prompt_aug": True} if sent else {}),
                     "fps": fps,
                     "seeds": list(config.seeds),
                 }

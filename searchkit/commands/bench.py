@@ -28,7 +28,7 @@ import sys
 
 from searchkit import argtypes
 from searchkit.fielddoc import strip_markup
-from searchkit.options import add_evaluator_arguments
+from searchkit.options import add_augmented_arguments, add_evaluator_arguments
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
@@ -105,6 +105,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         metavar="N",
         help="keep the first N prompts of --prompts-file",
     )
+    add_augmented_arguments(parser)
     parser.add_argument(
         "--model-path",
         default=None,
@@ -200,6 +201,9 @@ def main(args: argparse.Namespace) -> int:
         evaluators=parse_evaluators(args.evaluator, args.evaluator_opt),
         metric=args.metric,
         reward_options=_reward_options(args.reward_opt),
+        prompt_aug_dir=args.augmented_prompts,
+        prompt_aug_extender=args.extender,
+        use_prompt_aug=False if args.no_augmented else None,
     )
     if args.executor != "ray" and args.address is not None:
         raise InputError("--address is for --executor ray")

@@ -23,6 +23,7 @@ from searchkit import argtypes
 from searchkit.errors import BudgetError, InputError
 from searchkit.fielddoc import strip_markup
 from searchkit.options import (
+    add_augmented_arguments,
     add_config_arguments,
     add_evaluator_arguments,
     config_from_arguments,
@@ -125,11 +126,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     vbench.add_argument(
         "--vbench-out", default=None, metavar="DIR", help="root of the per-dimension video folders"
     )
-    vbench.add_argument(
-        "--no-augmented",
-        action="store_true",
-        help="send prompt_en even where a record has prompt_aug",
-    )
+    add_augmented_arguments(vbench)
     vbench.add_argument(
         "--check-only", action="store_true", help="report missing and stray files; generate nothing"
     )
@@ -147,6 +144,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.prompts_file is not None or args.vbench_out is not None:
         return _main_vbench(args)
+    if args.augmented_prompts is not None or args.extender is not None:
+        raise InputError("--augmented-prompts and --extender apply with --prompts-file only")
     if args.out is None:
         raise InputError("--out is required (or --prompts-file with --vbench-out)")
     check_output_folder(args.out)
@@ -282,8 +281,17 @@ def _main_vbench(args: argparse.Namespace) -> int:
         raise InputError(f"--format must be mp4 for VBench-2.0 output, got {args.format!r}")
     if not args.check_only:
         check_output_folder(args.vbench_out, "--vbench-out folder")
+    if args.extender is not None and args.augmented_prompts is None:
+        raise InputError(
+            f"--extender {args.extender!r} needs --augmented-prompts (VBench-2.0's prompts folder)"
+        )
+    augmented = None
+    if args.augmented_prompts is not None:
+        from searchkit.bench.augmented import DEFAULT_EXTENDER, AugmentedPrompts
+
+        augmented = AugmentedPrompts(args.augmented_prompts, args.extender or DEFAULT_EXTENDER)
     plan = vbench.plan_videos(
-        vbench.load_vbench_prompts(args.prompts_file),
+        vbench.load_vbench_prompts(args.prompts_file, augmented),
         seed=args.seed,
         augmented=not args.no_augmented,
     )
@@ -301,6 +309,8 @@ def _main_vbench(args: argparse.Namespace) -> int:
                 "budget_nfe": args.budget_nfe,
                 "fps": args.fps,
                 "augmented": not args.no_augmented,
+                # only where given, so that earlier output folders are still claimed as theirs
+                **({"extender": augmented.extender} if augmented is not None else {}),
             },
         )
         for slot in plan:
