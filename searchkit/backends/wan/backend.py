@@ -46,7 +46,6 @@ class WanBackend(DiffusersBackend):
     """
 
     name = "wan"
-    family_name = "Wan"
     options_class = WanOptions
     layout = LAYOUT
     pipeline_class_name = "WanPipeline"
