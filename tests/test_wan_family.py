@@ -179,12 +179,19 @@ def test_a14b_without_transformer_refuses_a_step_above_the_boundary_before_compu
             r"\(boundary_ratio 0.875 x 1000\); this WanPipeline has no transformer",
         ):
             _backend(pipe, A14B)
-        # a flow schedule starts at t = 999 whatever the solver and the number of steps
-        with pytest.raises(ValueError, match="boundary_ratio=1.0 runs transformer_2"):
-            _backend(pipe, A14B, solver="euler", num_steps=2)
     finally:
         hook.remove()
     assert calls == []  # refused when the backend is built, before any forward
+    # FlowMatchEuler starts at t = 1000: at the boundary even with boundary_ratio 1.0
+    pipe.register_to_config(boundary_ratio=1.0)
+    with pytest.raises(
+        ValueError, match=r"step 0 of 2 runs at timestep 1000, at or above the boundary 1000"
+    ):
+        _backend(pipe, A14B, solver="euler", num_steps=2)
+    assert _backend(pipe, A14B, solver="unipc", num_steps=2).expert_schedule() == (
+        "transformer_2",
+        "transformer_2",
+    )
     pipe.transformer_2 = None
     with pytest.raises(ValueError, match=r"lacks transformer \(only a two-expert pipeline"):
         WanBackend.from_pipeline(pipe)

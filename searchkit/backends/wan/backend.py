@@ -13,8 +13,9 @@ own, each step matching ``WanPipeline.__call__``:
   ``transformer_2`` the others with ``guidance_scale_2`` (default ``guidance_scale``);
   guidance runs when ``guidance_scale > 1``, for both experts, as in the pipeline. A
   pipeline without ``transformer`` runs ``transformer_2`` alone, as ``WanPipeline`` does:
-  every step must then fall below the boundary (``boundary_ratio=1.0`` puts all of them
-  there), which is checked when the backend is built, naming the first step that does not;
+  every step must then fall below the boundary (``boundary_ratio=1.0`` puts all UniPC and
+  DPM-Solver steps there), which is checked when the backend is built, naming the first
+  step that does not;
 * decoding: the de-normalisation ``z / (1 / std) + mean`` with the VAE's ``latents_mean``
   and ``latents_std`` (16 channels for Wan2.1 and A14B, 48 for TI2V-5B, whose VAE also
   un-patchifies 2x2 pixels), then ``[-1, 1]`` to ``[0, 1]`` as diffusers' video processor
@@ -130,8 +131,9 @@ class WanBackend(DiffusersBackend):
                     f"{self._pipe.scheduler.config.num_train_timesteps}); this WanPipeline has "
                     "no transformer (the high-noise expert) and transformer_2 takes only "
                     "timesteps below the boundary: load the pipeline with its transformer, or "
-                    "raise boundary_ratio above every step (boundary_ratio=1.0 runs "
-                    "transformer_2 on every step)"
+                    "raise boundary_ratio until every step is below it (1.0 does for the "
+                    "unipc and sde-dpmsolver++ schedules, which start at 999; euler's starts "
+                    "at 1000)"
                 )
 
     # -- the family's step ---------------------------------------------------------------
