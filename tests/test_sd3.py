@@ -62,7 +62,7 @@ def _pipeline_images(pipe, scheduler, **call):
 
 
 # -- parity with StableDiffusion3Pipeline -------------------------------------------------------------
-@pytest.mark.parametrize("solver", ["pipeline", "unipc"])
+@pytest.mark.parametrize("solver", ["pipeline", "euler", "unipc"])
 def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver) -> None:
     backend = _backend(pipe, solver=solver, guidance_scale=5.0)
     latents, image = _pipeline_images(pipe, backend.make_scheduler(), guidance_scale=5.0)

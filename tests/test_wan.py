@@ -97,8 +97,8 @@ def test_baseline_reproduces_the_pipeline_bit_for_bit(pipe, solver, negative) ->
     assert torch.equal(result.video, torch.from_numpy(frames[0]))
     assert result.video.shape == (9, 16, 16, 3)
     assert result.cost.particle_steps == 4 and result.cost.nfe == 8
-    # guidance batched (cond and uncond in one forward): float rounding only, observed about
-    # 1.4e-6 here, within the 1e-5 that parity asks of batched guidance
+    # guidance batched (cond and uncond in one forward): float rounding only, observed 1.3e-6
+    # to 2.9e-6 over these cases, within the 1e-5 that parity asks of batched guidance
     assert 0 < (batched - latents[0]).abs().max() < 1e-5
 
 

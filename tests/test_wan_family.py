@@ -15,6 +15,7 @@ import torch
 from searchkit import Baseline, SearchContext
 from searchkit.backend import ComputeProfile
 from searchkit.backends import WanBackend
+from searchkit.backends.common.family import Expert, pick_expert
 from searchkit.backends.wan import TINY_VARIANTS, tiny_pipeline
 from searchkit.registry import STRATEGIES, get_strategy
 from searchkit.rewards.pixel import PixelReward
@@ -134,6 +135,78 @@ def test_a14b_reproduces_the_pipeline_and_switches_experts_at_the_same_step(pipe
     batched = _backend(pipe, A14B, **options)
     again = Baseline().run(batched, PixelReward(batched), PROMPT, seed=7).latents
     assert 0 < (again - latents).abs().max() < BATCH_TOL
+
+
+def _low_noise_only(boundary_ratio: float):
+    """The tiny A14B pipeline without its high-noise expert, as ``WanPipeline`` accepts it."""
+    pipe = tiny_pipeline(seed=0, variant=A14B)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.transformer = None
+    pipe.register_to_config(boundary_ratio=boundary_ratio)
+    return pipe
+
+
+def test_a14b_without_transformer_runs_transformer_2_alone_as_the_pipeline_does() -> None:
+    pipe = _low_noise_only(1.0)  # boundary 1000: every step (the first at 999) is below it
+    options = {"solver": "unipc", "flow_shift": 3.0, "guidance_scale": 4.0, "guidance_scale_2": 3.0}
+    backend = _backend(pipe, A14B, cfg_batched=False, **options)
+    assert backend.expert_schedule() == ("transformer_2",) * 6
+    assert backend.latent_shape == (16, 2, 2, 2) and backend.transformer is pipe.transformer_2
+    assert backend.config_dict()["model"]["experts"] == [
+        {"name": "transformer_2", "guidance_scale": 3.0, "boundary": None, "below": 1000.0}
+    ]
+    pipeline_calls: list[str] = []
+    latents, frames = _pipeline_run(
+        pipe, backend, A14B, pipeline_calls, guidance_scale=4.0, guidance_scale_2=3.0
+    )
+    result = Baseline().run(backend, PixelReward(backend), PROMPT, seed=7)
+    assert torch.equal(result.latents, latents) and torch.equal(result.video, frames)
+    assert pipeline_calls == ["transformer_2"] * 12
+    assert dict(backend.forwards) == {"transformer_2": 12} and result.cost.nfe == 12
+    batched = _backend(pipe, A14B, **options)
+    again = Baseline().run(batched, PixelReward(batched), PROMPT, seed=7).latents
+    assert 0 < (again - latents).abs().max() < BATCH_TOL
+
+
+def test_a14b_without_transformer_refuses_a_step_above_the_boundary_before_compute() -> None:
+    pipe = _low_noise_only(0.875)
+    calls: list[str] = []
+    hook = pipe.transformer_2.register_forward_hook(lambda *_: calls.append("transformer_2"))
+    try:
+        with pytest.raises(
+            ValueError,
+            match=r"step 0 of 6 runs at timestep 999, at or above the boundary 875 "
+            r"\(boundary_ratio 0.875 x 1000\); this WanPipeline has no transformer",
+        ):
+            _backend(pipe, A14B)
+    finally:
+        hook.remove()
+    assert calls == []  # refused when the backend is built, before any forward
+    # FlowMatchEuler starts at t = 1000: at the boundary even with boundary_ratio 1.0
+    pipe.register_to_config(boundary_ratio=1.0)
+    with pytest.raises(
+        ValueError, match=r"step 0 of 2 runs at timestep 1000, at or above the boundary 1000"
+    ):
+        _backend(pipe, A14B, solver="euler", num_steps=2)
+    assert _backend(pipe, A14B, solver="unipc", num_steps=2).expert_schedule() == (
+        "transformer_2",
+        "transformer_2",
+    )
+    pipe.transformer_2 = None
+    with pytest.raises(ValueError, match=r"lacks transformer \(only a two-expert pipeline"):
+        WanBackend.from_pipeline(pipe)
+
+
+def test_an_expert_bounded_from_above_takes_only_the_timesteps_below() -> None:
+    low = Expert("transformer_2", None, 3.0, below=875.0)
+    assert low.takes(torch.tensor(874.9)) and not low.takes(torch.tensor(875.0))
+    assert pick_expert((low,), torch.tensor(600)) is low
+    with pytest.raises(
+        ValueError, match=r"no expert takes timestep 999 \(transformer_2 takes t < 875\)"
+    ):
+        pick_expert((low,), torch.tensor(999))
+    high = Expert("transformer", None, 4.0, boundary=875.0)
+    assert high.describe() == "transformer takes 875 <= t"
 
 
 def test_a14b_second_guidance_scale_defaults_to_the_first(pipes) -> None:

@@ -9,7 +9,8 @@ geometry and its checkpoint layout (see :mod:`searchkit.backends.common.family`)
 
 The package, one job per module:
 
-* :mod:`~searchkit.backends.common.options`: validators, dtype names, build arguments;
+* :mod:`~searchkit.backends.common.options`: :class:`DiffusersOptions`, the options every
+  family shares, its validators, dtype names, build arguments;
 * :mod:`~searchkit.backends.common.checkpoint`: checkpoint layouts, checked without loading;
 * :mod:`~searchkit.backends.common.family`: what a family supplies; experts;
 * :mod:`~searchkit.backends.common.constructors`: from a pipeline, a folder, the tiny model;
@@ -20,15 +21,25 @@ The package, one job per module:
 from searchkit.backends.common.backend import DiffusersBackend
 from searchkit.backends.common.checkpoint import CheckpointLayout, check_layout
 from searchkit.backends.common.family import Expert, TextEncoding
-from searchkit.backends.common.options import DIFFUSERS_SOLVERS, PIPELINE_SOLVER, parse_dtype
+from searchkit.backends.common.options import (
+    DIFFUSERS_SOLVERS,
+    PIPELINE_SOLVER,
+    DiffusersOptions,
+    family_default,
+    family_options,
+    parse_dtype,
+)
 
 __all__ = [
     "DIFFUSERS_SOLVERS",
     "PIPELINE_SOLVER",
     "CheckpointLayout",
     "DiffusersBackend",
+    "DiffusersOptions",
     "Expert",
     "TextEncoding",
     "check_layout",
+    "family_default",
+    "family_options",
     "parse_dtype",
 ]

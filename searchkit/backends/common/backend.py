@@ -101,7 +101,7 @@ class DiffusersBackend(Constructors, Backend):
     def _offload_target(self, device: torch.device | str | None) -> torch.device:
         if device is not None:
             return torch.device(device)
-        current = self._pipe.transformer.device
+        current = self._denoiser().device
         return current if current.type != "cpu" else default_device()
 
     def with_options(self, **changes: Any) -> DiffusersBackend:
@@ -144,6 +144,11 @@ class DiffusersBackend(Constructors, Backend):
         """The denoisers, high noise first; by default the pipeline's one ``transformer``."""
         return (Expert("transformer", self._pipe.transformer, self.options.guidance_scale),)
 
+    def _denoiser(self) -> Any:
+        """The denoiser whose configuration and placement stand for the model's (the
+        pipeline's ``transformer``; a family whose pipeline may lack it names another)."""
+        return self._pipe.transformer
+
     def _encode(self, prompt: str) -> TextEncoding:
         raise NotImplementedError
 
@@ -170,7 +175,8 @@ class DiffusersBackend(Constructors, Backend):
 
     @property
     def transformer(self) -> Any:
-        return self._pipe.transformer
+        """The pipeline's denoiser (of a two-expert model, the first one it has)."""
+        return self._denoiser()
 
     @property
     def experts(self) -> tuple[Expert, ...]:
@@ -367,9 +373,14 @@ class DiffusersBackend(Constructors, Backend):
                 **json.loads(scheduler.to_json_string()),
             }
         model = self._model_summary()
-        if len(self._experts) > 1:
+        if len(self._experts) > 1 or self._experts[0].below is not None:
             model["experts"] = [
-                {"name": e.name, "guidance_scale": e.guidance_scale, "boundary": e.boundary}
+                {
+                    "name": e.name,
+                    "guidance_scale": e.guidance_scale,
+                    "boundary": e.boundary,
+                    **({} if e.below is None else {"below": e.below}),
+                }
                 for e in self._experts
             ]
         return {"name": self.name, **options, "model": model, "source": self.source}

@@ -22,7 +22,7 @@ from searchkit.backends.common.checkpoint import (
     default_device,
     dtype_keyword,
 )
-from searchkit.backends.common.options import check_build_arguments, options_from, parse_dtype
+from searchkit.backends.common.options import check_build_arguments, parse_dtype
 
 
 class Constructors:
@@ -30,8 +30,6 @@ class Constructors:
 
     name: ClassVar[str]
     options_class: ClassVar[type]
-    #: Names the family in option errors ("Wan", "SD3").
-    family_name: ClassVar[str]
     #: diffusers class names of the family's pipeline and VAE (imported lazily).
     pipeline_class_name: ClassVar[str]
     vae_class_name: ClassVar[str]
@@ -43,7 +41,7 @@ class Constructors:
     @classmethod
     def options_from(cls, **options: Any) -> Any:
         """The family's options from keyword options, naming any unknown one."""
-        return options_from(cls.options_class, cls.family_name, options)
+        return cls.options_class.from_options(**options)
 
     @classmethod
     def check_checkpoint(cls, path: str | Path) -> Path:

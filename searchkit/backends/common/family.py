@@ -45,16 +45,26 @@ class Expert:
 
     The expert denoises timesteps ``t >= boundary`` (compared as the pipeline compares them,
     tensor against number); ``boundary=None`` takes every timestep that reaches it. Experts
-    are tried in order, so a two-expert model lists its high-noise expert first.
+    are tried in order, so a two-expert model lists its high-noise expert first. ``below``
+    bounds the expert from above (``t < below``): a low-noise expert whose high-noise
+    partner the pipeline leaves out takes only the timesteps under their boundary.
     """
 
     name: str
     model: Any
     guidance_scale: float
     boundary: float | None = None
+    below: float | None = None
 
     def takes(self, timestep: torch.Tensor) -> bool:
-        return self.boundary is None or bool(timestep >= self.boundary)
+        above = self.boundary is None or bool(timestep >= self.boundary)
+        return above and (self.below is None or bool(timestep < self.below))
+
+    def describe(self) -> str:
+        """The timesteps this expert takes, in words (for errors)."""
+        low = "" if self.boundary is None else f"{self.boundary:g} <= "
+        high = "" if self.below is None else f" < {self.below:g}"
+        return f"{self.name} takes {low}t{high}" if low or high else f"{self.name} takes every t"
 
 
 def pick_expert(experts: tuple[Expert, ...], timestep: torch.Tensor) -> Expert:
@@ -62,7 +72,8 @@ def pick_expert(experts: tuple[Expert, ...], timestep: torch.Tensor) -> Expert:
     for expert in experts:
         if expert.takes(timestep):
             return expert
-    raise ValueError(f"no expert takes timestep {float(timestep)}")  # the last one takes all
+    ranges = "; ".join(expert.describe() for expert in experts)
+    raise ValueError(f"no expert takes timestep {float(timestep):g} ({ranges})")
 
 
 def rows(text: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:

@@ -98,7 +98,6 @@ class SD3Backend(DiffusersBackend):
     """Stable Diffusion 3 text-to-image (diffusers components) behind the backend interface."""
 
     name = "sd3"
-    family_name = "SD3"
     options_class = SD3Options
     layout = LAYOUT
     pipeline_class_name = "StableDiffusion3Pipeline"

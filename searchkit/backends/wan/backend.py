@@ -11,7 +11,11 @@ own, each step matching ``WanPipeline.__call__``:
 * experts: Wan2.2 T2V-A14B's high-noise ``transformer`` takes the timesteps
   ``t >= boundary_ratio * num_train_timesteps`` with ``guidance_scale``, the low-noise
   ``transformer_2`` the others with ``guidance_scale_2`` (default ``guidance_scale``);
-  guidance runs when ``guidance_scale > 1``, for both experts, as in the pipeline;
+  guidance runs when ``guidance_scale > 1``, for both experts, as in the pipeline. A
+  pipeline without ``transformer`` runs ``transformer_2`` alone, as ``WanPipeline`` does:
+  every step must then fall below the boundary (``boundary_ratio=1.0`` puts all UniPC and
+  DPM-Solver steps there), which is checked when the backend is built, naming the first
+  step that does not;
 * decoding: the de-normalisation ``z / (1 / std) + mean`` with the VAE's ``latents_mean``
   and ``latents_std`` (16 channels for Wan2.1 and A14B, 48 for TI2V-5B, whose VAE also
   un-patchifies 2x2 pixels), then ``[-1, 1]`` to ``[0, 1]`` as diffusers' video processor
@@ -46,7 +50,6 @@ class WanBackend(DiffusersBackend):
     """
 
     name = "wan"
-    family_name = "Wan"
     options_class = WanOptions
     layout = LAYOUT
     pipeline_class_name = "WanPipeline"
@@ -72,7 +75,7 @@ class WanBackend(DiffusersBackend):
         vae_config = pipe.vae.config
         self._temporal = int(getattr(vae_config, "scale_factor_temporal", 4) or 4)
         self._spatial = int(getattr(vae_config, "scale_factor_spatial", 8) or 8)
-        self._patch = tuple(pipe.transformer.config.patch_size)
+        self._patch = tuple(self._denoiser().config.patch_size)
         self._expand_timesteps = bool(pipe.config.get("expand_timesteps", False))
         multiple_h, multiple_w = self._spatial * self._patch[1], self._spatial * self._patch[2]
         if opts.height % multiple_h or opts.width % multiple_w:
@@ -97,17 +100,48 @@ class WanBackend(DiffusersBackend):
             return (Expert("transformer", pipe.transformer, opts.guidance_scale),)
         boundary = ratio * pipe.scheduler.config.num_train_timesteps
         second = opts.guidance_scale if opts.guidance_scale_2 is None else opts.guidance_scale_2
+        if pipe.transformer is None:  # the low-noise expert alone, below the boundary
+            return (Expert("transformer_2", pipe.transformer_2, second, below=boundary),)
         return (
             Expert("transformer", pipe.transformer, opts.guidance_scale, boundary),
             Expert("transformer_2", pipe.transformer_2, second),
         )
+
+    def _denoiser(self) -> Any:
+        pipe = self._pipe
+        return pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+
+    def refresh_placement(self) -> None:
+        super().refresh_placement()
+        if self._pipe.transformer is None:
+            self._check_low_noise_steps()
+
+    def _check_low_noise_steps(self) -> None:
+        """Without ``transformer`` every step must fall below the boundary, where
+        ``transformer_2`` takes it; refused here, before any compute, naming the first step
+        at or above it (``WanPipeline`` would fail at that step)."""
+        boundary = self._experts[0].below
+        timesteps = self.make_scheduler().timesteps
+        for step, t in enumerate(timesteps):
+            if t >= boundary:
+                ratio = self._pipe.config.get("boundary_ratio")
+                raise ValueError(
+                    f"step {step} of {len(timesteps)} runs at timestep {float(t):g}, at or "
+                    f"above the boundary {boundary:g} (boundary_ratio {ratio} x "
+                    f"{self._pipe.scheduler.config.num_train_timesteps}); this WanPipeline has "
+                    "no transformer (the high-noise expert) and transformer_2 takes only "
+                    "timesteps below the boundary: load the pipeline with its transformer, or "
+                    "raise boundary_ratio until every step is below it (1.0 does for the "
+                    "unipc and sde-dpmsolver++ schedules, which start at 999; euler's starts "
+                    "at 1000)"
+                )
 
     # -- the family's step ---------------------------------------------------------------
     @property
     def latent_shape(self) -> tuple[int, ...]:
         opts = self.options
         return (
-            int(self._pipe.transformer.config.in_channels),
+            int(self._denoiser().config.in_channels),
             (opts.num_frames - 1) // self._temporal + 1,
             opts.height // self._spatial,
             opts.width // self._spatial,
@@ -181,7 +215,7 @@ class WanBackend(DiffusersBackend):
         return mean, inv_std
 
     def _model_summary(self) -> dict[str, Any]:
-        transformer = self._pipe.transformer.config
+        transformer = self._denoiser().config
         return {
             "num_layers": int(transformer.num_layers),
             "dim": int(transformer.num_attention_heads * transformer.attention_head_dim),

@@ -75,18 +75,26 @@ def _check_ratio(ratio: object, what: str) -> None:
 
 def check_pipeline(pipe: Any) -> None:
     """``pipe`` must be a text-to-video ``WanPipeline`` with every component present; a
-    two-expert one needs both transformers and a boundary ratio."""
-    missing = missing_components(
-        pipe, ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
-    )
+    two-expert one needs a boundary ratio and ``transformer_2``, and may leave out
+    ``transformer`` (its low-noise expert then runs alone, below the boundary, as in
+    ``WanPipeline``)."""
+    config = getattr(pipe, "config", {})
+    ratio = config.get("boundary_ratio")
+    second = getattr(pipe, "transformer_2", None)
+    low_noise_only = ratio is not None and second is not None
+    needed = ("vae", "text_encoder", "tokenizer", "scheduler")
+    missing = missing_components(pipe, needed if low_noise_only else ("transformer", *needed))
     if missing:
         raise ValueError(
             f"pipe must be a diffusers WanPipeline with all components; "
             f"{type(pipe).__name__} lacks {', '.join(missing)}"
+            + (
+                " (only a two-expert pipeline, with transformer_2 and boundary_ratio, may "
+                "leave transformer out)"
+                if "transformer" in missing
+                else ""
+            )
         )
-    config = getattr(pipe, "config", {})
-    ratio = config.get("boundary_ratio")
-    second = getattr(pipe, "transformer_2", None)
     if ratio is not None:
         _check_ratio(ratio, "the pipeline's boundary_ratio")
         if second is None:

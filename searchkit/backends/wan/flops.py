@@ -55,7 +55,9 @@ class WanFlops:
         return None if one is None else n * one
 
     def _count_forward(self, batch: int) -> int:
-        transformer = self._model("transformer")
+        # the first expert the pipeline has: a two-expert model's share one architecture
+        first = "transformer" if self._pipe.transformer is not None else "transformer_2"
+        transformer = self._model(first)
         config = transformer.config
         dtype = next(transformer.parameters()).dtype
         latents = meta_empty((batch, *self._latent_shape), dtype)
