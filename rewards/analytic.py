@@ -51,7 +51,15 @@ class _AnalyticWorldReward(Reward):
 
 
 class AnalyticReward(_AnalyticWorldReward):
-    """Closed-form rewards of the analytic world, on ``x0`` or on ``x_t``."""
+    """Closed-form rewards of the analytic world, on ``x0`` or on ``x_t``.
+
+    Args:
+        input: ``"x0"`` scores the predicted clean latent (on a finished output: the exact
+            oracle) or ``"latent"`` the noisy latent ``x_t`` (a weak latent-space baseline).
+        stands_for: the verifier it is charged as in FLOPs: ``"pixel"`` (a video verifier,
+            decode included; the default on ``x0``), ``"latent"`` (a latent reward model; the
+            default on ``x_t``) or ``"none"``.
+    """
 
     name = "analytic"
 
@@ -96,8 +104,10 @@ class ProxyVerifier(_AnalyticWorldReward):
     ``theta = misalignment`` (degrees) turns the quality direction away from the true one;
     ``e`` is a fixed random-feature function of the latent (``M`` features, length scale
     ``l`` in units of the latent's per-element spread): deterministic, so the same output
-    always gets the same score, of standard deviation ``noise`` over outputs, and varying
-    on the scale of the difference between two samples, so a search can climb it.
+    always gets the same score, of standard deviation ``noise`` over outputs. At the
+    default ``l = 0.1`` it varies over about a tenth of a sample's spread, so two different
+    outputs get nearly independent errors and the error has steep gradients: a search that
+    climbs the verifier (noise optimisation above all) climbs its error too.
 
     The defaults (``misalignment = 30``, ``noise = 0.7``, ``l = 0.1``) make the verifier
     rank two base-model outputs of one prompt as the oracle does 73% of the time (0.727 over
@@ -106,6 +116,15 @@ class ProxyVerifier(_AnalyticWorldReward):
     preference on its VideoGen-RewardBench (Liu et al. 2025, "Improving Video Generation
     with Human Feedback"). ``benchmarks/proxy_verifier.py`` measures it. ``misalignment = 0``
     and ``noise = 0`` give back :class:`AnalyticReward`.
+
+    Args:
+        input: ``"x0"`` (the predicted clean latent) or ``"latent"`` (the noisy ``x_t``).
+        misalignment: ``theta``, degrees between its quality direction and the true one.
+        noise: standard deviation of its error over outputs (0: no error).
+        length_scale: ``l``, how fast the error varies, in units of the latent's spread.
+        num_features: ``M``, random features of the error function.
+        verifier_seed: seed of the turned direction and the error function.
+        stands_for: the verifier it is charged as in FLOPs (as :class:`AnalyticReward`).
     """
 
     name = "analytic-proxy"

@@ -109,7 +109,17 @@ class CLIPScore(Reward):
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
     ) -> CLIPScore:
-        """Load a CLIP checkpoint folder or Hub id; every option is checked before any weight is read."""
+        """Load a CLIP checkpoint folder or Hub id; every option is checked before any weight is read.
+
+        Args:
+            path: a transformers CLIP folder or hub id (e.g. ``openai/clip-vit-large-patch14``).
+            num_frames: frames scored per video, uniformly spaced; ``None`` scores all of them.
+            max_batch: frames per forward of the image encoder (bounds memory, not the result).
+            clamp_at_zero: clip each video's score at 0 (torchmetrics' convention; off by
+                default).
+            device: where it runs (default: the backend's device).
+            dtype: ``bf16``/``fp16``/``fp32`` (default: float32).
+        """
         options = CLIPScoreOptions(
             num_frames=num_frames, max_batch=max_batch, clamp_at_zero=clamp_at_zero
         )

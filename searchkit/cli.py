@@ -112,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, UsageError):
             print(f"Run '{prog} --help' for the options.", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`searchkit list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

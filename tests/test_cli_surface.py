@@ -17,7 +17,7 @@ from searchkit.backends import AnalyticBackend
 from searchkit.cli import build_parser, main
 from searchkit.fielddoc import field_docs, plain, summary
 from searchkit.files import file_mode
-from searchkit.registry import BACKENDS, STRATEGIES
+from searchkit.registry import BACKENDS, REWARDS, STRATEGIES
 from searchkit.rewards import AnalyticReward
 
 from searchkit import RGRP  # isort: skip
@@ -96,6 +96,33 @@ def test_list_is_aligned_plain_text(capsys) -> None:
     assert len(rows) >= len(STRATEGIES.names()) + len(BACKENDS.names())
     starts = {re.match(r"  \S+\s+", row).end() for row in rows}
     assert len(starts) == 1  # every description starts in the same column
+
+
+@pytest.mark.parametrize("name", sorted({*STRATEGIES.names(), *BACKENDS.names(), *REWARDS.names()}))
+def test_list_name_documents_every_option_of_every_plugin(name, capsys) -> None:
+    assert main(["list", name]) == 0
+    out = capsys.readouterr().out
+    assert "(undocumented)" not in out and "``" not in out and ":class:" not in out
+    assert out.startswith(("strategy ", "reward ", "backend "))
+    assert "options, as " in out
+
+
+def test_list_name_lists_the_fields_with_their_defaults(capsys) -> None:
+    assert main(["list", "rgrp"]) == 0
+    out = capsys.readouterr().out
+    for field in attrs.fields(RGRP):
+        assert "--" + field.name.replace("_", "-") in out
+    assert "(default: 0.1)" in out  # beta
+    assert main(["list", "wan"]) == 0
+    wan = capsys.readouterr().out
+    for option in ("model_path", "tiny", "cpu_offload", "guidance_scale_2", "max_batch"):
+        assert f"  {option} " in wan
+
+
+def test_list_of_an_unknown_name_suggests_the_closest(capsys) -> None:
+    assert main(["list", "rgpr"]) == 2
+    err = capsys.readouterr().err
+    assert "'rgpr'" in err and "did you mean rgrp" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,14 @@ class LatentRewardModel(Reward):
 
     @classmethod
     def build(cls, backend: Backend, path: str | None = None, **options: Any) -> LatentRewardModel:
-        """For the CLI and builders: ``--reward latent-reward-model --reward-opt path=FOLDER``."""
+        """For the CLI and builders: ``--reward latent-reward-model --reward-opt path=FOLDER``.
+
+        Args:
+            path: a folder written by ``searchkit reward train`` (or :meth:`save_pretrained`).
+            input: what the model was trained to read, ``latent`` or ``x0``: checked against
+                its saved config (it cannot change at load time).
+            expect: config field -> value pairs the saved config must hold (checked, not set).
+        """
         if path is None:
             raise ValueError(
                 "latent-reward-model needs path=FOLDER, a trained model "

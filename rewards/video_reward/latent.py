@@ -161,7 +161,23 @@ class LatSearchLatentReward(Reward):
         max_batch: int = 4,
         checkpoint_step: int | None = None,
     ) -> LatSearchLatentReward:
-        """Load ``checkpoint_path`` (the paper's ``latent_reward.pt``) over a VideoReward folder."""
+        """Load ``checkpoint_path`` (the paper's ``latent_reward.pt``) over a VideoReward folder.
+
+        Args:
+            backbone_path: the released VideoReward folder or hub id the model is built on.
+            checkpoint_path: the latent reward checkpoint (the paper's ``latent_reward.pt``).
+            base_model: the Qwen2-VL base model's folder or hub id (default: the one the
+                VideoReward config names).
+            device: where it runs (default: the backend's device).
+            dtype: ``bf16``/``fp16``/``fp32`` (default: bfloat16 on a GPU, float32 on the CPU).
+            step_labels: the step labels the checkpoint was trained on (the paper's 200 to
+                600); scoring another step is an error before the search.
+            label_per_step: label of step index ``j`` is ``label_per_step * j`` (the paper's 20).
+            score_final: score a finished output with the highest label (true) or refuse to.
+            max_batch: latents per forward (bounds memory, not the result).
+            checkpoint_step: which ``checkpoint-<step>`` folder of the backbone (default: the
+                highest).
+        """
         if checkpoint_path is None:
             raise ValueError(
                 "checkpoint_path must name the latent reward checkpoint (latent_reward.pt)"

@@ -169,6 +169,18 @@ class VideoReward(Reward):
         names the hub id ``Qwen/Qwen2-VL-2B-Instruct``); ``checkpoint_step`` picks a
         ``checkpoint-<step>`` folder (default: the highest). ``dtype`` defaults to
         bfloat16 on a GPU (the released model's precision) and float32 on the CPU.
+
+        Args:
+            path: the released VideoReward folder (``model_config.json`` and its
+                ``checkpoint-<step>`` folders) or its hub id.
+            base_model: the Qwen2-VL base model's folder or hub id (default: the one its
+                ``model_config.json`` names).
+            device: where it runs (default: the backend's device).
+            dtype: ``bf16``/``fp16``/``fp32`` (default: bfloat16 on a GPU, float32 on the CPU).
+            normalize: map each dimension to ``(raw - mean) / std`` with the released
+                statistics (the paper's use); false for the raw head outputs.
+            max_batch: videos per forward (bounds memory, not the result).
+            checkpoint_step: which ``checkpoint-<step>`` folder (default: the highest).
         """
         device = parse_device(device)
         loaded = load_backbone_checkpoint(

@@ -66,13 +66,16 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--backend-opt",
         action="append",
         metavar="KEY=VALUE",
-        help="a backend option, e.g. num_steps=30 (repeatable; see 'searchkit list')",
+        help="a backend option, e.g. num_steps=30 (repeatable; 'searchkit list NAME' lists them)",
     )
     parser.add_argument(
         "--reward", default=None, metavar="NAME", help="reward name (default: the backend's own)"
     )
     parser.add_argument(
-        "--reward-opt", action="append", metavar="KEY=VALUE", help="a reward option (repeatable)"
+        "--reward-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a reward option (repeatable; 'searchkit list NAME' lists them)",
     )
     parser.add_argument(
         "--strategy",

@@ -144,7 +144,19 @@ class Constructors:
     ) -> Any:
         """Construct from command-line options: ``model_path`` loads a checkpoint, ``tiny=true``
         builds the small random model (``weights_seed`` picks its weights, default 0;
-        ``variant`` its family member)."""
+        ``variant`` its family member); every other option is one of the family's options.
+
+        Args:
+            model_path: a diffusers-format checkpoint folder (or a hub id the machine can
+                reach).
+            tiny: build the small random model of this family instead (tests, no weights).
+            dtype: the denoisers' and text encoders' dtype, ``bf16``/``fp16``/``fp32``
+                (default: bfloat16 on CUDA, else float32; the VAE stays float32).
+            device: where the model runs, e.g. ``cuda`` or ``cpu`` (default: CUDA when
+                available; the tiny model: ``cpu``).
+            weights_seed: with ``tiny=true``, the seed of its random weights (default 0).
+            variant: with ``tiny=true``, which member of the family it imitates.
+        """
         check_build_arguments(
             cls.name, cls.layout.description, model_path, tiny, weights_seed, variant
         )
