@@ -20,7 +20,7 @@ from searchkit.backends.common.options import (
     one_of,
     options_from,
 )
-from searchkit.validation import boolean, optional_positive_int, positive_int
+from searchkit.validation import boolean, optional_positive_int, positive_int, text
 
 __all__ = ["SD3Options"]
 
@@ -61,7 +61,7 @@ class SD3Options:
     height: int = attrs.field(default=1024, validator=positive_int)
     width: int = attrs.field(default=1024, validator=positive_int)
     num_steps: int = attrs.field(default=28, validator=positive_int)
-    negative_prompt: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    negative_prompt: str = attrs.field(default="", validator=text)
     max_sequence_length: int = attrs.field(default=256, validator=positive_int)
     max_batch: int | None = attrs.field(default=None, validator=optional_positive_int)
     cfg_batched: bool = attrs.field(default=True, validator=boolean)

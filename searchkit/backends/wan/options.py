@@ -25,7 +25,7 @@ from searchkit.backends.common.options import (
     options_from,
     parse_dtype,
 )
-from searchkit.validation import boolean, integer, optional_positive_int, positive_int
+from searchkit.validation import boolean, integer, optional_positive_int, positive_int, text
 
 __all__ = [
     "FRAME_MULTIPLE",
@@ -122,9 +122,7 @@ class WanOptions:
     width: int = attrs.field(default=832, validator=_size)
     num_frames: int = attrs.field(default=33, validator=_frames)
     num_steps: int = attrs.field(default=50, validator=positive_int)
-    negative_prompt: str = attrs.field(
-        default=WAN_NEGATIVE_PROMPT, validator=attrs.validators.instance_of(str)
-    )
+    negative_prompt: str = attrs.field(default=WAN_NEGATIVE_PROMPT, validator=text)
     max_sequence_length: int = attrs.field(default=512, validator=positive_int)
     max_batch: int | None = attrs.field(default=None, validator=optional_positive_int)
     cfg_batched: bool = attrs.field(default=True, validator=boolean)
