@@ -80,6 +80,9 @@ class BeamSearch(Strategy):
                 f"{self.beam_width} * {self.candidates}"
             )
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.beam_width * self.candidates, "beam_width"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         width, k, total = self.beam_width, self.candidates, ctx.num_steps
         beams = ctx.start(width)

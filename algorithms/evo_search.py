@@ -163,6 +163,11 @@ class EvoSearch(Strategy):
                 f"solver; use beta > 0 or a stochastic solver (backend {backend.name!r})"
             )
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        if max(self.populations, default=0) > self.initial_population:
+            return max(self.populations), "population"
+        return self.initial_population, "initial_population"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         members = ctx.start(self.initial_population)
         best = best_scores = None

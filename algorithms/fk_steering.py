@@ -136,6 +136,9 @@ class FKSteering(Strategy, SMCPolicy):
                 f"use beta > 0 or a stochastic solver (backend {backend.name!r} is deterministic)"
             )
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_particles, "num_particles"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="fk")
 

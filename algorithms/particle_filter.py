@@ -80,6 +80,9 @@ class ParticleFilter(Strategy, SMCPolicy):
         check_steps_within(self.schedule, backend.num_steps)
         reward.check_steps(self.schedule, backend.num_steps)
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_particles, "num_particles"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="smc")
 

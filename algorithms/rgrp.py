@@ -118,6 +118,9 @@ class RGRP(Strategy, SMCPolicy):
                 f"{reward.name!r} reads video"
             )
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_particles, "num_particles"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         z = ctx.initial_noise(1)
         eps = ctx.noise(self.num_particles - 1)

@@ -71,6 +71,9 @@ class ZeroOrderSearch(Strategy):
         default=0.95, converter=to_float, validator=number(above=0.0, below=1.0)
     )
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_neighbors + 1, "num_neighbors"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         pivot = ctx.start(1).latents
         best = best_scores = None

@@ -29,6 +29,9 @@ T = TypeVar("T")
 #: (it maps a negative seed ``s`` to ``2**64 + s`` silently).
 SEED_LIMIT = 2**64
 
+#: The highest frame rate of a saved video (``fps``).
+MAX_FPS = 240
+
 
 def is_int(value: object) -> bool:
     """``value`` is an ``int`` and not a ``bool``."""
