@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -41,7 +40,7 @@ from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
 from searchkit.strategy import Strategy
-from searchkit.validation import non_negative_int, positive_int
+from searchkit.validation import non_negative_int, number, positive_int, to_float
 
 
 @register_strategy("beam-search")
@@ -62,7 +61,9 @@ class BeamSearch(Strategy):
     beam_width: int = attrs.field(default=4, validator=positive_int)
     candidates: int = attrs.field(default=2, validator=positive_int)
     lookahead: int = attrs.field(default=0, validator=non_negative_int)
-    beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    beta: float = attrs.field(
+        default=0.2, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
+    )
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         reward.check_steps(
@@ -78,6 +79,9 @@ class BeamSearch(Strategy):
                 f"beam_width * candidates must be at least 2 to search, got "
                 f"{self.beam_width} * {self.candidates}"
             )
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.beam_width * self.candidates, "beam_width"
 
     def search(self, ctx: SearchContext) -> SearchResult:
         width, k, total = self.beam_width, self.candidates, ctx.num_steps

@@ -30,6 +30,9 @@ class BestOfN(Strategy):
 
     n: int = attrs.field(default=4, validator=positive_int)
 
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.n, "n"
+
     def search(self, ctx: SearchContext) -> SearchResult:
         particles = ctx.advance(ctx.start(self.n), to=ctx.num_steps)
         record = ctx.score(particles, label="final")

@@ -50,7 +50,6 @@ from typing import ClassVar
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -63,8 +62,10 @@ from searchkit.validation import (
     check_steps_within,
     is_int,
     non_negative_int,
+    number,
     positive_int,
     step_schedule,
+    to_float,
 )
 
 
@@ -143,7 +144,9 @@ class EvoSearch(Strategy):
     )
     num_elites: int = attrs.field(default=2, validator=non_negative_int)
     tournament_size: int = attrs.field(default=2, validator=positive_int)
-    beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    beta: float = attrs.field(
+        default=0.2, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
+    )
 
     @property
     def populations(self) -> tuple[int, ...]:
@@ -159,6 +162,11 @@ class EvoSearch(Strategy):
                 "beta=0.0 leaves mutated members identical to their parents with a deterministic "
                 f"solver; use beta > 0 or a stochastic solver (backend {backend.name!r})"
             )
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        if max(self.populations, default=0) > self.initial_population:
+            return max(self.populations), "population"
+        return self.initial_population, "initial_population"
 
     def search(self, ctx: SearchContext) -> SearchResult:
         members = ctx.start(self.initial_population)

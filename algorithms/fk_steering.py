@@ -50,7 +50,6 @@ from typing import ClassVar
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -61,7 +60,17 @@ from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
 from searchkit.smc import SMCPolicy, run_smc
 from searchkit.strategy import Strategy
-from searchkit.validation import as_tuple, check_steps_within, int_at_least, step_schedule
+from searchkit.validation import (
+    as_tuple,
+    check_steps_within,
+    int_at_least,
+    number,
+    one_of,
+    optional,
+    step_schedule,
+    to_float,
+    to_float_or_none,
+)
 
 POTENTIALS: tuple[str, ...] = ("diff", "max", "sum", "rt")
 SELECTIONS: tuple[str, ...] = ("argmax", "sample")
@@ -111,19 +120,23 @@ class FKSteering(Strategy, SMCPolicy):
     }
 
     num_particles: int = attrs.field(default=4, validator=int_at_least(2))
-    lmbda: float = attrs.field(default=10.0, converter=float, validator=[v.ge(0.0), v.le(1e6)])
-    potential: str = attrs.field(default="max", validator=v.in_(POTENTIALS))
+    lmbda: float = attrs.field(
+        default=10.0, converter=to_float, validator=number(at_least=0.0, at_most=1e6)
+    )
+    potential: str = attrs.field(default="max", validator=one_of(POTENTIALS))
     schedule: tuple[int, ...] = attrs.field(
         default=(10, 15, 20, 25, 30, 35, 40), converter=as_tuple, validator=step_schedule
     )
     ess_threshold: float | None = attrs.field(
         default=0.5,
-        converter=attrs.converters.optional(float),
-        validator=v.optional([v.gt(0.0), v.le(1.0)]),
+        converter=to_float_or_none,
+        validator=optional(number(above=0.0, at_most=1.0)),
     )
-    resampler: str = attrs.field(default="multinomial", validator=v.in_(tuple(RESAMPLERS)))
-    selection: str = attrs.field(default="argmax", validator=v.in_(SELECTIONS))
-    beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    resampler: str = attrs.field(default="multinomial", validator=one_of(tuple(RESAMPLERS)))
+    selection: str = attrs.field(default="argmax", validator=one_of(SELECTIONS))
+    beta: float = attrs.field(
+        default=0.2, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
+    )
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         check_steps_within(self.schedule, backend.num_steps)
@@ -133,6 +146,9 @@ class FKSteering(Strategy, SMCPolicy):
                 "beta=0.0 leaves resampled duplicates identical with a deterministic solver; "
                 f"use beta > 0 or a stochastic solver (backend {backend.name!r} is deterministic)"
             )
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_particles, "num_particles"
 
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="fk")

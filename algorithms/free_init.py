@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.strategy import Strategy
-from searchkit.validation import positive_int
+from searchkit.validation import number, positive_int, to_float
 
 
 def butterworth_3d(shape: tuple[int, int, int], cutoff: float, order: int) -> torch.Tensor:
@@ -70,7 +69,9 @@ class FreeInit(Strategy):
     size_knob = "num_passes"
 
     num_passes: int = attrs.field(default=5, validator=positive_int)
-    cutoff: float = attrs.field(default=0.25, converter=float, validator=[v.gt(0.0), v.le(1.0)])
+    cutoff: float = attrs.field(
+        default=0.25, converter=to_float, validator=number(above=0.0, at_most=1.0)
+    )
     order: int = attrs.field(default=4, validator=positive_int)
 
     def search(self, ctx: SearchContext) -> SearchResult:

@@ -68,14 +68,13 @@ import math
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.algorithms.free_init import butterworth_3d
 from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.strategy import Strategy
-from searchkit.validation import positive_int
+from searchkit.validation import number, positive_int, to_float
 
 
 def renoise(
@@ -145,11 +144,15 @@ class FreqPrior(Strategy):
     size_knob = "num_passes"
 
     num_passes: int = attrs.field(default=3, validator=positive_int)
-    ratio: float = attrs.field(default=0.8, converter=float, validator=[v.ge(0.0), v.le(1.0)])
-    mid_fraction: float = attrs.field(
-        default=0.6, converter=float, validator=[v.ge(0.0), v.le(1.0)]
+    ratio: float = attrs.field(
+        default=0.8, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
     )
-    cutoff: float = attrs.field(default=0.25, converter=float, validator=[v.gt(0.0), v.le(1.0)])
+    mid_fraction: float = attrs.field(
+        default=0.6, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
+    )
+    cutoff: float = attrs.field(
+        default=0.25, converter=to_float, validator=number(above=0.0, at_most=1.0)
+    )
     order: int = attrs.field(default=4, validator=positive_int)
 
     def mid_step(self, num_steps: int) -> int:

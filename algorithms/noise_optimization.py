@@ -37,7 +37,6 @@ import math
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -45,7 +44,7 @@ from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
 from searchkit.strategy import Strategy
-from searchkit.validation import positive_int
+from searchkit.validation import number, optional, positive_int, to_float, to_float_or_none
 
 
 def prior_penalty(noise: torch.Tensor) -> torch.Tensor:
@@ -74,12 +73,14 @@ class NoiseOptimization(Strategy):
 
     num_iterations: int = attrs.field(default=10, validator=positive_int)
     learning_rate: float = attrs.field(
-        default=1e-2, converter=float, validator=[v.gt(0.0), v.le(10.0)]
+        default=1e-2, converter=to_float, validator=number(above=0.0, at_most=10.0)
     )
     max_grad_norm: float | None = attrs.field(
-        default=1.0, converter=attrs.converters.optional(float), validator=v.optional(v.gt(0.0))
+        default=1.0, converter=to_float_or_none, validator=optional(number(above=0.0))
     )
-    regularization: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
+    regularization: float = attrs.field(
+        default=1.0, converter=to_float, validator=number(at_least=0.0)
+    )
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         if not backend.is_differentiable:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -34,7 +33,15 @@ from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
 from searchkit.smc import SMCPolicy, run_smc
 from searchkit.strategy import Strategy
-from searchkit.validation import as_tuple, check_steps_within, int_at_least, step_schedule
+from searchkit.validation import (
+    as_tuple,
+    check_steps_within,
+    int_at_least,
+    number,
+    one_of,
+    step_schedule,
+    to_float,
+)
 
 
 @register_strategy("smc")
@@ -55,19 +62,26 @@ class ParticleFilter(Strategy, SMCPolicy):
     size_knob = "num_particles"
 
     num_particles: int = attrs.field(default=8, validator=int_at_least(2))
-    lmbda: float = attrs.field(default=1.0, converter=float, validator=[v.ge(0.0), v.le(1e6)])
+    lmbda: float = attrs.field(
+        default=1.0, converter=to_float, validator=number(at_least=0.0, at_most=1e6)
+    )
     schedule: tuple[int, ...] = attrs.field(
         default=(10, 20, 30, 40), converter=as_tuple, validator=step_schedule
     )
     ess_threshold: float = attrs.field(
-        default=0.5, converter=float, validator=[v.gt(0.0), v.le(1.0)]
+        default=0.5, converter=to_float, validator=number(above=0.0, at_most=1.0)
     )
-    resampler: str = attrs.field(default="systematic", validator=v.in_(tuple(RESAMPLERS)))
-    beta: float = attrs.field(default=0.2, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    resampler: str = attrs.field(default="systematic", validator=one_of(tuple(RESAMPLERS)))
+    beta: float = attrs.field(
+        default=0.2, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
+    )
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         check_steps_within(self.schedule, backend.num_steps)
         reward.check_steps(self.schedule, backend.num_steps)
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_particles, "num_particles"
 
     def search(self, ctx: SearchContext) -> SearchResult:
         return run_smc(ctx, ctx.start(self.num_particles), self.schedule, self, label="smc")

@@ -46,7 +46,6 @@ from typing import ClassVar
 import attrs
 import numpy as np
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.context import SearchContext
@@ -57,7 +56,17 @@ from searchkit.result import ScoreRecord, SearchResult
 from searchkit.reward import Reward
 from searchkit.smc import SMCPolicy, run_smc
 from searchkit.strategy import Strategy
-from searchkit.validation import as_tuple, check_steps_within, int_at_least, step_schedule
+from searchkit.validation import (
+    as_tuple,
+    boolean,
+    check_steps_within,
+    int_at_least,
+    number,
+    one_of,
+    optional,
+    step_schedule,
+    to_float,
+)
 
 
 @register_strategy("rgrp")
@@ -87,15 +96,17 @@ class RGRP(Strategy, SMCPolicy):
     }
 
     num_particles: int = attrs.field(default=6, validator=int_at_least(2))
-    beta: float = attrs.field(default=0.1, converter=float, validator=[v.ge(0.0), v.le(1.0)])
-    temperature: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
+    beta: float = attrs.field(
+        default=0.1, converter=to_float, validator=number(at_least=0.0, at_most=1.0)
+    )
+    temperature: float = attrs.field(default=1.0, converter=to_float, validator=number(above=0.0))
     schedule: tuple[int, ...] = attrs.field(
         default=(10, 15, 20), converter=as_tuple, validator=step_schedule
     )
-    resampler: str = attrs.field(default="multinomial", validator=v.in_(tuple(RESAMPLERS)))
-    keep_duplicates: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    resampler: str = attrs.field(default="multinomial", validator=one_of(tuple(RESAMPLERS)))
+    keep_duplicates: bool = attrs.field(default=False, validator=boolean)
     score_input: str | None = attrs.field(
-        default=None, validator=v.optional(v.in_(("latent", "x0")))
+        default=None, validator=optional(one_of(("latent", "x0")))
     )
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
@@ -106,6 +117,9 @@ class RGRP(Strategy, SMCPolicy):
                 f"score_input={self.score_input!r} needs a latent-space reward; "
                 f"{reward.name!r} reads video"
             )
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_particles, "num_particles"
 
     def search(self, ctx: SearchContext) -> SearchResult:
         z = ctx.initial_noise(1)

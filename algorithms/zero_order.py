@@ -27,13 +27,12 @@ import math
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.context import SearchContext
 from searchkit.registry import register_strategy
 from searchkit.result import SearchResult
 from searchkit.strategy import Strategy
-from searchkit.validation import positive_int
+from searchkit.validation import number, positive_int, to_float
 
 
 def sphere_neighbours(pivot: torch.Tensor, fresh: torch.Tensor, similarity: float) -> torch.Tensor:
@@ -68,7 +67,12 @@ class ZeroOrderSearch(Strategy):
 
     num_neighbors: int = attrs.field(default=4, validator=positive_int)
     num_rounds: int = attrs.field(default=2, validator=positive_int)
-    similarity: float = attrs.field(default=0.95, converter=float, validator=[v.gt(0.0), v.lt(1.0)])
+    similarity: float = attrs.field(
+        default=0.95, converter=to_float, validator=number(above=0.0, below=1.0)
+    )
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        return self.num_neighbors + 1, "num_neighbors"
 
     def search(self, ctx: SearchContext) -> SearchResult:
         pivot = ctx.start(1).latents

@@ -37,7 +37,8 @@ from searchkit import contracts, progress, validation
 from searchkit.backend import Backend
 from searchkit.candidates import CandidateKeeper
 from searchkit.cost import Meter
-from searchkit.errors import InputError
+from searchkit.errors import InputError, InputTypeError
+from searchkit.memory import check_particle_memory
 from searchkit.particles import Lineage, Particles
 from searchkit.result import AdvanceRecord, ScoreRecord, SearchResult, Trace
 from searchkit.reward import Reward, RewardBatch
@@ -77,6 +78,11 @@ class SearchContext:
         if noise is not None:
             noise = self._check_latents("noise", noise, allow_unbatched=True)
             contracts.check_noise(noise)
+        if not isinstance(generator, torch.Generator):
+            raise InputTypeError(
+                f"generator must be a torch.Generator, got {type(generator).__name__}: "
+                f"{generator!r}"
+            )
         self._reward = reward
         self.prompt = prompt
         self.generator = generator
@@ -112,7 +118,9 @@ class SearchContext:
         return tuple(self._reward.dimensions)
 
     def noise(self, n: int) -> torch.Tensor:
-        """``n`` fresh ``N(0, I)`` latents from the search's generator."""
+        """``n`` fresh ``N(0, I)`` latents from the search's generator (refused before they are
+        drawn when they cannot fit the device's memory)."""
+        check_particle_memory(self._backend, n, "n", n)
         noise = self._backend.initial_noise(n, self.generator)
         self._checks.initial_noise(noise, n)
         return noise

@@ -18,9 +18,11 @@ lies inside a file or cannot be created or written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,10 +130,20 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
 def check_output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
     """``path`` if it is, or can become, a writable folder; else an :class:`OutputFolderError`.
 
-    Changes nothing: a folder that does not exist yet must have a writable nearest existing
-    ancestor that is a folder.
+    The error names ``what``, the path and the reason. Changes nothing in the end: the
+    folders that do not exist yet are created to learn whether they can be (a path under
+    ``/proc``, on a read-only disk, too long a name), a file is created in the folder and
+    removed to learn whether it can be written, and the folders made are removed again.
     """
     path = Path(path)
+    try:
+        return _check_output_folder(path, what)
+    except OSError as error:  # the path itself cannot be looked at (a name too long)
+        reason = error.strerror or type(error).__name__
+        raise OutputFolderError(f"{what} {str(path)!r} cannot be used: {reason}") from None
+
+
+def _check_output_folder(path: Path, what: str) -> Path:
     if path.exists() and not path.is_dir():
         raise OutputFolderError(f"{what} {str(path)!r} is a file, not a folder")
     probe = path
@@ -144,4 +156,28 @@ def check_output_folder(path: str | os.PathLike, what: str = "output folder") ->
     if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
         detail = "is not writable" if probe == path else f"lies in {str(probe)!r}, not writable"
         raise OutputFolderError(f"{what} {str(path)!r} {detail}")
+    made: list[Path] = []
+    try:
+        missing = [path, *path.parents]
+        missing = missing[: missing.index(probe)] if probe in missing else missing
+        action = "cannot be created"
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made meanwhile by another process: it is not ours
+                if not folder.is_dir():
+                    raise
+                continue
+            made.append(folder)
+        action = "cannot be written"
+        handle, name = tempfile.mkstemp(prefix=".searchkit-write-check-", dir=path)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputFolderError(f"{what} {str(path)!r} {action}: {reason}") from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # written into meanwhile: leave it
+                folder.rmdir()
     return path

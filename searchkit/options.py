@@ -278,12 +278,20 @@ def construct_with_flags(cls: type, owner: str, **options: Any) -> Any:
     try:
         return construct(cls, owner=owner, **options)
     except (InputError, InputTypeError) as error:
-        text = str(error)
-        for field in attrs.fields(cls):
-            if text.startswith(f"{field.name} "):
-                text = "--" + field.name.replace("_", "-") + text[len(field.name) :]
-                break
-        raise type(error)(text) from None
+        raise with_flags(error, cls) from None
+
+
+def with_flags(error: InputError | InputTypeError, cls: type) -> InputError | InputTypeError:
+    """``error`` restated for the command line: a message that starts with a field of the
+    attrs class ``cls`` (or asks to ``lower`` one) names its ``--field-name`` flag instead."""
+    text = str(error)
+    for field in attrs.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        if text.startswith(f"{field.name} "):
+            text = flag + text[len(field.name) :]
+            text = text.replace(f"; lower {field.name}", f"; lower {flag}")
+            break
+    return type(error)(text)
 
 
 def parse_evaluators(

@@ -35,7 +35,7 @@ import torch
 
 from searchkit.candidates import CandidateFrames
 from searchkit.errors import InputError, MissingFileError
-from searchkit.files import read_json
+from searchkit.files import check_output_folder, read_json
 from searchkit.lineage import TraceLineage, trace_lineage
 from searchkit.result import SearchResult, Trace
 from searchkit.video_io import to_uint8
@@ -408,7 +408,7 @@ def show_result_file(
     payload = read_json(path, "result file")
     if not isinstance(payload, dict) or not isinstance(payload.get("trace"), dict):
         raise InputError(f"{path} holds no search trace (expected a result.json with 'trace')")
-    out = path.parent if out is None else Path(out)
+    out = check_output_folder(path.parent if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"trace": str(out / "trace.png")}
     trace_figure(payload, files["trace"])

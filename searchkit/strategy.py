@@ -20,6 +20,7 @@ from searchkit.backend import Backend, ComputeProfile
 from searchkit.context import SearchContext, check_prompt
 from searchkit.cost import Meter
 from searchkit.errors import InputError, InputTypeError, SearchkitError
+from searchkit.memory import check_particle_memory
 from searchkit.result import SearchResult
 from searchkit.reward import Reward
 from searchkit.validation import check_seed
@@ -69,12 +70,34 @@ class Strategy(ABC):
         check_prompt(prompt)
         if generator is None:
             generator = torch.Generator().manual_seed(check_seed(seed))
+        elif not isinstance(generator, torch.Generator):
+            raise InputTypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}: "
+                f"{generator!r}"
+            )
+        if not isinstance(backend, Backend):
+            raise InputTypeError(
+                f"backend must be a searchkit Backend, got {type(backend).__name__}"
+            )
         self.checked_compatible(backend, reward)
+        self.check_memory(backend)
         ctx = SearchContext(
             backend, reward, prompt, generator=generator, budget_nfe=budget_nfe, noise=noise
         )
         result = self.search(ctx)
         return attrs.evolve(result, strategy=self.name, config=self.config_dict(), seed=seed)
+
+    def peak_particles(self) -> tuple[int, str | None]:
+        """The most particles this strategy holds at once, and the field that sets that number
+        (``None``: no field; the default, one particle at a time)."""
+        return 1, None
+
+    def check_memory(self, backend: Backend) -> None:
+        """Refuse, before any compute, a size whose particles' latents cannot fit the memory of
+        ``backend``'s device (:func:`searchkit.memory.check_particle_memory`)."""
+        count, field = self.peak_particles()
+        value = getattr(self, field) if field is not None else count
+        check_particle_memory(backend, count, field or "particles", value)
 
     def check_compatible(self, backend: Backend, reward: Reward) -> None:
         """Raise before compute when this strategy cannot run on ``backend`` with ``reward``."""

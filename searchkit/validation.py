@@ -15,7 +15,8 @@ function rather than a configuration class (seeds, prompts) have checks here too
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -27,6 +28,9 @@ T = TypeVar("T")
 #: Seeds are what ``torch.Generator.manual_seed`` takes without wrapping: ``[0, 2**64)``
 #: (it maps a negative seed ``s`` to ``2**64 + s`` silently).
 SEED_LIMIT = 2**64
+
+#: The highest frame rate of a saved video (``fps``).
+MAX_FPS = 240
 
 
 def is_int(value: object) -> bool:
@@ -47,6 +51,17 @@ def int_at_least(minimum: int):
         integer(_instance, attribute, value)
         if value < minimum:
             raise InputError(f"{attribute.name} must be >= {minimum}, got {value!r}")
+
+    return check
+
+
+def int_at_most(maximum: int):
+    """An integer ``<= maximum`` (booleans refused): an upper bound on a size that allocates."""
+
+    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+        integer(_instance, attribute, value)
+        if value > maximum:
+            raise InputError(f"{attribute.name} must be <= {maximum}, got {value!r}")
 
     return check
 
@@ -115,12 +130,17 @@ def check_prompt(value: object, field: str = "prompt") -> str:
     return value
 
 
-def one_of(choices: Sequence[str]):
-    """One of ``choices``; the error lists them plainly (``must be one of a, b (got 'c')``)."""
+def one_of(choices: Sequence[Any]):
+    """One of ``choices``; the error lists them plainly (``must be one of a, b (got 'c')``).
+
+    A boolean is never taken for the number ``1`` or ``0`` among numeric choices.
+    """
     allowed = tuple(choices)
 
     def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
-        if value not in allowed:
+        if value not in allowed or (
+            isinstance(value, bool) and not any(isinstance(c, bool) for c in allowed)
+        ):
             raise InputError(
                 f"{attribute.name} must be one of {', '.join(map(str, allowed))} (got {value!r})"
             )
@@ -151,3 +171,95 @@ def check_steps_within(schedule: Sequence[int], num_steps: int, field: str = "sc
             f"{field} steps must lie in [0, {num_steps}) for a {num_steps}-step backend, "
             f"got {tuple(schedule)}"
         )
+
+
+def optional(check: Callable[[object, attrs.Attribute, object], None]):
+    """``None``, or a value ``check`` takes (the choices of a :func:`one_of` stay readable)."""
+
+    def optional_check(instance: object, attribute: attrs.Attribute, value: object) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    optional_check.validator = check  # type: ignore[attr-defined]  (read by the command line)
+    choices = getattr(check, "choices", None)
+    if choices is not None:
+        optional_check.choices = choices  # type: ignore[attr-defined]
+    return optional_check
+
+
+def of_type(kind: type, what: str | None = None):
+    """An instance of ``kind``; the error names the field, the type wanted and the value."""
+    wanted = what or f"a {kind.__name__}"
+
+    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+        if not isinstance(value, kind):
+            raise InputTypeError(
+                f"{attribute.name} must be {wanted}, got {type(value).__name__}: {value!r}"
+            )
+
+    return check
+
+
+text = of_type(str, "a string")
+
+
+def _as_float(value: object, field: str) -> float:
+    if isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
+        raise InputTypeError(f"{field} must be a number, got {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputTypeError(f"{field} must be a number, got {value!r}") from None
+    except ValueError:
+        raise InputError(f"{field} must be a number, got {value!r}") from None
+
+
+def _float_converter(value: object, _instance: object, field: attrs.Attribute) -> float:
+    return _as_float(value, field.name)
+
+
+def _optional_float_converter(
+    value: object, _instance: object, field: attrs.Attribute
+) -> float | None:
+    return None if value is None else _as_float(value, field.name)
+
+
+#: Converter: a number (an ``int``, a ``float``, a numeric string) as a ``float``; a
+#: boolean, ``None`` or anything else is refused naming the field (``float(True)`` would
+#: silently be ``1.0``).
+to_float = attrs.Converter(_float_converter, takes_self=True, takes_field=True)
+#: :data:`to_float` that keeps ``None``.
+to_float_or_none = attrs.Converter(_optional_float_converter, takes_self=True, takes_field=True)
+
+
+def number(
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+):
+    """A real number (``NaN`` and booleans refused) within the given bounds.
+
+    Bounds are inclusive (``at_least``, ``at_most``) or strict (``above``, ``below``); the
+    error names the field, the bound and the value (``beta must be <= 1.0 (got 2.0)``).
+    Use with the :data:`to_float` converter.
+    """
+    bounds = [
+        (at_least, ">=", lambda x, b: x >= b),
+        (above, ">", lambda x, b: x > b),
+        (at_most, "<=", lambda x, b: x <= b),
+        (below, "<", lambda x, b: x < b),
+    ]
+
+    def check(_instance: object, attribute: attrs.Attribute, value: object) -> None:
+        name = attribute.name
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputTypeError(f"{name} must be a number, got {value!r}")
+        if math.isnan(value):
+            raise InputError(f"{name} must be a number, not NaN (got {value!r})")
+        for bound, sign, holds in bounds:
+            if bound is not None and not holds(value, bound):
+                raise InputError(f"{name} must be {sign} {bound!r} (got {value!r})")
+
+    return check

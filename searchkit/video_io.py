@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from searchkit.errors import InputError, InputTypeError
 from searchkit.files import atomic_write, atomic_write_json
 from searchkit.result import SearchResult
+from searchkit.validation import MAX_FPS
 
 VIDEO_FORMATS: tuple[str, ...] = ("mp4", "frames")
 
@@ -25,11 +26,11 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 
 
 def check_fps(fps: object) -> None:
-    """Frames per second: a finite number > 0 (booleans refused)."""
+    """Frames per second: a number in ``(0, MAX_FPS]`` (booleans, NaN and infinities refused)."""
     if isinstance(fps, bool) or not isinstance(fps, int | float):
         raise InputTypeError(f"fps must be a number, got {fps!r}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise InputError(f"fps must be a finite number > 0, got {fps!r}")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"fps must be a finite number in (0, {MAX_FPS}], got {fps!r}")
 
 
 def write_video(video: torch.Tensor, path: str | Path, fps: int = 16) -> Path:

@@ -11,6 +11,9 @@ it refuses its input cannot pass.
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,6 +25,7 @@ from searchkit.bench.store import ResultsStore
 from searchkit.builders import build_backend, build_reward
 from searchkit.cli import main
 from searchkit.construct import construct
+from searchkit.diagnostics import candidate_spread, predictivity
 from searchkit.errors import (
     ConfigError,
     FileFormatError,
@@ -37,7 +41,19 @@ from searchkit.rewards.latent import TrainConfig
 from searchkit.rewards.latent.network import LatentRewardConfig
 from searchkit.video_io import save_result
 
-from searchkit import RGRP, Baseline, BestOfN  # isort: skip
+from searchkit import (  # isort: skip
+    RGRP,
+    Baseline,
+    BeamSearch,
+    BestOfN,
+    EvoSearch,
+    FKSteering,
+    FreeInit,
+    NoiseOptimization,
+    ParticleFilter,
+    SearchContext,
+    ZeroOrderSearch,
+)
 
 PROMPT = "a red fox running through fresh snow"
 
@@ -69,14 +85,90 @@ def no_compute(monkeypatch):
 
 
 # -- the command line ---------------------------------------------------------------------------
+#: Every command with an output folder, as argv before ``--out``.
+OUTPUT_COMMANDS = [
+    ["generate"],
+    ["bench"],
+    ["diagnose"],
+    ["show", "{tmp}/no-result"],
+    ["reward", "collect", "--prompt", "a"],
+    ["reward", "train", "--data", "{tmp}"],
+    ["reward", "eval", "--model", "{tmp}/no-model", "--data", "{tmp}"],
+]
+#: A folder that cannot be made: ``/proc`` takes no new entries, root or not.
+UNCREATABLE = "/proc/searchkit-no-such/out"
+#: Each command's output folder as a file, inside a file, and where none can be created.
+OUTPUT_CASES = [
+    case
+    for command in OUTPUT_COMMANDS
+    for case in (
+        ([*command, "--out", "{tmp}/afile"], "--out folder '{tmp}/afile' is a file, not a folder"),
+        (
+            [*command, "--out", "{tmp}/afile/deeper/sub"],
+            "--out folder '{tmp}/afile/deeper/sub' cannot be created: '{tmp}/afile' is a file",
+        ),
+        ([*command, "--out", UNCREATABLE], f"--out folder '{UNCREATABLE}'"),
+    )
+]
+#: Sizes that would reach the allocator: refused where they enter, or by the memory preflight.
+HUGE = str(10**12)
+SIZE_CASES = [
+    (
+        ["generate", "--strategy", "rgrp", "--num-particles", HUGE],
+        f"--num-particles {HUGE} makes the search hold {HUGE} latents of shape [4, 5, 8, 8]",
+    ),
+    (
+        ["generate", "--strategy", "best-of-n", "--n", HUGE],
+        f"--n {HUGE} makes the search hold {HUGE} latents",
+    ),
+    (
+        ["generate", "--strategy", "beam-search", "--beam-width", HUGE],
+        f"--beam-width {HUGE} makes the search hold",
+    ),
+    (["generate", "--backend-opt", f"channels={HUGE}"], f"channels must be <= 1024, got {HUGE}"),
+    (["generate", "--backend-opt", "height=1000000"], "height must be <= 1024, got 1000000"),
+    (
+        ["generate", "--backend-opt", "num_components=1000000000"],
+        "num_components must be <= 1024, got 1000000000",
+    ),
+    (
+        ["generate", "--backend-opt", "height=1024", "--backend-opt", "width=1024"],
+        "the latent shape channels=4, frames=5, height=1024, width=1024 holds 20971520 numbers",
+    ),
+    (
+        ["generate", "--backend-opt", "world_seed=-1"],
+        "world_seed must lie in [0, 2**64), got -1",
+    ),
+    (
+        ["diagnose", "--only", "predictivity", "--seeds", "100000000000", "--steps", "0"],
+        "--seeds must be at most 100000, got 100000000000",
+    ),
+    (
+        ["diagnose", "--seeds", "4", "--spread-seeds", "100000000000"],
+        "--spread-seeds must be at most 100000, got 100000000000",
+    ),
+    (
+        ["diagnose", "--only", "spread", "--seeds", "4", "--candidates", HUGE, "--betas", "0.1"],
+        f"--candidates {HUGE} makes the search hold {HUGE} latents",
+    ),
+    (
+        ["generate", "--strategy", "rgrp", "--beta", "true"],
+        "--beta must be a number, got 'true'",
+    ),
+]
 # (argv with {tmp} for the files fixture's folder, text the message must hold)
 CLI_CASES = [
+    *SIZE_CASES,
     # values validated where they enter
     (["generate", "--seed", "-1"], "--seed must lie in [0, 2**64), got -1"),
     (["generate", "--seed", str(2**64)], f"--seed must lie in [0, 2**64), got {2**64}"),
     (["generate", "--seed", "abc"], "--seed must be an integer, got 'abc'"),
-    (["generate", "--fps", "0"], "--fps must be >= 1, got 0"),
-    (["generate", "--fps", "-3"], "--fps must be >= 1, got -3"),
+    (["generate", "--fps", "0"], "--fps must lie in [1, 240], got 0"),
+    (["generate", "--fps", "-3"], "--fps must lie in [1, 240], got -3"),
+    (["generate", "--fps", "1000000000"], "--fps must lie in [1, 240], got 1000000000"),
+    (["bench", "--fps", "0"], "--fps must lie in [1, 240], got 0"),
+    (["bench", "--fps", "241"], "--fps must lie in [1, 240], got 241"),
+    (["bench", "--reward-opt", "nocolon"], "--reward-opt must be NAME:KEY=VALUE, got 'nocolon'"),
     (["generate", "--prompt", ""], "--prompt must be a non-empty text, got ''"),
     (["generate", "--prompt", "   "], "--prompt must be a non-empty text, got '   '"),
     (["generate", "--budget-nfe", "0"], "--budget-nfe must be >= 1, got 0"),
@@ -164,10 +256,7 @@ CLI_CASES = [
         "did you mean 'generate'?",
     ),
     # errors at the CLI boundary: output paths before the search
-    (["generate", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file, not a folder"),
-    (["generate", "--out", "{tmp}/afile/sub"], "cannot be created: '{tmp}/afile' is a file"),
-    (["bench", "--out", "{tmp}/afile"], "output folder '{tmp}/afile' is a file"),
-    (["bench", "--out", "{tmp}/afile/deeper/sub"], "cannot be created: '{tmp}/afile' is a file"),
+    *OUTPUT_CASES,
     # files named in every file error, with the position
     (
         ["bench", "--config", "{tmp}/latin1.json"],
@@ -260,6 +349,8 @@ def test_the_command_line_refuses_bad_input_in_two_lines(
         argv += ["--out", str(files / "out")]
     if argv[0] == "bench" and "--out" not in argv:
         argv += ["--out", str(files / "bench")]
+    if argv[0] == "diagnose" and "--out" not in argv:
+        argv += ["--out", str(files / "out")]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
@@ -269,6 +360,7 @@ def test_the_command_line_refuses_bad_input_in_two_lines(
     assert lines[0].startswith("searchkit")
     assert expected.replace("{tmp}", str(files)) in lines[0], lines[0]
     assert not (files / "out").exists() and not (files / "bench").exists()
+    assert not (files / "afile").is_dir() and not Path(UNCREATABLE).exists()
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
@@ -336,7 +428,7 @@ API_CASES = [
     (
         lambda w: construct(RGRP, owner="rgrp", keep_duplicates="maybe"),
         InputTypeError,
-        "keep_duplicates must be true or false (got 'maybe')",
+        "keep_duplicates must be true or false, got 'maybe'",
     ),
     (
         lambda w: construct(RGRP, owner="rgrp", resampler="bogus"),
@@ -348,7 +440,11 @@ API_CASES = [
         InputError,
         "strategy 'rgrp' has no option 'particles'; known: num_particles, beta",
     ),
-    (lambda w: construct(RGRP, owner="rgrp", beta="high"), InputError, "beta: cannot take 'high'"),
+    (
+        lambda w: construct(RGRP, owner="rgrp", beta="high"),
+        InputError,
+        "beta must be a number, got 'high'",
+    ),
     (
         lambda w: build_backend("analytic", channels=True),
         InputTypeError,
@@ -372,7 +468,7 @@ API_CASES = [
     (
         lambda w: build_backend("analytic", guidance_scale=None),
         InputTypeError,
-        "guidance_scale: cannot take None",
+        "guidance_scale must be a number, got None",
     ),
     (lambda w: build_reward("analytic", w[0], input="pixels"), InputError, "'pixels'"),
     (
@@ -397,6 +493,108 @@ API_CASES = [
         "depth must be an integer, got True",
     ),
     (lambda w: TrainConfig(split_seed=2**64), InputError, "split_seed must lie in [0, 2**64)"),
+    # the project's own validators, never attrs' tuples
+    (
+        lambda w: RGRP(resampler="bogus"),
+        InputError,
+        "resampler must be one of multinomial, stratified, systematic, residual (got 'bogus')",
+    ),
+    (
+        lambda w: RGRP(keep_duplicates="maybe"),
+        InputTypeError,
+        "keep_duplicates must be true or false, got 'maybe'",
+    ),
+    (
+        lambda w: RGRP(score_input="bogus"),
+        InputError,
+        "score_input must be one of latent, x0 (got 'bogus')",
+    ),
+    (lambda w: RGRP(beta=True), InputTypeError, "beta must be a number, got True"),
+    (lambda w: RGRP(beta=math.nan), InputError, "beta must be a number, not NaN (got nan)"),
+    (lambda w: RGRP(beta=1.5), InputError, "beta must be <= 1.0 (got 1.5)"),
+    (lambda w: RGRP(temperature=0.0), InputError, "temperature must be > 0.0 (got 0.0)"),
+    (lambda w: RGRP(temperature=None), InputTypeError, "temperature must be a number, got None"),
+    (lambda w: FKSteering(potential="bogus"), InputError, "potential must be one of"),
+    (lambda w: FKSteering(ess_threshold=False), InputTypeError, "must be a number, got False"),
+    (lambda w: ParticleFilter(resampler="x"), InputError, "resampler must be one of"),
+    (
+        lambda w: NoiseOptimization(learning_rate=True),
+        InputTypeError,
+        "learning_rate must be a number, got True",
+    ),
+    (
+        lambda w: NoiseOptimization(max_grad_norm=0),
+        InputError,
+        "max_grad_norm must be > 0.0 (got 0.0)",
+    ),
+    (lambda w: ZeroOrderSearch(similarity=1.0), InputError, "similarity must be < 1.0 (got 1.0)"),
+    (lambda w: FreeInit(cutoff=0), InputError, "cutoff must be > 0.0 (got 0.0)"),
+    (lambda w: BeamSearch(beta=2), InputError, "beta must be <= 1.0 (got 2.0)"),
+    (lambda w: EvoSearch(beta="high"), InputError, "beta must be a number, got 'high'"),
+    (
+        lambda w: AnalyticBackend(solver="bogus"),
+        InputError,
+        "solver must be one of unipc, euler, sde-dpmsolver++ (got 'bogus')",
+    ),
+    (
+        lambda w: AnalyticBackend(guidance_scale=math.nan),
+        InputError,
+        "guidance_scale must be a number, not NaN (got nan)",
+    ),
+    (lambda w: AnalyticBackend(flow_shift=True), InputTypeError, "flow_shift must be a number"),
+    (lambda w: AnalyticBackend(world_seed=-1), InputError, "world_seed must lie in [0, 2**64)"),
+    (lambda w: AnalyticBackend(world_seed=True), InputTypeError, "world_seed must be an integer"),
+    # sizes bounded where they enter, before anything is allocated
+    (
+        lambda w: AnalyticBackend(channels=10**12),
+        InputError,
+        "channels must be <= 1024, got 1000000000000",
+    ),
+    (
+        lambda w: AnalyticBackend(num_components=10**9),
+        InputError,
+        "num_components must be <= 1024, got 1000000000",
+    ),
+    (lambda w: AnalyticBackend(height=10**6), InputError, "height must be <= 1024, got 1000000"),
+    (lambda w: AnalyticBackend(frames=2000), InputError, "frames must be <= 1024, got 2000"),
+    (
+        lambda w: AnalyticBackend(height=512, width=512, num_components=1024),
+        InputError,
+        "num_components=1024 means of shape channels=4, frames=5, height=512, width=512",
+    ),
+    # the memory preflight: before the first draw of noise
+    (
+        _run(BestOfN(n=10**12)),
+        InputError,
+        "n 1000000000000 makes the search hold 1000000000000 latents of shape [2, 2, 2, 2]",
+    ),
+    (
+        _run(RGRP(num_particles=10**12, schedule=(1, 2))),
+        InputError,
+        "num_particles 1000000000000 makes the search hold",
+    ),
+    (
+        _run(EvoSearch(initial_population=4, population=10**12, evolution_steps=(1,))),
+        InputError,
+        "population 1000000000000 makes the search hold",
+    ),
+    (
+        lambda w: candidate_spread(*w, ["a fox"], seeds=2, betas=(0.1,), num_candidates=10**12),
+        InputError,
+        "num_candidates 1000000000000 makes the search hold",
+    ),
+    (
+        lambda w: predictivity(*w, ["a fox"], seeds=10**11),
+        InputError,
+        "seeds must be at most 100000, got 100000000000",
+    ),
+    # where values enter the run
+    (_run(generator="x"), InputTypeError, "generator must be a torch.Generator or None, got str"),
+    (
+        lambda w: SearchContext(*w, PROMPT, generator=3),
+        InputTypeError,
+        "generator must be a torch.Generator, got int: 3",
+    ),
 ]
 
 
@@ -409,6 +607,7 @@ def test_the_python_api_refuses_bad_input_naming_field_and_value(
     assert expected in str(caught.value), str(caught.value)
     assert isinstance(caught.value, SearchkitError) or kind in (TypeError, ValueError)
     assert "--" not in str(caught.value)  # the Python API never names command-line flags
+    assert "Attribute(" not in str(caught.value)  # never attrs' own tuple
 
 
 FILE_CASES = [
@@ -433,13 +632,14 @@ FILE_CASES = [
     ("", read_json, FileFormatError, "is a folder, not a file"),
     ("afile", check_output_folder, OutputFolderError, "'{path}' is a file, not a folder"),
     ("afile/x/y", check_output_folder, OutputFolderError, "is a file"),
+    (UNCREATABLE, check_output_folder, OutputFolderError, "output folder '{path}'"),
     ("seeds.json", load_config, ConfigError, "seeds must hold integers in [0, 2**64), got -1"),
 ]
 
 
 @pytest.mark.parametrize(("name", "call", "kind", "expected"), FILE_CASES)
 def test_file_errors_name_the_file_and_the_position(name, call, kind, expected, files) -> None:
-    path = files / name if name else files
+    path = files / name if name else files  # an absolute name stays as it is
     with pytest.raises(kind) as caught:
         call(path)
     assert expected.replace("{path}", str(path)) in str(caught.value), str(caught.value)
@@ -454,7 +654,7 @@ def test_an_unwritable_output_folder_is_refused(tmp_path, monkeypatch) -> None:
         check_output_folder(tmp_path)
 
 
-@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf"), True, "16"])
+@pytest.mark.parametrize("fps", [0, -1, 241, 10**9, float("nan"), float("inf"), True, "16"])
 def test_save_result_refuses_bad_fps_before_writing(fps, tmp_path, world) -> None:
     result = Baseline().run(*world, PROMPT, seed=0)
     with pytest.raises((InputError, InputTypeError), match="fps must be"):
@@ -473,3 +673,102 @@ def test_sweep_seed_counts_and_lists_are_checked() -> None:
         with pytest.raises(ConfigError) as caught:
             SweepConfig.from_dict({**base, "seeds": seeds})
         assert message in str(caught.value)
+
+
+# -- commands that need a dataset or a model ------------------------------------------------------
+@pytest.fixture(scope="module")
+def latent_data(tmp_path_factory):
+    """A tiny collection of latents (frames=2, height=4, width=4, 4 channels) and a model."""
+    from searchkit.rewards.latent import CollectConfig, collect
+    from searchkit.rewards.latent.reward import LatentRewardModel
+
+    root = tmp_path_factory.mktemp("latent")
+    backend = AnalyticBackend(frames=2, height=4, width=4, num_steps=4)
+    collect(
+        backend,
+        AnalyticReward(backend),
+        ["a", "b"],
+        root / "data",
+        CollectConfig(steps=(1,), seeds=(0,)),
+    )
+    model = LatentRewardModel.for_backend(backend, width=8, depth=1)
+    model.save_pretrained(root / "model")
+    return root
+
+
+WORLD_OPTS = ["--backend-opt", "frames=2", "--backend-opt", "height=4", "--backend-opt", "width=4"]
+DATASET_CASES = [
+    (
+        ["reward", "train", "--patch-size", "1,64,64", *WORLD_OPTS],
+        "--patch-size (1, 64, 64) is larger than the latents of backend 'analytic': "
+        "(frames, height, width) = (2, 4, 4)",
+    ),
+    (
+        [
+            "reward",
+            "eval",
+            "--model",
+            "{root}/model",
+            "--all",
+            *WORLD_OPTS,
+            "--backend-opt",
+            "channels=8",
+        ],
+        "backend 'analytic' has 8 latent channels (latents of shape (8, 2, 4, 4)), but the latent "
+        "reward model was built for in_channels=4 (latents of shape (4, F, H, W))",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), DATASET_CASES, ids=lambda x: " ".join(x)[:40])
+def test_reward_commands_refuse_a_world_that_does_not_fit(
+    argv, expected, latent_data, tmp_path, capsys
+) -> None:
+    argv = [a.replace("{root}", str(latent_data)) for a in argv]
+    out = tmp_path / "out"
+    code = main([*argv, "--data", str(latent_data / "data"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and 1 <= len(err.strip().splitlines()) <= 2, err
+    assert expected.replace("{root}", str(latent_data)) in err, err
+    assert not (out / "best").exists()
+
+
+def test_the_latent_reward_model_refuses_a_patch_larger_than_the_latents() -> None:
+    from searchkit.rewards.latent.reward import LatentRewardModel
+
+    with pytest.raises(InputError, match=r"patch_size \(1, 64, 64\) is larger than the latents"):
+        LatentRewardModel.for_backend(
+            AnalyticBackend(frames=2, height=4, width=4), patch_size=(1, 64, 64)
+        )
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_bench_resume_with_nothing_to_resume_says_so(folder, tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "empty").mkdir()
+    calls = []
+
+    def run_sweep(config, out, **kwargs):
+        calls.append(kwargs["resume"])
+        return SimpleNamespace(
+            cells=[], rows=[], planned=0, reused=0, seconds=0.0, files={}, videos=None, failures=[]
+        )
+
+    monkeypatch.setattr("searchkit.bench.run_sweep", run_sweep)
+    out = tmp_path / folder
+    assert main(["bench", "--out", str(out), "--resume", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"nothing to resume in {str(out)!r}; starting a fresh sweep" in printed
+    assert calls == [True]
+
+
+def test_bench_resume_with_results_says_nothing_of_the_kind(tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "results.jsonl").write_text('{"key": "x"}\n')
+    monkeypatch.setattr(
+        "searchkit.bench.run_sweep",
+        lambda *a, **k: SimpleNamespace(
+            cells=[], rows=[], planned=0, reused=0, seconds=0.0, files={}, videos=None, failures=[]
+        ),
+    )
+    assert main(["bench", "--out", str(tmp_path), "--resume", "--no-progress"]) == 0
+    assert "nothing to resume" not in capsys.readouterr().out

@@ -32,11 +32,10 @@ from typing import Any
 
 import attrs
 import torch
-from attrs import validators as v
 from torch import nn
 
 from searchkit.errors import InputError
-from searchkit.validation import as_tuple, int_between, is_int, positive_int
+from searchkit.validation import as_tuple, int_between, is_int, one_of, positive_int
 
 #: Largest token width, noise-feature and readout count, and depth a config may ask for: far
 #: above any model that fits in memory, so a typo is refused before it reaches the allocator.
@@ -103,7 +102,7 @@ class LatentRewardConfig:
 
     in_channels: int = attrs.field(validator=positive_int)
     text_dim: int = attrs.field(validator=positive_int)
-    input: str = attrs.field(default="latent", validator=v.in_(MODEL_INPUTS))
+    input: str = attrs.field(default="latent", validator=one_of(MODEL_INPUTS))
     dimensions: tuple[str, ...] = attrs.field(
         default=("VQ", "MQ", "TA"), converter=as_tuple, validator=_distinct_names
     )

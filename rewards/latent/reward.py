@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from searchkit.backend import Backend, Conditioning
+from searchkit.errors import InputError
 from searchkit.flops import FlopCache, count_flops, meta_copy, meta_empty
 from searchkit.reward import Reward, RewardBatch
 from searchkit.rewards.latent import checkpoint
@@ -74,13 +75,23 @@ class LatentRewardModel(Reward):
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> LatentRewardModel:
-        """A fresh model sized for ``backend`` (channels, prompt-embedding length, token grid)."""
+        """A fresh model sized for ``backend`` (channels, prompt-embedding length, token grid).
+
+        A ``patch_size`` larger than the backend's latents (frames, height, width) on any side
+        is refused: every token would be mostly padding.
+        """
+        patch = options.get("patch_size", LatentRewardConfig.__attrs_attrs__.patch_size.default)
+        shape = tuple(int(s) for s in backend.latent_shape[1:])
+        fits = not isinstance(patch, tuple | list) or len(patch) != len(shape)
+        if not fits and any(int(p) > s for p, s in zip(patch, shape, strict=True)):
+            raise InputError(
+                f"patch_size {tuple(patch)} is larger than the latents of backend "
+                f"{backend.name!r}: (frames, height, width) = {shape}; each side of the "
+                "patch must be at most the latent's"
+            )
         text_dim = int(backend.prompt_embedding(backend.encode("")).numel())
         if "position_grid" not in options:
-            patch = tuple(
-                options.get("patch_size", LatentRewardConfig.__attrs_attrs__.patch_size.default)
-            )
-            shape = backend.latent_shape[1:]
+            patch = tuple(patch)
             options["position_grid"] = tuple(
                 -(-int(s) // int(p)) for s, p in zip(shape, patch, strict=True)
             )
@@ -110,9 +121,14 @@ class LatentRewardModel(Reward):
         """Use ``backend`` for prompt embeddings; its latent channels must match the config."""
         channels = int(backend.latent_shape[0])
         if channels != self.config.in_channels:
-            raise ValueError(
-                f"backend {backend.name!r} has {channels} latent channels, but the latent reward "
-                f"model was built for in_channels={self.config.in_channels}"
+            shape = tuple(int(s) for s in backend.latent_shape)
+            built = (self.config.in_channels, "F", "H", "W")
+            raise InputError(
+                f"backend {backend.name!r} has {channels} latent channels (latents of shape "
+                f"{shape}), but the latent reward model was built for in_channels="
+                f"{self.config.in_channels} (latents of shape ({', '.join(map(str, built))})); "
+                f"build the backend with {self.config.in_channels} channels or train a model "
+                "for this one"
             )
         self.backend = backend
         self._text_cache.clear()

@@ -30,7 +30,6 @@ from typing import Any
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend
 from searchkit.errors import LatentDataError, OutputFolderError
@@ -46,7 +45,7 @@ from searchkit.rewards.latent.resume import (
     save_trainer,
 )
 from searchkit.rewards.latent.reward import LatentRewardModel
-from searchkit.validation import int_at_least
+from searchkit.validation import int_at_least, number, to_float
 from searchkit.validation import seed as seed_validator
 
 
@@ -77,14 +76,18 @@ class TrainConfig:
     epochs: int = attrs.field(default=15, validator=int_at_least(1))
     batch_size: int = attrs.field(default=4, validator=int_at_least(2))
     group_size: int = attrs.field(default=4, validator=int_at_least(2))
-    lr: float = attrs.field(default=1e-4, converter=float, validator=v.gt(0.0))
-    weight_decay: float = attrs.field(default=0.0, converter=float, validator=v.ge(0.0))
-    mse_weight: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
-    pairwise_weight: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
-    val_fraction: float = attrs.field(default=0.2, converter=float, validator=_fraction)
+    lr: float = attrs.field(default=1e-4, converter=to_float, validator=number(above=0.0))
+    weight_decay: float = attrs.field(
+        default=0.0, converter=to_float, validator=number(at_least=0.0)
+    )
+    mse_weight: float = attrs.field(default=1.0, converter=to_float, validator=number(at_least=0.0))
+    pairwise_weight: float = attrs.field(
+        default=1.0, converter=to_float, validator=number(at_least=0.0)
+    )
+    val_fraction: float = attrs.field(default=0.2, converter=to_float, validator=_fraction)
     split_seed: int = attrs.field(default=0, validator=seed_validator)
     seed: int = attrs.field(default=0, validator=seed_validator)
-    grad_clip: float = attrs.field(default=1.0, converter=float, validator=v.gt(0.0))
+    grad_clip: float = attrs.field(default=1.0, converter=to_float, validator=number(above=0.0))
 
     def __attrs_post_init__(self) -> None:
         if self.mse_weight == 0.0 and self.pairwise_weight == 0.0:

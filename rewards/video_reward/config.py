@@ -30,9 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from attrs import validators as v
 
-from searchkit.validation import boolean, positive_int
+from searchkit.validation import (
+    boolean,
+    non_negative_int,
+    number,
+    one_of,
+    optional,
+    positive_int,
+    text,
+    to_float,
+)
 
 CONFIG_NAME = "model_config.json"
 ADAPTER_NAME = "adapter_model.safetensors"
@@ -78,16 +86,16 @@ class VideoRewardConfig:
             normalise scores; ``None`` when the section is absent.
     """
 
-    base_model: str = attrs.field(validator=v.instance_of(str))
+    base_model: str = attrs.field(validator=text)
     max_frame_pixels: int = attrs.field(validator=positive_int)
-    fps: float | None = attrs.field(default=2.0, validator=v.optional(_positive_float))
-    num_frames: int | None = attrs.field(default=None, validator=v.optional(positive_int))
-    output_dim: int = attrs.field(default=1, validator=v.in_((1, 3)))
-    lora_rank: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
+    fps: float | None = attrs.field(default=2.0, validator=optional(_positive_float))
+    num_frames: int | None = attrs.field(default=None, validator=optional(positive_int))
+    output_dim: int = attrs.field(default=1, validator=one_of((1, 3)))
+    lora_rank: int = attrs.field(default=64, validator=non_negative_int)
     lora_alpha: float = attrs.field(default=128.0, validator=_positive_float)
     use_rslora: bool = attrs.field(default=False, validator=boolean)
     lora_dropout: float = attrs.field(
-        default=0.0, validator=[v.instance_of(float), v.ge(0.0), v.lt(1.0)]
+        default=0.0, converter=to_float, validator=number(at_least=0.0, below=1.0)
     )
     lora_targets: tuple[str, ...] | None = attrs.field(default=None)
     lora_exclude: tuple[str, ...] = attrs.field(

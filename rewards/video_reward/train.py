@@ -41,7 +41,6 @@ from pathlib import Path
 
 import attrs
 import torch
-from attrs import validators as v
 from torch import nn
 
 from searchkit.errors import LatentDataError
@@ -59,7 +58,8 @@ from searchkit.rewards.video_reward.reward import (
     parse_device,
     parse_dtype,
 )
-from searchkit.validation import positive_int
+from searchkit.validation import number, positive_int, to_float
+from searchkit.validation import seed as seed_validator
 
 CHECKPOINT_NAME = "latent_reward.pt"
 _FILE_PREFIX = "model.base_model.model."
@@ -71,15 +71,17 @@ class LatSearchTrainConfig:
 
     epochs: int = attrs.field(default=15, validator=positive_int)
     batch_size: int = attrs.field(default=4, validator=positive_int)
-    lr: float = attrs.field(default=1e-4, validator=[v.instance_of(float), v.gt(0.0)])
+    lr: float = attrs.field(default=1e-4, converter=to_float, validator=number(above=0.0))
     milestones: tuple[int, ...] = attrs.field(default=(10,), converter=tuple)
-    mse_weight: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
-    pairwise_weight: float = attrs.field(default=1.0, validator=[v.instance_of(float), v.ge(0.0)])
-    train_fraction: float = attrs.field(
-        default=0.8, validator=[v.instance_of(float), v.gt(0.0), v.lt(1.0)]
+    mse_weight: float = attrs.field(default=1.0, converter=to_float, validator=number(at_least=0.0))
+    pairwise_weight: float = attrs.field(
+        default=1.0, converter=to_float, validator=number(at_least=0.0)
     )
-    split_seed: int = attrs.field(default=1203, validator=v.instance_of(int))
-    seed: int = attrs.field(default=1203, validator=v.instance_of(int))
+    train_fraction: float = attrs.field(
+        default=0.8, converter=to_float, validator=number(above=0.0, below=1.0)
+    )
+    split_seed: int = attrs.field(default=1203, validator=seed_validator)
+    seed: int = attrs.field(default=1203, validator=seed_validator)
 
 
 @attrs.frozen

@@ -35,12 +35,20 @@ import math
 
 import attrs
 import torch
-from attrs import validators as v
 
 from searchkit.backend import Backend, Conditioning
 from searchkit.backends import analytic_cost
+from searchkit.errors import InputError
 from searchkit.solver import SOLVERS, STOCHASTIC_SOLVERS, make_scheduler
-from searchkit.validation import int_at_least, integer, positive_int
+from searchkit.validation import (
+    int_at_least,
+    int_at_most,
+    number,
+    one_of,
+    positive_int,
+    seed,
+    to_float,
+)
 
 DIMENSIONS: tuple[str, ...] = ("VQ", "MQ", "TA")
 
@@ -50,13 +58,41 @@ def prompt_seed(prompt: str) -> int:
     return int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "little") >> 1
 
 
+#: The largest of each side of the analytic world's latent (channels, frames, height,
+#: width) and of its number of mixture components.
+MAX_SIDE = 1024
+#: The most numbers in one latent ``C F H W`` (64 MiB of float32).
+MAX_LATENT_ELEMENTS = 2**24
+#: The most numbers in the world's means ``K C F H W`` (1 GiB of float32), built at once.
+MAX_WORLD_ELEMENTS = 2**28
+
+
+def _world_size(instance: AnalyticBackend, _attribute: attrs.Attribute, _value: object) -> None:
+    """The latent and the means fit the bounds above (checked once the sizes are known)."""
+    c, f, h, w = instance.channels, instance.frames, instance.height, instance.width
+    k = instance.num_components
+    shape = f"channels={c}, frames={f}, height={h}, width={w}"
+    if c * f * h * w > MAX_LATENT_ELEMENTS:
+        raise InputError(
+            f"the latent shape {shape} holds {c * f * h * w} numbers, more than the "
+            f"{MAX_LATENT_ELEMENTS} an analytic latent may hold; lower them"
+        )
+    if k * c * f * h * w > MAX_WORLD_ELEMENTS:
+        raise InputError(
+            f"num_components={k} means of shape {shape} hold {k * c * f * h * w} numbers, "
+            f"more than the {MAX_WORLD_ELEMENTS} the analytic world may hold; lower them"
+        )
+
+
 @attrs.define(eq=False)
 class AnalyticBackend(Backend):
     """Exact flow-matching model of a Gaussian mixture; the embedded default backend.
 
     Args:
-        channels, frames, height, width: latent shape ``[C, F, H, W]``.
-        num_components: mixture components ``K``.
+        channels, frames, height, width: latent shape ``[C, F, H, W]``; each at most
+            :data:`MAX_SIDE` (1024), and ``C F H W`` at most :data:`MAX_LATENT_ELEMENTS`.
+        num_components: mixture components ``K``, in ``[2, MAX_SIDE]``; the means
+            (``K C F H W`` numbers) at most :data:`MAX_WORLD_ELEMENTS`.
         component_scale: scale of the component means (per element).
         component_std: within-component standard deviation ``s``.
         prompt_sharpness: scale of the prompt's mixture logits (higher: prompts pick fewer
@@ -65,7 +101,8 @@ class AnalyticBackend(Backend):
         guidance_scale: classifier-free guidance ``g`` (1 disables guidance: one forward).
         solver: ``"unipc"``, ``"euler"`` or ``"sde-dpmsolver++"``.
         flow_shift: the schedulers' timestep shift.
-        world_seed: seed of the world's means, reward direction and decoder.
+        world_seed: seed of the world's means, reward direction and decoder, in
+            ``[0, 2**64)``.
         flops_per_forward, decode_forwards, latent_reward_forwards, pixel_reward_forwards:
             the cost model (:mod:`searchkit.backends.analytic_cost`): FLOPs of one model
             forward on one latent, and a decode and each kind of reward call in forwards
@@ -77,32 +114,42 @@ class AnalyticBackend(Backend):
     #: The values of ``solver`` (checked by benchmark configs before any compute).
     solvers = SOLVERS
 
-    channels: int = attrs.field(default=4, validator=positive_int)
-    frames: int = attrs.field(default=5, validator=positive_int)
-    height: int = attrs.field(default=8, validator=positive_int)
-    width: int = attrs.field(default=8, validator=positive_int)
-    num_components: int = attrs.field(default=8, validator=int_at_least(2))
-    component_scale: float = attrs.field(default=0.8, converter=float, validator=v.gt(0.0))
-    component_std: float = attrs.field(default=0.6, converter=float, validator=v.gt(0.0))
-    prompt_sharpness: float = attrs.field(default=1.5, converter=float, validator=v.ge(0.0))
-    num_steps: int = attrs.field(default=50, validator=[positive_int, v.le(1000)])
-    guidance_scale: float = attrs.field(
-        default=5.0, converter=float, validator=[v.ge(1.0), v.le(50.0)]
+    channels: int = attrs.field(default=4, validator=[positive_int, int_at_most(MAX_SIDE)])
+    frames: int = attrs.field(default=5, validator=[positive_int, int_at_most(MAX_SIDE)])
+    height: int = attrs.field(default=8, validator=[positive_int, int_at_most(MAX_SIDE)])
+    width: int = attrs.field(default=8, validator=[positive_int, int_at_most(MAX_SIDE)])
+    num_components: int = attrs.field(
+        default=8, validator=[int_at_least(2), int_at_most(MAX_SIDE), _world_size]
     )
-    solver: str = attrs.field(default="unipc", validator=v.in_(SOLVERS))
-    flow_shift: float = attrs.field(default=3.0, converter=float, validator=v.gt(0.0))
-    world_seed: int = attrs.field(default=0, validator=integer)
+    component_scale: float = attrs.field(
+        default=0.8, converter=to_float, validator=number(above=0.0)
+    )
+    component_std: float = attrs.field(default=0.6, converter=to_float, validator=number(above=0.0))
+    prompt_sharpness: float = attrs.field(
+        default=1.5, converter=to_float, validator=number(at_least=0.0)
+    )
+    num_steps: int = attrs.field(default=50, validator=[positive_int, number(at_most=1000)])
+    guidance_scale: float = attrs.field(
+        default=5.0, converter=to_float, validator=number(at_least=1.0, at_most=50.0)
+    )
+    solver: str = attrs.field(default="unipc", validator=one_of(SOLVERS))
+    flow_shift: float = attrs.field(default=3.0, converter=to_float, validator=number(above=0.0))
+    world_seed: int = attrs.field(default=0, validator=seed)
     flops_per_forward: float = attrs.field(
-        default=analytic_cost.WAN21_FORWARD_FLOPS, converter=float, validator=v.gt(0.0)
+        default=analytic_cost.WAN21_FORWARD_FLOPS, converter=to_float, validator=number(above=0.0)
     )
     decode_forwards: float = attrs.field(
-        default=analytic_cost.DECODE_FORWARDS, converter=float, validator=v.ge(0.0)
+        default=analytic_cost.DECODE_FORWARDS, converter=to_float, validator=number(at_least=0.0)
     )
     latent_reward_forwards: float = attrs.field(
-        default=analytic_cost.LATENT_REWARD_FORWARDS, converter=float, validator=v.ge(0.0)
+        default=analytic_cost.LATENT_REWARD_FORWARDS,
+        converter=to_float,
+        validator=number(at_least=0.0),
     )
     pixel_reward_forwards: float = attrs.field(
-        default=analytic_cost.PIXEL_REWARD_FORWARDS, converter=float, validator=v.ge(0.0)
+        default=analytic_cost.PIXEL_REWARD_FORWARDS,
+        converter=to_float,
+        validator=number(at_least=0.0),
     )
 
     means: torch.Tensor = attrs.field(init=False, repr=False)

@@ -63,7 +63,15 @@ from searchkit.bench.entries import (
 )
 from searchkit.bench.prompts import Prompt, load_prompt_file
 from searchkit.errors import ConfigError  # noqa: F401  (re-exported)
-from searchkit.validation import SEED_LIMIT, is_int, optional_positive_int
+from searchkit.validation import (
+    SEED_LIMIT,
+    boolean,
+    is_int,
+    of_type,
+    optional,
+    optional_positive_int,
+    text,
+)
 
 __all__ = ["ComponentSpec", "ConfigError", "StrategySpec", "SweepConfig", "digest"]
 
@@ -154,10 +162,8 @@ class SweepConfig:
     """
 
     name: str = attrs.field(validator=_check_name)
-    backend: ComponentSpec = attrs.field(validator=attrs.validators.instance_of(ComponentSpec))
-    reward: ComponentSpec | None = attrs.field(
-        validator=attrs.validators.optional(attrs.validators.instance_of(ComponentSpec))
-    )
+    backend: ComponentSpec = attrs.field(validator=of_type(ComponentSpec))
+    reward: ComponentSpec | None = attrs.field(validator=optional(of_type(ComponentSpec)))
     strategies: tuple[StrategySpec, ...] = attrs.field(converter=tuple, validator=_check_strategies)
     #: The budgets of every sized entry without its own; ``()`` when no entry needs them.
     budgets_nfe: tuple[int, ...] = attrs.field(
@@ -166,7 +172,7 @@ class SweepConfig:
     prompts: tuple[Prompt, ...] = attrs.field(converter=tuple, validator=_check_prompts)
     seeds: tuple[int, ...] = attrs.field(converter=_seeds)
     num_steps: int | None = attrs.field(default=None, validator=optional_positive_int)
-    description: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    description: str = attrs.field(default="", validator=text)
     #: Intra-op threads of torch while the sweep runs (``None``: torch's default). Small
     #: CPU models run fastest with 1, the more so on a busy machine.
     torch_threads: int | None = attrs.field(default=None, validator=optional_positive_int)
@@ -181,7 +187,7 @@ class SweepConfig:
     metric: str | None = attrs.field(default=None)
     #: VBench-2.0's samples per prompt: prompt ``p`` runs the first
     #: ``samples_per_prompt(p.dimensions)`` of ``seeds`` (see :meth:`seeds_for`).
-    vbench_samples: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    vbench_samples: bool = attrs.field(default=False, validator=boolean)
     #: What the budgets count: ``"nfe"`` (``budgets_nfe``) or ``"flops"`` (``budgets_flops``).
     budget_unit: str = attrs.field(default="nfe")
     #: FLOP budgets per run of every sized entry without its own (``budget_unit`` ``"flops"``).
@@ -190,7 +196,7 @@ class SweepConfig:
     )
     #: Whether the model receives a prompt's ``prompt_aug`` (where it has one) in place of
     #: its text; the prompt's text names its runs and videos either way.
-    use_prompt_aug: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    use_prompt_aug: bool = attrs.field(default=True, validator=boolean)
 
     def __attrs_post_init__(self) -> None:
         if self.budget_unit not in BUDGET_UNITS:

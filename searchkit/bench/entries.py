@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 
 from searchkit.errors import ConfigError
-from searchkit.validation import is_int, lists_as_tuples
+from searchkit.validation import is_int, lists_as_tuples, of_type, optional
 
 #: The fields a strategy entry may have.
 ENTRY_FIELDS: tuple[str, ...] = (
@@ -220,7 +220,7 @@ class StrategySpec:
     reward: ComponentSpec | None = attrs.field(
         default=None,
         kw_only=True,
-        validator=attrs.validators.optional(attrs.validators.instance_of(ComponentSpec)),
+        validator=optional(of_type(ComponentSpec)),
     )
 
     def __attrs_post_init__(self) -> None:

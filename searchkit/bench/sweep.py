@@ -19,7 +19,7 @@ from searchkit.bench.store import ResultsStore
 from searchkit.bench.summary import SELF_GRADED, Cell, summarize
 from searchkit.bench.tables import write_summary
 from searchkit.bench.vbench import LayoutReport
-from searchkit.bench.videos import SweepVideos
+from searchkit.bench.videos import SweepVideos, check_sweep_fps
 
 log = logging.getLogger("searchkit.bench")
 
@@ -92,6 +92,7 @@ def run_sweep(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    check_sweep_fps(fps)
     started = time.perf_counter()
     folder = Path(out)
     config_dict, fingerprint = config.to_dict(), config.fingerprint()

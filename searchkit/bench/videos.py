@@ -58,9 +58,17 @@ from searchkit.bench.vbench import (
 )
 from searchkit.errors import ConfigError, OutputFolderError
 from searchkit.files import atomic_write_json
+from searchkit.validation import MAX_FPS
 
 #: The default folder of ``--save-videos``, inside the sweep's output folder.
 VIDEOS_DIR = "videos"
+
+
+def check_sweep_fps(fps: object) -> int:
+    """The frame rate of a sweep's videos: an integer in ``[1, MAX_FPS]``, else a ConfigError."""
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
+        raise ConfigError(f"fps must be an integer in [1, {MAX_FPS}], got {fps!r}")
+    return fps
 
 
 def configuration_folder(label: str, budget_nfe: int | None) -> str:
@@ -153,11 +161,10 @@ class SweepVideos:
 
         Raises :class:`ConfigError` or :class:`OutputFolderError` before any compute.
         """
-        if isinstance(fps, bool) or not isinstance(fps, int) or fps <= 0:
-            raise ConfigError(f"fps must be a positive integer, got {fps!r}")
+        check_sweep_fps(fps)
         root = Path(root)
         if root.exists() and not root.is_dir():
-            raise OutputFolderError(f"--save-videos folder {str(root)!r} is a file")
+            raise OutputFolderError(f"save_videos folder {str(root)!r} is a file")
         dimension = (config.prompts_source or {}).get("dimension")
         plan = tuple(
             attrs.evolve(s, seed=config.seeds[s.index]) if s.index < len(config.seeds) else s

@@ -25,10 +25,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from searchkit import argtypes
+from searchkit.errors import InputError
 from searchkit.fielddoc import strip_markup
 from searchkit.options import add_augmented_arguments, add_evaluator_arguments
+from searchkit.validation import MAX_FPS
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
@@ -137,9 +140,9 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--fps",
-        type=int,
+        type=argtypes.integer("--fps", minimum=1, maximum=MAX_FPS),
         default=16,
-        help="frame rate of the saved videos (default: 16, Wan2.1's)",
+        help=f"frame rate of the saved videos, in [1, {MAX_FPS}] (default: 16, Wan2.1's)",
     )
     parser.add_argument(
         "--metric",
@@ -177,15 +180,16 @@ def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
     for pair in pairs or []:
         name, sep, rest = pair.partition(":")
         if not sep or not name:
-            raise ValueError(f"--reward-opt must be NAME:KEY=VALUE, got {pair!r}")
+            raise InputError(f"--reward-opt must be NAME:KEY=VALUE, got {pair!r}")
         options.setdefault(name, {}).update(parse_key_values([rest], "--reward-opt"))
     return options
 
 
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
+    from searchkit.bench.store import RESULTS_FILE
     from searchkit.bench.sweep import grading
-    from searchkit.errors import InputError
+    from searchkit.files import check_output_folder
     from searchkit.options import parse_evaluators, parse_key_values
 
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
@@ -208,11 +212,16 @@ def main(args: argparse.Namespace) -> int:
     if args.executor != "ray" and args.address is not None:
         raise InputError("--address is for --executor ray")
     out = args.out if args.out is not None else f"bench-results/{config.name}"
+    check_output_folder(out, "--out folder")
     videos = args.save_videos
     if videos == "":
         from searchkit.bench.videos import VIDEOS_DIR
 
         videos = f"{out}/{VIDEOS_DIR}"
+    if videos is not None:
+        check_output_folder(videos, "--save-videos folder")
+    if args.resume and not (Path(out) / RESULTS_FILE).is_file():
+        print(f"searchkit bench: nothing to resume in {out!r}; starting a fresh sweep")
 
     logging.basicConfig(level=logging.INFO, format="searchkit: %(message)s")
     try:

@@ -123,9 +123,13 @@ def main(args: argparse.Namespace) -> int:
         predictivity,
         write_diagnosis,
     )
+    from searchkit.diagnostics.common import MAX_SEEDS
     from searchkit.evaluation import build_evaluators
+    from searchkit.files import check_output_folder
+    from searchkit.memory import check_particle_memory
     from searchkit.options import parse_evaluators, parse_key_values
 
+    check_output_folder(args.out, "--out folder")
     evaluators = parse_evaluators(args.evaluator, args.evaluator_opt)
     if len(evaluators) > 1:
         names = ", ".join(name for name, _ in evaluators)
@@ -135,6 +139,9 @@ def main(args: argparse.Namespace) -> int:
             raise InputError(f"{flag} must be at least 2, got {value}")
     if args.spread_seeds is not None and args.spread_seeds < 2:
         raise InputError(f"--spread-seeds must be at least 2, got {args.spread_seeds}")
+    for flag, value in (("--seeds", args.seeds), ("--spread-seeds", args.spread_seeds)):
+        if value is not None and value > MAX_SEEDS:
+            raise InputError(f"{flag} must be at most {MAX_SEEDS}, got {value}")
     prompts = args.prompt or [DEFAULT_PROMPT]
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
     if args.model_path is not None:
@@ -142,6 +149,11 @@ def main(args: argparse.Namespace) -> int:
     backend = build_backend(args.backend, **backend_options)
     reward = build_reward(args.reward, backend, **parse_key_values(args.reward_opt, "--reward-opt"))
     evaluator = next(iter(build_evaluators(evaluators, backend).values()), None)
+    if args.only != "predictivity":  # the spread holds every beta's candidates at once
+        betas = args.betas or DEFAULT_BETAS
+        check_particle_memory(
+            backend, len(betas) * args.candidates, "--candidates", args.candidates
+        )
 
     pred = spread = None
     if args.only != "spread":

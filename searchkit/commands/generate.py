@@ -29,7 +29,9 @@ from searchkit.options import (
     config_from_arguments,
     parse_evaluators,
     parse_key_values,
+    with_flags,
 )
+from searchkit.validation import MAX_FPS
 from searchkit.video_io import VIDEO_FORMATS
 
 DEFAULT_PROMPT = "a red fox running through fresh snow"
@@ -112,9 +114,9 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--fps",
-        type=argtypes.integer("--fps", minimum=1),
+        type=argtypes.integer("--fps", minimum=1, maximum=MAX_FPS),
         default=16,
-        help="frames per second of the mp4 (default: 16)",
+        help=f"frames per second of the mp4, in [1, {MAX_FPS}] (default: 16)",
     )
     parser.add_argument(
         "--quiet",
@@ -151,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--augmented-prompts and --extender apply with --prompts-file only")
     if args.out is None:
         raise InputError("--out is required (or --prompts-file with --vbench-out)")
-    check_output_folder(args.out)
+    check_output_folder(args.out, "--out folder")
     strategy, backend, reward = _build(args)
     check_budget(strategy, backend, args.budget_nfe)
     evaluators = build_evaluators(parse_evaluators(args.evaluator, args.evaluator_opt), backend)
@@ -266,6 +268,10 @@ def _build(args: argparse.Namespace):
     reward_options = parse_key_values(args.reward_opt, "--reward-opt", reward_cls)
     reward = build_reward(args.reward, backend, **reward_options)
     strategy.checked_compatible(backend, reward)
+    try:
+        strategy.check_memory(backend)
+    except InputError as error:
+        raise with_flags(error, strategy_cls) from None
     return strategy, backend, reward
 
 

@@ -24,7 +24,12 @@ from searchkit import argtypes
 from searchkit.errors import FileFormatError, InputError
 from searchkit.fielddoc import field_docs, strip_markup
 from searchkit.files import check_output_folder
-from searchkit.options import add_config_arguments, config_from_arguments, construct_with_flags
+from searchkit.options import (
+    add_config_arguments,
+    config_from_arguments,
+    construct_with_flags,
+    with_flags,
+)
 
 
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -297,21 +302,25 @@ def main_train(args: argparse.Namespace) -> int:
     import torch
 
     from searchkit.rewards.latent import LatentRewardModel, read_latent_dataset, train
+    from searchkit.rewards.latent.network import LatentRewardConfig
     from searchkit.rewards.latent.records import recorded_teacher
 
     patch = args.patch_size
     recorded = (recorded_teacher(args.data) or {}).get("config") or {}
     dimensions = {"dimensions": tuple(recorded["dimensions"])} if recorded.get("dimensions") else {}
     backend = _backend(args)
-    model = LatentRewardModel.for_backend(
-        backend,
-        input=args.input,
-        width=args.width,
-        depth=args.depth,
-        patch_size=patch,
-        generator=torch.Generator().manual_seed(config.seed),
-        **dimensions,
-    )
+    try:
+        model = LatentRewardModel.for_backend(
+            backend,
+            input=args.input,
+            width=args.width,
+            depth=args.depth,
+            patch_size=patch,
+            generator=torch.Generator().manual_seed(config.seed),
+            **dimensions,
+        )
+    except InputError as error:
+        raise with_flags(error, LatentRewardConfig) from None
     dataset = read_latent_dataset(
         args.data, backend=backend, dimensions=model.dimensions, cache=not args.no_cache
     )

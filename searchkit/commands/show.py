@@ -41,8 +41,11 @@ def add_parser(subparsers, argv: list[str]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from searchkit.files import check_output_folder
     from searchkit.show import NO_CANDIDATES, show_result_file
 
+    if args.out is not None:
+        check_output_folder(args.out, "--out folder")
     files = show_result_file(args.result, args.out, max_frames=args.max_frames)
     if "candidates" not in files:
         print(NO_CANDIDATES, file=sys.stderr)

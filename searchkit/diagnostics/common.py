@@ -88,15 +88,24 @@ def check_prompts(prompts: str | Sequence[str]) -> tuple[str, ...]:
     return prompts
 
 
+#: The most seeds a diagnostic runs (each one a full trajectory per prompt).
+MAX_SEEDS = 100_000
+
+
 def check_seeds(seeds: int | Iterable[int], minimum: int) -> tuple[int, ...]:
-    """``n`` means seeds ``0..n-1``; at least ``minimum`` distinct integers."""
+    """``n`` means seeds ``0..n-1``; at least ``minimum`` distinct integers, at most
+    :data:`MAX_SEEDS`."""
     if is_int(seeds):
+        if seeds > MAX_SEEDS:  # type: ignore[operator]
+            raise InputError(f"seeds must be at most {MAX_SEEDS}, got {seeds!r}")
         seeds = range(seeds)  # type: ignore[arg-type]
     seeds = tuple(seeds)  # type: ignore[arg-type]
     if not all(is_int(s) for s in seeds) or len(set(seeds)) != len(seeds):
         raise InputError(f"seeds must be distinct integers, got {list(seeds)}")
     if len(seeds) < minimum:
         raise InputError(f"seeds must hold at least {minimum} seeds, got {len(seeds)}")
+    if len(seeds) > MAX_SEEDS:
+        raise InputError(f"seeds must hold at most {MAX_SEEDS} seeds, got {len(seeds)}")
     return seeds
 
 

@@ -41,6 +41,7 @@ from searchkit.diagnostics.common import (
     resolve_evaluator,
 )
 from searchkit.errors import InputError
+from searchkit.memory import check_particle_memory
 from searchkit.reward import Reward
 
 #: The default grid: the paper's 0.1, a few wider spreads, and independent candidates.
@@ -131,6 +132,7 @@ def candidate_spread(
     betas = tuple(float(b) for b in betas)
     if not betas or any(not 0.0 <= b <= 1.0 for b in betas) or len(set(betas)) != len(betas):
         raise InputError(f"betas must be distinct values in [0, 1], got {list(betas)}")
+    check_particle_memory(backend, len(betas) * num_candidates, "num_candidates", num_candidates)
     grade = resolve_evaluator(backend, evaluator)
     n = num_candidates
 

@@ -19,7 +19,7 @@ import attrs
 import torch
 
 from searchkit.solver import SOLVERS
-from searchkit.validation import boolean, optional_positive_int, positive_int
+from searchkit.validation import boolean, optional_positive_int, positive_int, text
 
 #: ``solver`` value that uses the wrapped pipeline's own scheduler configuration.
 PIPELINE_SOLVER = "pipeline"
@@ -186,7 +186,7 @@ class DiffusersOptions:
     height: int = attrs.field(validator=positive_int)
     width: int = attrs.field(validator=positive_int)
     num_steps: int = attrs.field(validator=positive_int)
-    negative_prompt: str = attrs.field(validator=attrs.validators.instance_of(str))
+    negative_prompt: str = attrs.field(validator=text)
     max_sequence_length: int = attrs.field(validator=positive_int)
     max_batch: int | None = attrs.field(default=None, validator=optional_positive_int)
     cfg_batched: bool = attrs.field(default=True, validator=boolean)
