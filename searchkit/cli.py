@@ -32,6 +32,8 @@ FLAG_FOR_KEYWORD: dict[str, str] = {
     "model_path=PATH": "--model-path PATH",
     "tiny=True": "--backend-opt tiny=true",
     "save_videos folder": "--save-videos folder",
+    "save_videos: ": "--save-videos: ",
+    "reward_options names": "--reward-opt names",
 }
 
 _ARGUMENT = re.compile(r"^argument ([^:]+): (.*)$", re.DOTALL)

@@ -19,6 +19,7 @@ from searchkit.bench import load_config
 from searchkit.bench.config import SweepConfig
 from searchkit.bench.prompts import load_prompt_file
 from searchkit.bench.store import ResultsStore
+from searchkit.bench.sweep import run_sweep
 from searchkit.builders import build_backend, build_reward
 from searchkit.cli import main
 from searchkit.construct import construct
@@ -293,6 +294,58 @@ def test_api_errors_name_keywords_and_the_command_line_names_flags(tmp_path, cap
     assert main(["bench", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "--resume" in err and "--force" in err and "resume=True" not in err
+
+
+# (keywords of run_sweep/load_config, the flags of the same, what the message says after them)
+BENCH_KEYWORD_CASES = [
+    (
+        {"reward_options": {"clip-score": {"path": "x"}}},
+        ["--reward-opt", "clip-score:path=x"],
+        "reward_options",
+        "--reward-opt",
+        " names reward 'clip-score', which the sweep does not use",
+    ),
+    (
+        {"save_videos": "{tmp}/afile"},
+        ["--save-videos", "{tmp}/afile"],
+        "save_videos",
+        "--save-videos",
+        " folder '{tmp}/afile' is a file",
+    ),
+    (
+        {"save_videos": "{tmp}/videos"},
+        ["--save-videos", "{tmp}/videos"],
+        "save_videos",
+        "--save-videos",
+        ": prompt 0 ('a fox') has no VBench-2.0 dimension",
+    ),
+]
+
+
+@pytest.mark.parametrize(("keywords", "flags", "keyword", "flag", "rest"), BENCH_KEYWORD_CASES)
+def test_bench_api_errors_name_the_keyword_and_the_command_line_the_flag(
+    keywords, flags, keyword, flag, rest, files, no_compute, capsys
+) -> None:
+    path = files / "sweep.json"
+    path.write_text(
+        json.dumps(
+            {"strategies": ["baseline"], "budgets_nfe": [100], "prompts": ["a fox"], "seeds": 1}
+        )
+    )
+    keywords = {
+        k: v if k != "save_videos" else v.replace("{tmp}", str(files)) for k, v in keywords.items()
+    }
+    rest = rest.replace("{tmp}", str(files))
+    with pytest.raises(SearchkitError) as caught:
+        options = keywords.get("reward_options")
+        config = load_config(path, reward_options=options)
+        run_sweep(config, files / "bench", progress=False, save_videos=keywords["save_videos"])
+    assert keyword + rest in str(caught.value) and "--" not in str(caught.value)
+    argv = ["bench", "--config", str(path), "--out", str(files / "bench"), "--no-progress"]
+    assert main(argv + [f.replace("{tmp}", str(files)) for f in flags]) == 2
+    err = capsys.readouterr().err
+    assert flag + rest in err and keyword not in err
+    assert not (files / "bench").exists()
 
 
 # -- the Python API -----------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def _with_reward_options(data: dict[str, Any], updates: dict[str, dict[str, Any]
     unknown = sorted(set(updates) - found)
     if unknown:
         raise ConfigError(
-            f"--reward-opt names reward {unknown[0]!r}, which the sweep does not use (its search "
+            f"reward_options names reward {unknown[0]!r}, which the sweep does not use (its search "
             "reward, an entry's reward or an evaluator)"
         )
     return data

@@ -80,7 +80,7 @@ def _records(config: SweepConfig) -> tuple[VBenchRecord, ...]:
     """The sweep's prompts as VBench-2.0 records, checked (error names the prompt)."""
     records = []
     for i, prompt in enumerate(config.prompts):
-        where = f"--save-videos: prompt {i} ({prompt.text[:60]!r})"
+        where = f"save_videos: prompt {i} ({prompt.text[:60]!r})"
         if not prompt.dimensions:
             raise ConfigError(
                 f"{where} has no VBench-2.0 dimension; take the prompts from a VBench-2.0 "
@@ -155,7 +155,7 @@ class SweepVideos:
             raise ConfigError(f"fps must be a positive integer, got {fps!r}")
         root = Path(root)
         if root.exists() and not root.is_dir():
-            raise OutputFolderError(f"--save-videos folder {str(root)!r} is a file")
+            raise OutputFolderError(f"save_videos folder {str(root)!r} is a file")
         dimension = (config.prompts_source or {}).get("dimension")
         plan = tuple(
             attrs.evolve(s, seed=config.seeds[s.index]) if s.index < len(config.seeds) else s
