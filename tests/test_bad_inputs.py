@@ -348,6 +348,59 @@ def test_bench_api_errors_name_the_keyword_and_the_command_line_the_flag(
     assert not (files / "bench").exists()
 
 
+# (field, flags that set it, its value in a file, its value as load_config's keyword, message)
+BLAME_CASES = [
+    (
+        "metric",
+        ["--metric", "bogus"],
+        "bogus",
+        "bogus",
+        "metric must be one of oracle, reward (got 'bogus')",
+    ),
+    (
+        "seeds",
+        ["--seeds", str(10**6)],
+        10**6,
+        10**6,
+        "seeds must be a count in [1, 100000], got 1000000",
+    ),
+    (
+        "evaluators",
+        ["--evaluator", "bogus"],
+        [{"name": "bogus"}],
+        [("bogus", {})],
+        ": unknown reward 'bogus'; known: analytic",
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "flags", "in_file", "keyword", "expected"), BLAME_CASES)
+def test_a_bench_flag_is_blamed_for_its_value_and_the_file_for_its_own(
+    field, flags, in_file, keyword, expected, files, no_compute, capsys
+) -> None:
+    base = {"strategies": ["baseline"], "budgets_nfe": [100], "prompts": ["a fox"], "seeds": 1}
+    clean, dirty = files / "clean.json", files / "dirty.json"
+    clean.write_text(json.dumps(base))
+    dirty.write_text(json.dumps({**base, field: in_file}))
+    out = ["--out", str(files / "bench"), "--no-progress"]
+    # on the command line: the flag, not the file
+    assert main(["bench", "--config", str(clean), *flags, *out]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith(f"searchkit bench: error: {flags[0]}") and expected in line, line
+    assert "clean.json" not in line
+    # a value from the file names the file, and its field
+    assert main(["bench", "--config", str(dirty), *out]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert f"config '{dirty}': {field}" in line and expected in line, line
+    assert flags[0] not in line
+    assert not (files / "bench").exists()
+    # the Python API names its keyword, not the file it did not read the value from
+    with pytest.raises(ConfigError) as caught:
+        load_config(clean, **{field: keyword})
+    assert str(caught.value).startswith(field) and expected in str(caught.value)
+    assert "clean.json" not in str(caught.value) and "--" not in str(caught.value)
+
+
 # -- the Python API -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world():

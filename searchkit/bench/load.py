@@ -76,10 +76,22 @@ def load_config(
     ``metric`` when it named one of those), ``metric`` names the summary's metric, and ``reward_options`` (``{name: {key: value}}``) update the options of
     every reward of that name in the sweep: its search reward, the entries' own rewards and
     the evaluators (one flag points every use of a model at its checkpoint). A name that no
-    reward of the sweep has is an error.
+    reward of the sweep has is an error. An error about a value given here names the
+    keyword, not the file.
     """
     path = resolve_config_path(name_or_path)
     data = read_json(path, "config")
+    given = {
+        field
+        for field, value in [
+            ("seeds", seeds),
+            ("dimension", dimension),
+            ("max_prompts", max_prompts),
+            ("evaluators", evaluators or None),
+            ("metric", metric),
+        ]
+        if value is not None
+    }
     if isinstance(data, dict):
         data = dict(data)
         if seeds is not None:
@@ -105,7 +117,9 @@ def load_config(
             backend = {"name": backend} if isinstance(backend, str) else dict(backend)
             backend["options"] = {**(backend.get("options") or {}), **backend_options}
             data["backend"] = backend
-    return SweepConfig.from_dict(data, base_dir=path.parent, source=f"config {str(path)!r}")
+    return SweepConfig.from_dict(
+        data, base_dir=path.parent, source=f"config {str(path)!r}", given=given
+    )
 
 
 def _with_reward_options(data: dict[str, Any], updates: dict[str, dict[str, Any]]) -> dict:
