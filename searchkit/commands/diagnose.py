@@ -73,7 +73,11 @@ def add_parser(subparsers, argv: list[str]) -> None:
         help=f"a prompt (repeatable; default: {DEFAULT_PROMPT!r})",
     )
     parser.add_argument(
-        "--seeds", type=int, default=32, metavar="N", help="seeds 0..N-1 per prompt (default: 32)"
+        "--seeds",
+        type=int,
+        default=32,
+        metavar="N",
+        help="seeds 0..N-1 per prompt (default: 32)",
     )
     parser.add_argument(
         "--steps",
@@ -130,11 +134,16 @@ def main(args: argparse.Namespace) -> int:
     if len(evaluators) > 1:
         names = ", ".join(name for name, _ in evaluators)
         raise InputError(f"--evaluator takes one evaluator for diagnose, got {names}")
-    for flag, value in (("--seeds", args.seeds), ("--candidates", args.candidates)):
-        if value < 2:
-            raise InputError(f"{flag} must be at least 2, got {value}")
-    if args.spread_seeds is not None and args.spread_seeds < 2:
-        raise InputError(f"--spread-seeds must be at least 2, got {args.spread_seeds}")
+    from searchkit.diagnostics.predictivity import MIN_SEEDS as RANKED_SEEDS
+    from searchkit.diagnostics.spread import MIN_SEEDS as SPREAD_SEEDS
+
+    for flag, value, minimum in (
+        ("--seeds", args.seeds, SPREAD_SEEDS if args.only == "spread" else RANKED_SEEDS),
+        ("--spread-seeds", args.spread_seeds, SPREAD_SEEDS),
+        ("--candidates", args.candidates, 2),
+    ):
+        if value is not None and value < minimum:
+            raise InputError(f"{flag} must be at least {minimum}, got {value}")
     prompts = args.prompt or [DEFAULT_PROMPT]
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
     if args.model_path is not None:
@@ -145,7 +154,9 @@ def main(args: argparse.Namespace) -> int:
 
     pred = spread = None
     if args.only != "spread":
-        pred = predictivity(
+        pred = _with_flags(
+            {"seeds": "--seeds", "steps": "--steps"},
+            predictivity,
             backend,
             reward,
             prompts,
@@ -156,7 +167,9 @@ def main(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
         )
     if args.only != "predictivity":
-        spread = candidate_spread(
+        spread = _with_flags(
+            {"seeds": "--spread-seeds" if args.spread_seeds else "--seeds", "betas": "--betas"},
+            candidate_spread,
             backend,
             reward,
             prompts,
@@ -176,6 +189,18 @@ def main(args: argparse.Namespace) -> int:
     )
     print(json.dumps(_summary(pred, spread, files), indent=2))
     return 0
+
+
+def _with_flags(flags: dict[str, str], call, *args, **kwargs):
+    """``call(*args, **kwargs)``; a refused keyword's message names its flag instead."""
+    try:
+        return call(*args, **kwargs)
+    except InputError as error:
+        text = str(error)
+        for keyword, flag in flags.items():
+            if text.startswith(f"{keyword} "):
+                raise InputError(flag + text[len(keyword) :]) from None
+        raise
 
 
 def _summary(pred, spread, files: dict[str, str]) -> dict:
