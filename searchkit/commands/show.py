@@ -18,6 +18,8 @@ import argparse
 import json
 import sys
 
+from searchkit import argtypes
+
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
@@ -32,7 +34,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--max-frames",
-        type=int,
+        type=argtypes.integer("--max-frames", minimum=1),
         default=8,
         metavar="N",
         help="frames in the contact sheet (default: 8)",
