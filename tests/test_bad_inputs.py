@@ -10,10 +10,12 @@ it refuses its input cannot pass.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
+from searchkit import argtypes
 from searchkit.backends import AnalyticBackend
 from searchkit.bench import load_config
 from searchkit.bench.config import SweepConfig
@@ -200,6 +202,26 @@ CLI_CASES = [
         "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,2'",
     ),
     (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "1,x,2"],
+        "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,x,2'",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "0,2,2"],
+        "--patch-size entries must be >= 1, got 0 in '0,2,2'",
+    ),
+    (
+        ["diagnose", "--out", "{tmp}/d", "--steps", "4,-1"],
+        "--steps entries must be >= 0, got -1 in '4,-1'",
+    ),
+    (
+        ["diagnose", "--out", "{tmp}/d", "--betas", "0.1,inf"],
+        "--betas entries must be a finite number, got 'inf' in '0.1,inf'",
+    ),
+    (
+        ["diagnose", "--out", "{tmp}/d", "--steps", "4,x"],
+        "--steps must be comma-separated integers like 4,9, got '4,x'",
+    ),
+    (
         ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--width", str(10**12)],
         "--width must lie in [1, 65536], got 1000000000000",
     ),
@@ -270,6 +292,26 @@ def test_the_command_line_refuses_bad_input_in_two_lines(
     assert lines[0].startswith("searchkit")
     assert expected.replace("{tmp}", str(files)) in lines[0], lines[0]
     assert not (files / "out").exists() and not (files / "bench").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "scalar", "expected"),
+    [
+        ("1,0,2", False, "--k entries must be >= 1, got 0 in '1,0,2'"),  # the value is wrong
+        ("1,y,2", False, "--k must be comma-separated integers like 1,2, got '1,y,2'"),  # the form
+        ("1,,2", False, "--k must be comma-separated integers like 1,2, got '1,,2'"),
+        ("0", True, "--k must be >= 1, got 0"),  # one value standing for itself
+        ("0", False, "--k entries must be >= 1, got 0 in '0'"),
+    ],
+)
+def test_a_list_flag_tells_a_bad_entry_from_a_bad_form(text, scalar, expected) -> None:
+    parse = argtypes.sequence(
+        "--k", argtypes.integer("--k", minimum=1), example="1,2", scalar=scalar
+    )
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        parse(text)
+    assert str(caught.value) == expected
+    assert parse("3,4") == (3, 4) and parse("5") == (5 if scalar else (5,))
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch) -> None:

@@ -23,28 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from searchkit import argtypes
 from searchkit.errors import InputError
 from searchkit.options import add_evaluator_arguments
 
 DEFAULT_PROMPT = "a red fox running through fresh snow"
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
@@ -81,7 +64,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--steps",
-        type=_ints,
+        type=argtypes.sequence("--steps", argtypes.integer("--steps", minimum=0), example="4,9"),
         default=None,
         metavar="J,K,...",
         help="0-based steps after which the reward is scored (default: every step)",
@@ -94,7 +77,9 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--betas",
-        type=_floats,
+        type=argtypes.sequence(
+            "--betas", argtypes.number("--betas"), kind="numbers", example="0.1,1"
+        ),
         default=None,
         metavar="B,...",
         help="candidate correlations to try (default: 0.05,0.1,0.2,0.4,0.7,1)",
