@@ -83,6 +83,57 @@ def test_booleans_are_switches(argv, expected) -> None:
     assert getattr(args, "keep_duplicates", False) is expected
 
 
+def _takers(field: str) -> list[str]:
+    return [
+        name
+        for name in STRATEGIES.names()
+        if attrs.has(STRATEGIES.get(name)) and field in attrs.fields_dict(STRATEGIES.get(name))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "field", "strategy"),
+    [
+        (["--num-particles", "3"], "--num-particles", "num_particles", "baseline"),
+        (
+            ["--strategy", "best-of-n", "--num-particles=3"],
+            "--num-particles",
+            "num_particles",
+            "best-of-n",
+        ),
+        (["--no-keep-duplicates"], "--no-keep-duplicates", "keep_duplicates", "baseline"),
+    ],
+)
+def test_an_option_of_other_strategies_says_which_take_it(
+    argv, flag, field, strategy, tmp_path, capsys
+) -> None:
+    takers = _takers(field)
+    assert takers and strategy not in takers
+    assert main(["generate", "--out", str(tmp_path / "o"), *argv]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and not (tmp_path / "o").exists()
+    assert lines[0].startswith("searchkit generate: error: unrecognized arguments: --")
+    assert lines[0].endswith(
+        f"; {flag} is an option of {', '.join(takers)}, not of {strategy}: pass --strategy NAME"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "unknown"),
+    [
+        (["generate", "--nmu-particles", "3"], "searchkit generate", "--nmu-particles 3"),
+        (["bench", "--bogus"], "searchkit bench", "--bogus"),
+        (["reward", "train", "--data", "d", "--out", "o", "-x"], "searchkit reward train", "-x"),
+    ],
+)
+def test_an_unknown_option_is_named_by_its_subcommand(argv, prog, unknown, capsys) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{prog}: error: unrecognized arguments: {unknown}",
+        f"Run '{prog} --help' for the options.",
+    ]
+
+
 def test_version(capsys) -> None:
     text = _help(capsys, ["--version"])
     assert text.strip() == f"searchkit {searchkit.__version__}"
