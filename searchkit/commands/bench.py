@@ -64,7 +64,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--executor",
         choices=("local", "ray"),
         default="local",
-        help="run here (default) or as Ray tasks",
+        help="run here or as Ray tasks (one of: local, ray; default: local)",
     )
     parser.add_argument(
         "--address",

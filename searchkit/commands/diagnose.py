@@ -25,6 +25,7 @@ import json
 
 from searchkit import argtypes
 from searchkit.errors import InputError
+from searchkit.fielddoc import strip_markup
 from searchkit.options import add_evaluator_arguments
 
 DEFAULT_PROMPT = "a red fox running through fresh snow"
@@ -34,8 +35,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "diagnose",
         help="predictivity of the reward by step and spread of correlated candidates",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=strip_markup(__doc__),
     )
     parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
     parser.add_argument(
@@ -73,7 +73,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--score-input",
         choices=("latent", "x0"),
         default=None,
-        help="what a latent-space reward sees (default: its own declaration)",
+        help="what a latent-space reward sees (one of: latent, x0; default: its own declaration)",
     )
     parser.add_argument(
         "--betas",
@@ -95,7 +95,10 @@ def add_parser(subparsers, argv: list[str]) -> None:
         help="seeds per prompt for the spread (default: half of --seeds, at least 2)",
     )
     parser.add_argument(
-        "--only", choices=("predictivity", "spread"), default=None, help="run one diagnostic"
+        "--only",
+        choices=("predictivity", "spread"),
+        default=None,
+        help="run one diagnostic (one of: predictivity, spread; default: both)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=16, help="trajectories denoised together (default: 16)"

@@ -104,7 +104,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--format",
         choices=VIDEO_FORMATS,
         default="mp4",
-        help="video as mp4 or PNG frames (default: mp4)",
+        help=f"video as mp4 or PNG frames (one of: {', '.join(VIDEO_FORMATS)}; default: mp4)",
     )
     parser.add_argument(
         "--fps",

@@ -19,14 +19,14 @@ import json
 import sys
 
 from searchkit import argtypes
+from searchkit.fielddoc import strip_markup
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "show",
         help="draw one search's trace and frames from its result.json",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=strip_markup(__doc__),
     )
     parser.add_argument("result", metavar="RESULT", help="a result.json, or the folder holding it")
     parser.add_argument(
