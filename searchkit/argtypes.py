@@ -22,6 +22,11 @@ _FALSE = ("false", "no", "off", "0")
 NONE_WORDS = ("none", "null")
 
 
+class NotOfKind(argparse.ArgumentTypeError):
+    """A text that is not of the expected kind at all (``x`` for an integer), as opposed to
+    a value of the kind that lies out of range; a list names the first as its form."""
+
+
 def _named(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
     parse.__name__ = name  # argparse names the type in a few of its own messages
     return parse
@@ -36,7 +41,7 @@ def integer(
         try:
             value = int(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") from None
+            raise NotOfKind(f"{flag} must be an integer, got {text!r}") from None
         if maximum is not None and not (minimum or 0) <= value <= maximum:
             raise argparse.ArgumentTypeError(
                 f"{flag} must lie in [{minimum or 0}, {maximum}], got {value}"
@@ -55,7 +60,7 @@ def number(flag: str, *, above: float | None = None, at_least: float | None = No
         try:
             value = float(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
+            raise NotOfKind(f"{flag} must be a number, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{flag} must be a finite number, got {text!r}")
         if above is not None and not value > above:
@@ -119,7 +124,13 @@ def sequence(
     scalar: bool = False,
 ) -> Callable[[str], Any]:
     """Comma-separated values (``10,15,20``); ``length`` fixes how many; ``scalar`` lets one
-    value without a comma stand for itself rather than a one-element tuple."""
+    value without a comma stand for itself rather than a one-element tuple.
+
+    A list of the wrong form (an empty entry, a wrong count, an entry not of the kind) is
+    refused naming the form; an entry of the kind that ``element`` refuses (out of range)
+    is refused with ``element``'s message about that entry: ``--patch-size entries must be
+    >= 1, got 0 in '0,2,2'``.
+    """
 
     def parse(text: str) -> Any:
         parts = [p.strip() for p in text.split(",")]
@@ -129,10 +140,21 @@ def sequence(
             raise argparse.ArgumentTypeError(expected)
         if length is not None and len(parts) != length:
             raise argparse.ArgumentTypeError(expected)
-        try:
-            values = tuple(element(p) for p in parts)
-        except (ValueError, argparse.ArgumentTypeError):
-            raise argparse.ArgumentTypeError(expected) from None
+        alone = scalar and len(parts) == 1 and "," not in text
+        values = []
+        for part in parts:
+            try:
+                values.append(element(part))
+            except (ValueError, NotOfKind):
+                raise argparse.ArgumentTypeError(expected) from None
+            except argparse.ArgumentTypeError as error:
+                if alone:
+                    raise
+                message = str(error)
+                if message.startswith(f"{flag} "):
+                    message = f"{flag} entries{message[len(flag) :]}"
+                raise argparse.ArgumentTypeError(f"{message} in {text!r}") from None
+        values = tuple(values)
         return values[0] if scalar and len(values) == 1 and "," not in text else values
 
     return _named(parse, "list")

@@ -32,6 +32,8 @@ FLAG_FOR_KEYWORD: dict[str, str] = {
     "model_path=PATH": "--model-path PATH",
     "tiny=True": "--backend-opt tiny=true",
     "save_videos folder": "--save-videos folder",
+    "save_videos: ": "--save-videos: ",
+    "reward_options names": "--reward-opt names",
 }
 
 _ARGUMENT = re.compile(r"^argument ([^:]+): (.*)$", re.DOTALL)
@@ -46,6 +48,24 @@ class Parser(argparse.ArgumentParser):
 
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """As argparse's, but an unknown option is named by the subcommand it was given to
+        (``searchkit generate: error: ...``), with the subcommand's word on it where it has
+        one (its ``explain_unknown(flag, namespace)`` default)."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            explain = getattr(namespace, "explain_unknown", None)
+            for flag in [e.partition("=")[0] for e in extras if e.startswith("-")]:
+                note = explain(flag, namespace) if explain else None
+                if note:
+                    message += f"; {note}"
+                    break
+            error = UsageError(message)
+            error.prog = getattr(namespace, "prog", self.prog)  # type: ignore[attr-defined]
+            raise error
+        return namespace
 
     def error(self, message: str) -> None:  # type: ignore[override]
         match = _ARGUMENT.match(message)

@@ -238,8 +238,7 @@ def contact_sheet(
     A video is ``[F, H, W, 3]`` (float in ``[0, 1]`` or ``uint8``); one video or a sequence
     of them (a ``[n, F, H, W, 3]`` tensor is ``n`` videos).
     """
-    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
-        raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
+    _check_max_frames(max_frames)
     items = _as_video_list(videos)
     if labels is not None and len(labels) != len(items):
         raise InputError(f"labels must name the {len(items)} videos, got {len(labels)}")
@@ -270,6 +269,11 @@ def contact_sheet(
     if path is not None:
         fig.savefig(Path(path))
     return fig
+
+
+def _check_max_frames(max_frames: Any) -> None:
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+        raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
 
 
 def _as_video_list(videos: Any) -> list[np.ndarray]:
@@ -399,7 +403,9 @@ def show_result_file(
 ) -> dict[str, str]:
     """Write ``trace.png``, ``frames.png`` where the result has a video, and
     ``candidates.png`` where it kept candidate frames (``candidates.npz``), for a
-    ``result.json``; returns the files written, by name. ``out`` defaults to its folder."""
+    ``result.json``; returns the files written, by name. ``out`` defaults to its folder.
+    Everything is read and checked before the first file is written."""
+    _check_max_frames(max_frames)
     path = Path(path)
     if path.is_dir():
         path = path / "result.json"
@@ -408,19 +414,21 @@ def show_result_file(
     payload = read_json(path, "result file")
     if not isinstance(payload, dict) or not isinstance(payload.get("trace"), dict):
         raise InputError(f"{path} holds no search trace (expected a result.json with 'trace')")
+    names = payload.get("files") or {}
+    frames = read_video(path.parent / names["video"]) if names.get("video") else None
+    candidates = None
+    if names.get("candidates"):
+        candidates = CandidateFrames.load(path.parent / names["candidates"])
     out = check_output_folder(path.parent if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"trace": str(out / "trace.png")}
     trace_figure(payload, files["trace"])
-    names = payload.get("files") or {}
-    if names.get("video"):
-        frames = read_video(path.parent / names["video"])
+    if frames is not None:
         files["frames"] = str(out / "frames.png")
         contact_sheet(
             frames, files["frames"], max_frames=max_frames, title=f"output: {_title(payload)}"
         )
-    if names.get("candidates"):
-        candidates = CandidateFrames.load(path.parent / names["candidates"])
+    if candidates is not None:
         files["candidates"] = str(out / "candidates.png")
         candidate_sheet(payload, files["candidates"], candidates=candidates)
     return files

@@ -167,8 +167,9 @@ def step_schedule(_instance: object, attribute: attrs.Attribute, value: object) 
 def check_steps_within(schedule: Sequence[int], num_steps: int, field: str = "schedule") -> None:
     """Scheduled steps must lie in ``[0, num_steps)``; raises naming ``field`` otherwise."""
     if schedule and (min(schedule) < 0 or max(schedule) >= num_steps):
+        subject = field if field.endswith("steps") else f"{field} steps"
         raise InputError(
-            f"{field} steps must lie in [0, {num_steps}) for a {num_steps}-step backend, "
+            f"{subject} must lie in [0, {num_steps}) for a {num_steps}-step backend, "
             f"got {tuple(schedule)}"
         )
 

@@ -10,6 +10,7 @@ it refuses its input cannot pass.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -17,11 +18,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from searchkit import argtypes
 from searchkit.backends import AnalyticBackend
 from searchkit.bench import load_config
 from searchkit.bench.config import SweepConfig
 from searchkit.bench.prompts import load_prompt_file
 from searchkit.bench.store import ResultsStore
+from searchkit.bench.sweep import run_sweep
 from searchkit.builders import build_backend, build_reward
 from searchkit.cli import main
 from searchkit.construct import construct
@@ -288,6 +291,26 @@ CLI_CASES = [
         "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,2'",
     ),
     (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "1,x,2"],
+        "--patch-size must be 3 comma-separated integers like 1,2,2, got '1,x,2'",
+    ),
+    (
+        ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--patch-size", "0,2,2"],
+        "--patch-size entries must be >= 1, got 0 in '0,2,2'",
+    ),
+    (
+        ["diagnose", "--out", "{tmp}/d", "--steps", "4,-1"],
+        "--steps entries must be >= 0, got -1 in '4,-1'",
+    ),
+    (
+        ["diagnose", "--out", "{tmp}/d", "--betas", "0.1,inf"],
+        "--betas entries must be a finite number, got 'inf' in '0.1,inf'",
+    ),
+    (
+        ["diagnose", "--out", "{tmp}/d", "--steps", "4,x"],
+        "--steps must be comma-separated integers like 4,9, got '4,x'",
+    ),
+    (
         ["reward", "train", "--data", "{tmp}", "--out", "{tmp}/t", "--width", str(10**12)],
         "--width must lie in [1, 65536], got 1000000000000",
     ),
@@ -363,6 +386,26 @@ def test_the_command_line_refuses_bad_input_in_two_lines(
     assert not (files / "afile").is_dir() and not Path(UNCREATABLE).exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "scalar", "expected"),
+    [
+        ("1,0,2", False, "--k entries must be >= 1, got 0 in '1,0,2'"),  # the value is wrong
+        ("1,y,2", False, "--k must be comma-separated integers like 1,2, got '1,y,2'"),  # the form
+        ("1,,2", False, "--k must be comma-separated integers like 1,2, got '1,,2'"),
+        ("0", True, "--k must be >= 1, got 0"),  # one value standing for itself
+        ("0", False, "--k entries must be >= 1, got 0 in '0'"),
+    ],
+)
+def test_a_list_flag_tells_a_bad_entry_from_a_bad_form(text, scalar, expected) -> None:
+    parse = argtypes.sequence(
+        "--k", argtypes.integer("--k", minimum=1), example="1,2", scalar=scalar
+    )
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        parse(text)
+    assert str(caught.value) == expected
+    assert parse("3,4") == (3, 4) and parse("5") == (5 if scalar else (5,))
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
     """Only deliberate refusals are caught: an error from inside the run propagates."""
 
@@ -385,6 +428,111 @@ def test_api_errors_name_keywords_and_the_command_line_names_flags(tmp_path, cap
     assert main(["bench", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "--resume" in err and "--force" in err and "resume=True" not in err
+
+
+# (keywords of run_sweep/load_config, the flags of the same, what the message says after them)
+BENCH_KEYWORD_CASES = [
+    (
+        {"reward_options": {"clip-score": {"path": "x"}}},
+        ["--reward-opt", "clip-score:path=x"],
+        "reward_options",
+        "--reward-opt",
+        " names reward 'clip-score', which the sweep does not use",
+    ),
+    (
+        {"save_videos": "{tmp}/afile"},
+        ["--save-videos", "{tmp}/afile"],
+        "save_videos",
+        "--save-videos",
+        " folder '{tmp}/afile' is a file",
+    ),
+    (
+        {"save_videos": "{tmp}/videos"},
+        ["--save-videos", "{tmp}/videos"],
+        "save_videos",
+        "--save-videos",
+        ": prompt 0 ('a fox') has no VBench-2.0 dimension",
+    ),
+]
+
+
+@pytest.mark.parametrize(("keywords", "flags", "keyword", "flag", "rest"), BENCH_KEYWORD_CASES)
+def test_bench_api_errors_name_the_keyword_and_the_command_line_the_flag(
+    keywords, flags, keyword, flag, rest, files, no_compute, capsys
+) -> None:
+    path = files / "sweep.json"
+    path.write_text(
+        json.dumps(
+            {"strategies": ["baseline"], "budgets_nfe": [100], "prompts": ["a fox"], "seeds": 1}
+        )
+    )
+    keywords = {
+        k: v if k != "save_videos" else v.replace("{tmp}", str(files)) for k, v in keywords.items()
+    }
+    rest = rest.replace("{tmp}", str(files))
+    with pytest.raises(SearchkitError) as caught:
+        options = keywords.get("reward_options")
+        config = load_config(path, reward_options=options)
+        run_sweep(config, files / "bench", progress=False, save_videos=keywords["save_videos"])
+    assert keyword + rest in str(caught.value) and "--" not in str(caught.value)
+    argv = ["bench", "--config", str(path), "--out", str(files / "bench"), "--no-progress"]
+    assert main(argv + [f.replace("{tmp}", str(files)) for f in flags]) == 2
+    err = capsys.readouterr().err
+    assert flag + rest in err and keyword not in err
+    assert not (files / "bench").exists()
+
+
+# (field, flags that set it, its value in a file, its value as load_config's keyword, message)
+BLAME_CASES = [
+    (
+        "metric",
+        ["--metric", "bogus"],
+        "bogus",
+        "bogus",
+        "metric must be one of oracle, reward (got 'bogus')",
+    ),
+    (
+        "seeds",
+        ["--seeds", str(10**6)],
+        10**6,
+        10**6,
+        "seeds must be a count in [1, 100000], got 1000000",
+    ),
+    (
+        "evaluators",
+        ["--evaluator", "bogus"],
+        [{"name": "bogus"}],
+        [("bogus", {})],
+        ": unknown reward 'bogus'; known: analytic",
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "flags", "in_file", "keyword", "expected"), BLAME_CASES)
+def test_a_bench_flag_is_blamed_for_its_value_and_the_file_for_its_own(
+    field, flags, in_file, keyword, expected, files, no_compute, capsys
+) -> None:
+    base = {"strategies": ["baseline"], "budgets_nfe": [100], "prompts": ["a fox"], "seeds": 1}
+    clean, dirty = files / "clean.json", files / "dirty.json"
+    clean.write_text(json.dumps(base))
+    dirty.write_text(json.dumps({**base, field: in_file}))
+    out = ["--out", str(files / "bench"), "--no-progress"]
+    # on the command line: the flag, not the file
+    assert main(["bench", "--config", str(clean), *flags, *out]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith(f"searchkit bench: error: {flags[0]}") and expected in line, line
+    assert "clean.json" not in line
+    # a value from the file names the file, and its field
+    assert main(["bench", "--config", str(dirty), *out]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert f"config '{dirty}': {field}" in line and expected in line, line
+    assert flags[0] not in line
+    assert not (files / "bench").exists()
+    # the Python API names its keyword, not the file it did not read the value from
+    with pytest.raises(ConfigError) as caught:
+        load_config(clean, **{field: keyword})
+    assert str(caught.value).startswith(field) and expected in str(caught.value)
+    assert "clean.json" not in str(caught.value) and "--" not in str(caught.value)
 
 
 # -- the Python API -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from searchkit.bench.budget import knob_minimum
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.cli import main
+from searchkit.errors import SearchkitError
 from searchkit.registry import BACKENDS, STRATEGIES, get_strategy
 
 
@@ -193,12 +194,38 @@ def test_an_incompatible_strategy_fails_before_the_first_search(
     with pytest.raises(ConfigError, match=message) as error:
         run_sweep(SweepConfig.from_dict(sweep), tmp_path / "api", progress=False)
     assert "backend 'analytic'" in str(error.value) and "reward 'analytic'" in str(error.value)
-    assert read_results(tmp_path / "api" / RESULTS_FILE)[0] == []  # not even the baseline ran
+    assert not (tmp_path / "api").exists()  # not even the baseline ran; no folder is left
     path = write_config(tmp_path, sweep)
     assert (
         main(["bench", "--config", str(path), "--out", str(tmp_path / "cli"), "--no-progress"]) == 2
     )
     assert "cannot run on backend 'analytic'" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "rgrp", "options": {"schedule": [2, 9]}},  # a schedule past the last step
+        {"name": "best-of-n", "reward": "latent-reward-model"},  # a reward that cannot be built
+    ],
+)
+@pytest.mark.parametrize("again", [{"resume": True}, {"force": True}])
+def test_a_failed_check_leaves_an_existing_output_folder_as_it_was(tmp_path, bad, again):
+    out = tmp_path / "out"
+    good = tiny_sweep(strategies=[{"name": "baseline"}], seeds=1, budgets_nfe=[64])
+    run_sweep(SweepConfig.from_dict(good), out, progress=False)
+    (out / RESULTS_FILE).write_bytes((out / RESULTS_FILE).read_bytes() + b'{"key": "cut')
+    before = _snapshot(out)
+    assert RESULTS_FILE in before and "sweep.json" in before
+    changed = SweepConfig.from_dict({**good, "strategies": [{"name": "baseline"}, bad]})
+    with pytest.raises(SearchkitError):
+        run_sweep(changed, out, progress=False, **again)
+    assert _snapshot(out) == before
 
 
 def test_the_shipped_wan_sweep_plans_without_weights(tmp_path) -> None:

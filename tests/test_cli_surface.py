@@ -3,6 +3,7 @@ and one permission mode for every output file."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import pydoc
@@ -81,6 +82,90 @@ def test_booleans_are_switches(argv, expected) -> None:
     full = ["generate", "--strategy", "rgrp", *argv]
     args = build_parser(full).parse_args(full)
     assert getattr(args, "keep_duplicates", False) is expected
+
+
+def _parsers(argv: list[str]):
+    """(name, parser) for every (sub)command of ``build_parser(argv)``, nested ones too."""
+
+    def walk(parser, name):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from walk(child, f"{name} {sub}")
+
+    return list(walk(build_parser(argv), "searchkit"))
+
+
+@pytest.mark.parametrize(
+    "argv", [[]] + [["generate", "--strategy", name] for name in STRATEGIES.names()]
+)
+def test_every_help_is_plain_text_and_documents_every_option(argv) -> None:
+    for name, parser in _parsers(argv):
+        text = parser.format_help()
+        for markup in ("``", ":class:", ":data:", ":func:", ":mod:", ":meth:"):
+            assert markup not in text, f"{name} --help shows {markup}"
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._SubParsersAction):
+                continue
+            flag, about = action.option_strings[-1], " ".join((action.help or "").split())
+            assert about and about != argparse.SUPPRESS, f"{name} {flag} has no help"
+            if action.choices is not None:
+                listed = ", ".join(map(str, action.choices))
+                assert f"one of: {listed}" in about, f"{name} {flag}: its choices, in {about!r}"
+            if action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in about, f"{name} {flag}: its default, in {about!r}"
+
+
+def _takers(field: str) -> list[str]:
+    return [
+        name
+        for name in STRATEGIES.names()
+        if attrs.has(STRATEGIES.get(name)) and field in attrs.fields_dict(STRATEGIES.get(name))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "field", "strategy"),
+    [
+        (["--num-particles", "3"], "--num-particles", "num_particles", "baseline"),
+        (
+            ["--strategy", "best-of-n", "--num-particles=3"],
+            "--num-particles",
+            "num_particles",
+            "best-of-n",
+        ),
+        (["--no-keep-duplicates"], "--no-keep-duplicates", "keep_duplicates", "baseline"),
+    ],
+)
+def test_an_option_of_other_strategies_says_which_take_it(
+    argv, flag, field, strategy, tmp_path, capsys
+) -> None:
+    takers = _takers(field)
+    assert takers and strategy not in takers
+    assert main(["generate", "--out", str(tmp_path / "o"), *argv]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and not (tmp_path / "o").exists()
+    assert lines[0].startswith("searchkit generate: error: unrecognized arguments: --")
+    assert lines[0].endswith(
+        f"; {flag} is an option of {', '.join(takers)}, not of {strategy}: pass --strategy NAME"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "unknown"),
+    [
+        (["generate", "--nmu-particles", "3"], "searchkit generate", "--nmu-particles 3"),
+        (["bench", "--bogus"], "searchkit bench", "--bogus"),
+        (["reward", "train", "--data", "d", "--out", "o", "-x"], "searchkit reward train", "-x"),
+    ],
+)
+def test_an_unknown_option_is_named_by_its_subcommand(argv, prog, unknown, capsys) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{prog}: error: unrecognized arguments: {unknown}",
+        f"Run '{prog} --help' for the options.",
+    ]
 
 
 def test_version(capsys) -> None:

@@ -14,6 +14,8 @@ from scipy.stats import spearmanr
 from searchkit import Baseline, get_strategy
 from searchkit.backends import AnalyticBackend
 from searchkit.diagnostics import candidate_spread, predictivity, write_diagnosis
+from searchkit.diagnostics.predictivity import MIN_SEEDS as RANKED_SEEDS
+from searchkit.diagnostics.spread import MIN_SEEDS as SPREAD_SEEDS
 from searchkit.rewards import AnalyticReward, ProxyVerifier
 
 PROMPTS = ("a red fox running through fresh snow", "a lighthouse in a storm at night")
@@ -59,10 +61,11 @@ def test_predictivity_rows_are_the_baselines_outputs_and_rho_is_spearman(world) 
 
 def test_predictivity_checks_its_input_before_compute(world) -> None:
     reward = AnalyticReward(world)
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError) as caught:
         predictivity(world, reward, PROMPTS, seeds=4, steps=(5, 12))
-    with pytest.raises(ValueError, match="seeds must hold at least 4"):
-        predictivity(world, reward, PROMPTS, seeds=3)
+    assert str(caught.value).startswith("steps must lie in [0, 12) for a 12-step backend")
+    with pytest.raises(ValueError, match=f"seeds must hold at least {RANKED_SEEDS} seeds"):
+        predictivity(world, reward, PROMPTS, seeds=RANKED_SEEDS - 1)
     with pytest.raises(ValueError, match="prompts"):
         predictivity(world, reward, [], seeds=4)
     with pytest.raises(ValueError, match="score_input"):
@@ -153,6 +156,45 @@ def test_cli_diagnose_on_the_analytic_world(tmp_path, capsys) -> None:
     assert {p.name for p in out.iterdir()} == {"diagnose.json", "diagnose.png", "candidates.png"}
     assert main(args[:-2] + ["--candidates", "1", "--out", str(out)]) == 2
     assert "--candidates must be at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            ["--seeds", str(RANKED_SEEDS - 1)],
+            f"--seeds must be at least {RANKED_SEEDS}, got {RANKED_SEEDS - 1}",
+        ),
+        (
+            ["--seeds", str(SPREAD_SEEDS - 1), "--only", "spread"],
+            f"--seeds must be at least {SPREAD_SEEDS}, got {SPREAD_SEEDS - 1}",
+        ),
+        (
+            ["--spread-seeds", str(SPREAD_SEEDS - 1)],
+            f"--spread-seeds must be at least {SPREAD_SEEDS}, got {SPREAD_SEEDS - 1}",
+        ),
+        (["--steps", "999"], "--steps must lie in [0, 50) for a 50-step backend, got (999,)"),
+        (["--only", "spread", "--betas", "2"], "--betas must be distinct values in [0, 1]"),
+    ],
+)
+def test_cli_diagnose_names_the_flag_and_the_api_bound(flags, expected, tmp_path, capsys) -> None:
+    from searchkit.cli import main
+
+    # the command line refuses exactly what the Python API refuses, and names its flag
+    code = main(["diagnose", "--seeds", "4", *flags, "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"searchkit diagnose: error: {expected}"), err
+    assert len(err.strip().splitlines()) <= 2 and not (tmp_path / "d").exists()
+
+
+def test_cli_diagnose_runs_with_the_fewest_seeds_the_api_takes(tmp_path, capsys) -> None:
+    from searchkit.cli import main
+
+    args = ["diagnose", "--backend-opt", "num_steps=2", "--steps", "1", "--candidates", "2"]
+    args += ["--betas", "1", "--seeds", str(RANKED_SEEDS), "--spread-seeds", str(SPREAD_SEEDS)]
+    assert main([*args, "--out", str(tmp_path / "d")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"predictivity", "spread", "files"}
 
 
 def test_cli_diagnose_names_a_missing_evaluator(tmp_path, capsys) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from searchkit import RGRP, BestOfN, Trace
 from searchkit.backends import AnalyticBackend
-from searchkit.errors import InputError
+from searchkit.errors import InputError, SearchkitError
 from searchkit.lineage import trace_lineage
 from searchkit.rewards import AnalyticReward
 from searchkit.show import NO_CANDIDATES, result_html, trace_figure
@@ -151,6 +151,41 @@ def test_cli_show_draws_a_generated_result(tmp_path, capsys) -> None:
     (tmp_path / "bad.json").write_text('{"strategy": "x"}')
     assert main(["show", str(tmp_path / "bad.json")]) == 2
     assert "holds no search trace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "keywords", "expected"),
+    [
+        (
+            ["--max-frames", "0"],
+            {"max_frames": 0},
+            ("--max-frames must be >= 1, got 0", "max_frames must be a positive integer, got 0"),
+        ),
+        ([], {}, ("video not found", "video not found")),
+    ],
+)
+def test_show_checks_everything_before_it_writes_anything(
+    flags, keywords, expected, rgrp_result, tmp_path, capsys
+) -> None:
+    from searchkit.cli import main
+    from searchkit.show import show_result_file
+    from searchkit.video_io import save_result
+
+    run = tmp_path / "run"
+    files = save_result(rgrp_result, run, video_format="frames")
+    if not flags:  # a result whose video is gone
+        for frame in Path(files["video"]).iterdir():
+            frame.unlink()
+        Path(files["video"]).rmdir()
+    before = sorted(p.name for p in run.iterdir())
+    code = main(["show", str(run), "--out", str(tmp_path / "fig"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"searchkit show: error: {expected[0]}"), err
+    with pytest.raises(SearchkitError) as caught:
+        show_result_file(run, **keywords)
+    assert expected[1] in str(caught.value)
+    assert not (tmp_path / "fig").exists()
+    assert sorted(p.name for p in run.iterdir()) == before  # no trace.png beside the result
 
 
 # -- candidates' frames ------------------------------------------------------------------------

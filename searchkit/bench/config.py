@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -278,12 +280,24 @@ class SweepConfig:
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def from_dict(
-        cls, data: Any, *, base_dir: str | Path = ".", source: str = "config"
+        cls,
+        data: Any,
+        *,
+        base_dir: str | Path = ".",
+        source: str = "config",
+        given: Collection[str] = (),
     ) -> SweepConfig:
-        """Validate a parsed JSON configuration; ``base_dir`` anchors a relative prompts file."""
+        """Validate a parsed JSON configuration; ``base_dir`` anchors a relative prompts file.
+
+        An error names ``source`` (the file), except one about a top-level field in ``given``:
+        a value the caller put in place of the file's, which the message names alone.
+        """
         try:
             return cls._from_dict(data, Path(base_dir))
         except (TypeError, ValueError) as error:  # ConfigError, or a shared field validator's
+            field = re.match(r"[A-Za-z_]*", str(error))[0]
+            if field in given:
+                raise ConfigError(str(error)) from None
             raise ConfigError(f"{source}: {error}") from None
 
     @classmethod

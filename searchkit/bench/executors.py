@@ -59,6 +59,11 @@ def _last_line(error: BaseException) -> str:
     )
 
 
+def _call(checked: Callable[[], None] | None) -> None:
+    if checked is not None:
+        checked()
+
+
 def _row_after_video(run: Run, result: Any, videos: VideoSink | None) -> dict[str, Any]:
     """A finished run's row, once its video (if videos are kept) is handed over."""
     if videos is None:
@@ -76,16 +81,20 @@ def run_local(
     sink: RowSink,
     progress: Any,
     videos: VideoSink | None = None,
+    checked: Callable[[], None] | None = None,
 ) -> list[Failure]:
     """Build the worlds, check the strategies, then run every search here, one after another.
 
     Raises :class:`ConfigError` before the first search when a strategy cannot run on
-    its world. ``videos`` receives each output's frames before ``sink`` gets its row.
+    its world. ``videos`` receives each output's frames before ``sink`` gets its row;
+    ``checked`` is called once the strategies passed their check, before the first search.
     """
     if not runs:
+        _call(checked)
         return []
     worlds = Worlds(config)
     check_runs(runs, worlds)
+    _call(checked)
     failures = []
     for run in runs:
         try:
@@ -151,13 +160,15 @@ def run_ray(
     address: str | None = None,
     retries: int = 2,
     videos: VideoSink | None = None,
+    checked: Callable[[], None] | None = None,
 ) -> list[Failure]:
     """Run every search as a Ray task (one GPU each where the cluster has GPUs).
 
     Joins the running Ray instance if this process has one, else ``ray.init(address)``
     (``None``: a new local instance, or the cluster in ``RAY_ADDRESS``). One task first
-    builds the world and checks every strategy (:class:`ConfigError` before any search); a
-    failed search is submitted again up to ``retries`` times; the driver writes every row.
+    builds the world and checks every strategy (:class:`ConfigError` before any search), then
+    ``checked`` is called; a failed search is submitted again up to ``retries`` times; the
+    driver writes every row.
     """
     try:
         import ray
@@ -166,6 +177,7 @@ def run_ray(
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
     if not runs:
+        _call(checked)
         return []
     started_here = not ray.is_initialized()
     if started_here:
@@ -179,6 +191,7 @@ def run_ray(
         problem = ray.get(check.remote(config_ref, distinct))
         if problem is not None:
             raise ConfigError(problem)
+        _call(checked)
         task = ray.remote(_remote_execute).options(**resources, max_retries=0)
         with_video = videos is not None
         pending: dict[Any, tuple[Run, int]] = {}

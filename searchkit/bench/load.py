@@ -82,9 +82,21 @@ def load_config(
     reward of the sweep has is an error. ``prompt_aug_dir`` (VBench-2.0's ``prompts`` folder,
     relative to the working folder) and ``prompt_aug_extender`` attach VBench-2.0's rewrites
     to the prompts file's records; ``use_prompt_aug`` ``False`` sends ``prompt_en`` anyway.
+    An error about a value given here names the keyword, not the file.
     """
     path = resolve_config_path(name_or_path)
     data = read_json(path, "config")
+    given = {
+        field
+        for field, value in [
+            ("seeds", seeds),
+            ("dimension", dimension),
+            ("max_prompts", max_prompts),
+            ("evaluators", evaluators or None),
+            ("metric", metric),
+        ]
+        if value is not None
+    }
     if isinstance(data, dict):
         data = dict(data)
         if seeds is not None:
@@ -116,7 +128,9 @@ def load_config(
             backend = {"name": backend} if isinstance(backend, str) else dict(backend)
             backend["options"] = {**(backend.get("options") or {}), **backend_options}
             data["backend"] = backend
-    return SweepConfig.from_dict(data, base_dir=path.parent, source=f"config {str(path)!r}")
+    return SweepConfig.from_dict(
+        data, base_dir=path.parent, source=f"config {str(path)!r}", given=given
+    )
 
 
 def _with_reward_options(data: dict[str, Any], updates: dict[str, dict[str, Any]]) -> dict:
@@ -147,7 +161,7 @@ def _with_reward_options(data: dict[str, Any], updates: dict[str, dict[str, Any]
     unknown = sorted(set(updates) - found)
     if unknown:
         raise ConfigError(
-            f"--reward-opt names reward {unknown[0]!r}, which the sweep does not use (its search "
+            f"reward_options names reward {unknown[0]!r}, which the sweep does not use (its search "
             "reward, an entry's reward or an evaluator)"
         )
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -15,7 +16,7 @@ from searchkit.bench.config import SweepConfig
 from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.plot import plot_reward_vs_nfe
-from searchkit.bench.store import ResultsStore
+from searchkit.bench.store import RESULTS_FILE, ResultsStore, read_results
 from searchkit.bench.summary import SELF_GRADED, Cell, summarize
 from searchkit.bench.tables import write_summary
 from searchkit.bench.vbench import LayoutReport
@@ -101,22 +102,29 @@ def run_sweep(
     videos = None
     if save_videos is not None:
         videos = SweepVideos.prepare(config, runs, save_videos, fps=fps, force=force)
-    with ResultsStore.open(folder, config_dict, fingerprint, resume=resume, force=force) as store:
-        if store.discarded is not None:
-            log.warning(
-                "discarded a cut-short last line of %s (a run in flight when the last "
-                "sweep stopped): %.80s",
-                store.results_path,
-                store.discarded,
-            )
-        todo = [run for run in runs if run.key not in store]
-        reused = len(runs) - len(todo)
-        again = [] if videos is None else [r for r in runs if r.key in store and videos.missing(r)]
-        todo += again
+    done = set() if force else {row["key"] for row in read_results(folder / RESULTS_FILE)[0]}
+    todo = [run for run in runs if run.key not in done]
+    reused = len(runs) - len(todo)
+    again = [] if videos is None else [r for r in runs if r.key in done and videos.missing(r)]
+    todo += again
+    with contextlib.ExitStack() as stack:
+        opened: list[ResultsStore] = []
+
+        def open_store() -> None:  # once the strategies passed their check: a failed check
+            # leaves the output folder as it was (no new folder, no sweep.json)
+            store = ResultsStore.open(folder, config_dict, fingerprint, resume=resume, force=force)
+            opened.append(stack.enter_context(store))
+            if store.discarded is not None:
+                log.warning(
+                    "discarded a cut-short last line of %s (a run in flight when the last "
+                    "sweep stopped): %.80s",
+                    store.results_path,
+                    store.discarded,
+                )
 
         def append(row: dict[str, Any]) -> None:  # a run redone for its video keeps its row
-            if row["key"] not in store:
-                store.append(row)
+            if row["key"] not in opened[0]:
+                opened[0].append(row)
 
         bar = tqdm(
             total=len(runs) + len(again),
@@ -131,13 +139,23 @@ def run_sweep(
         try:
             keep = None if videos is None else videos.save
             if executor == "local":
-                failures = run_local(config, todo, append, bar, videos=keep)
+                failures = run_local(config, todo, append, bar, videos=keep, checked=open_store)
             else:
                 failures = run_ray(
-                    config, todo, append, bar, address=address, retries=retries, videos=keep
+                    config,
+                    todo,
+                    append,
+                    bar,
+                    address=address,
+                    retries=retries,
+                    videos=keep,
+                    checked=open_store,
                 )
         finally:
             bar.close()
+        if not opened:
+            open_store()
+        store = opened[0]
         by_key = {row["key"]: row for row in store.rows}
         rows = [by_key[run.key] for run in runs if run.key in by_key]
         ignored = len(store.rows) - len(rows)

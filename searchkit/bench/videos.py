@@ -90,7 +90,7 @@ def _records(config: SweepConfig) -> tuple[VBenchRecord, ...]:
     """The sweep's prompts as VBench-2.0 records, checked (error names the prompt)."""
     records = []
     for i, prompt in enumerate(config.prompts):
-        where = f"--save-videos: prompt {i} ({prompt.text[:60]!r})"
+        where = f"save_videos: prompt {i} ({prompt.text[:60]!r})"
         if not prompt.dimensions:
             raise ConfigError(
                 f"{where} has no VBench-2.0 dimension; take the prompts from a VBench-2.0 "

@@ -67,7 +67,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--executor",
         choices=("local", "ray"),
         default="local",
-        help="run here (default) or as Ray tasks",
+        help="run here or as Ray tasks (one of: local, ray; default: local)",
     )
     parser.add_argument(
         "--address",
@@ -185,6 +185,33 @@ def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
     return options
 
 
+#: Fields of a sweep that bench's flags set in place of the file's, and those flags: a
+#: message of :func:`~searchkit.bench.load_config` that starts with the field names the flag.
+FLAG_FOR_FIELD: dict[str, str] = {
+    "evaluators[].name": "--evaluator",
+    "evaluators[].options": "--evaluator-opt",
+    "evaluators": "--evaluator",
+    "metric": "--metric",
+    "seeds": "--seeds",
+    "dimension": "--dimension",
+    "max_prompts": "--max-prompts",
+}
+
+
+def _with_flags(load, *args, **kwargs):
+    """``load(*args, **kwargs)``; a refused value given by a flag is named as that flag."""
+    from searchkit.errors import ConfigError
+
+    try:
+        return load(*args, **kwargs)
+    except ConfigError as error:
+        text = str(error)
+        for field, flag in FLAG_FOR_FIELD.items():
+            if text.startswith((f"{field} ", f"{field}:")):
+                raise ConfigError(flag + text[len(field) :]) from None
+        raise
+
+
 def main(args: argparse.Namespace) -> int:
     from searchkit.bench import format_table, load_config, run_sweep
     from searchkit.bench.store import RESULTS_FILE
@@ -195,7 +222,8 @@ def main(args: argparse.Namespace) -> int:
     backend_options = parse_key_values(args.backend_opt, "--backend-opt")
     if args.model_path is not None:
         backend_options["model_path"] = args.model_path
-    config = load_config(
+    config = _with_flags(
+        load_config,
         args.config,
         seeds=args.seeds,
         prompts_file=args.prompts_file,

@@ -23,36 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from searchkit import argtypes
 from searchkit.errors import InputError
+from searchkit.fielddoc import strip_markup
 from searchkit.options import add_evaluator_arguments
 
 DEFAULT_PROMPT = "a red fox running through fresh snow"
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
 
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "diagnose",
         help="predictivity of the reward by step and spread of correlated candidates",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=strip_markup(__doc__),
     )
     parser.add_argument("--backend", default="analytic", help="backend name (default: analytic)")
     parser.add_argument(
@@ -73,11 +56,15 @@ def add_parser(subparsers, argv: list[str]) -> None:
         help=f"a prompt (repeatable; default: {DEFAULT_PROMPT!r})",
     )
     parser.add_argument(
-        "--seeds", type=int, default=32, metavar="N", help="seeds 0..N-1 per prompt (default: 32)"
+        "--seeds",
+        type=int,
+        default=32,
+        metavar="N",
+        help="seeds 0..N-1 per prompt (default: 32)",
     )
     parser.add_argument(
         "--steps",
-        type=_ints,
+        type=argtypes.sequence("--steps", argtypes.integer("--steps", minimum=0), example="4,9"),
         default=None,
         metavar="J,K,...",
         help="0-based steps after which the reward is scored (default: every step)",
@@ -86,11 +73,13 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--score-input",
         choices=("latent", "x0"),
         default=None,
-        help="what a latent-space reward sees (default: its own declaration)",
+        help="what a latent-space reward sees (one of: latent, x0; default: its own declaration)",
     )
     parser.add_argument(
         "--betas",
-        type=_floats,
+        type=argtypes.sequence(
+            "--betas", argtypes.number("--betas"), kind="numbers", example="0.1,1"
+        ),
         default=None,
         metavar="B,...",
         help="candidate correlations to try (default: 0.05,0.1,0.2,0.4,0.7,1)",
@@ -106,7 +95,10 @@ def add_parser(subparsers, argv: list[str]) -> None:
         help="seeds per prompt for the spread (default: half of --seeds, at least 2)",
     )
     parser.add_argument(
-        "--only", choices=("predictivity", "spread"), default=None, help="run one diagnostic"
+        "--only",
+        choices=("predictivity", "spread"),
+        default=None,
+        help="run one diagnostic (one of: predictivity, spread; default: both)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=16, help="trajectories denoised together (default: 16)"
@@ -134,11 +126,16 @@ def main(args: argparse.Namespace) -> int:
     if len(evaluators) > 1:
         names = ", ".join(name for name, _ in evaluators)
         raise InputError(f"--evaluator takes one evaluator for diagnose, got {names}")
-    for flag, value in (("--seeds", args.seeds), ("--candidates", args.candidates)):
-        if value < 2:
-            raise InputError(f"{flag} must be at least 2, got {value}")
-    if args.spread_seeds is not None and args.spread_seeds < 2:
-        raise InputError(f"--spread-seeds must be at least 2, got {args.spread_seeds}")
+    from searchkit.diagnostics.predictivity import MIN_SEEDS as RANKED_SEEDS
+    from searchkit.diagnostics.spread import MIN_SEEDS as SPREAD_SEEDS
+
+    for flag, value, minimum in (
+        ("--seeds", args.seeds, SPREAD_SEEDS if args.only == "spread" else RANKED_SEEDS),
+        ("--spread-seeds", args.spread_seeds, SPREAD_SEEDS),
+        ("--candidates", args.candidates, 2),
+    ):
+        if value is not None and value < minimum:
+            raise InputError(f"{flag} must be at least {minimum}, got {value}")
     for flag, value in (("--seeds", args.seeds), ("--spread-seeds", args.spread_seeds)):
         if value is not None and value > MAX_SEEDS:
             raise InputError(f"{flag} must be at most {MAX_SEEDS}, got {value}")
@@ -157,7 +154,9 @@ def main(args: argparse.Namespace) -> int:
 
     pred = spread = None
     if args.only != "spread":
-        pred = predictivity(
+        pred = _with_flags(
+            {"seeds": "--seeds", "steps": "--steps"},
+            predictivity,
             backend,
             reward,
             prompts,
@@ -168,7 +167,9 @@ def main(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
         )
     if args.only != "predictivity":
-        spread = candidate_spread(
+        spread = _with_flags(
+            {"seeds": "--spread-seeds" if args.spread_seeds else "--seeds", "betas": "--betas"},
+            candidate_spread,
             backend,
             reward,
             prompts,
@@ -188,6 +189,18 @@ def main(args: argparse.Namespace) -> int:
     )
     print(json.dumps(_summary(pred, spread, files), indent=2))
     return 0
+
+
+def _with_flags(flags: dict[str, str], call, *args, **kwargs):
+    """``call(*args, **kwargs)``; a refused keyword's message names its flag instead."""
+    try:
+        return call(*args, **kwargs)
+    except InputError as error:
+        text = str(error)
+        for keyword, flag in flags.items():
+            if text.startswith(f"{keyword} "):
+                raise InputError(flag + text[len(keyword) :]) from None
+        raise
 
 
 def _summary(pred, spread, files: dict[str, str]) -> dict:

@@ -110,7 +110,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--format",
         choices=VIDEO_FORMATS,
         default="mp4",
-        help="video as mp4 or PNG frames (default: mp4)",
+        help=f"video as mp4 or PNG frames (one of: {', '.join(VIDEO_FORMATS)}; default: mp4)",
     )
     parser.add_argument(
         "--fps",
@@ -138,7 +138,28 @@ def add_parser(subparsers, argv: list[str]) -> None:
     strategy = _selected(argv, "--strategy", "baseline")
     if argv and argv[0] == "generate" and strategy in STRATEGIES:
         add_config_arguments(parser, STRATEGIES.get(strategy))
-    parser.set_defaults(run=main)
+    parser.set_defaults(run=main, explain_unknown=explain_unknown)
+
+
+def explain_unknown(flag: str, args: argparse.Namespace) -> str | None:
+    """For an unknown ``flag`` that is an option of other strategies: which ones take it."""
+    import attrs
+
+    from searchkit.registry import STRATEGIES
+
+    takers = []
+    for name in STRATEGIES.names():
+        cls = STRATEGIES.get(name)
+        for field in attrs.fields(cls) if attrs.has(cls) else ():
+            option = field.name.replace("_", "-")
+            if field.init and flag in (f"--{option}", f"--no-{option}"):
+                takers.append(name)
+                break
+    if not takers:
+        return None
+    return (
+        f"{flag} is an option of {', '.join(takers)}, not of {args.strategy}: pass --strategy NAME"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -71,7 +71,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--input",
         choices=("latent", "x0"),
         default="latent",
-        help=f"{docs['input'].rstrip('.')} (default: latent)",
+        help=f"{docs['input'].rstrip('.')} (one of: latent, x0; default: latent)",
     )
     parser.add_argument(
         "--width",
@@ -172,7 +172,8 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "--arch",
         choices=("searchkit", "latsearch"),
         default="searchkit",
-        help="latsearch: the paper's model on a VideoReward backbone (--backbone-path)",
+        help="searchkit: this package's model; latsearch: the paper's model on a VideoReward "
+        "backbone (--backbone-path) (one of: searchkit, latsearch; default: searchkit)",
     )
     train.add_argument(
         "--backbone-path", default=None, metavar="DIR", help="VideoReward folder (--arch latsearch)"

@@ -18,13 +18,15 @@ import argparse
 import json
 import sys
 
+from searchkit import argtypes
+from searchkit.fielddoc import strip_markup
+
 
 def add_parser(subparsers, argv: list[str]) -> None:
     parser = subparsers.add_parser(
         "show",
         help="draw one search's trace and frames from its result.json",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=strip_markup(__doc__),
     )
     parser.add_argument("result", metavar="RESULT", help="a result.json, or the folder holding it")
     parser.add_argument(
@@ -32,7 +34,7 @@ def add_parser(subparsers, argv: list[str]) -> None:
     )
     parser.add_argument(
         "--max-frames",
-        type=int,
+        type=argtypes.integer("--max-frames", minimum=1),
         default=8,
         metavar="N",
         help="frames in the contact sheet (default: 8)",

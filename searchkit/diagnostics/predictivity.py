@@ -48,6 +48,8 @@ from searchkit.reward import Reward
 from searchkit.validation import check_steps_within
 
 INTERVAL_METHOD = "95% percentile bootstrap over seeds, stratified by prompt"
+#: The fewest seeds per prompt that a rank correlation across seeds is computed from.
+MIN_SEEDS = 4
 
 
 @attrs.frozen(eq=False)
@@ -124,7 +126,7 @@ def predictivity(
     Args:
         backend, reward: the model and the search reward under test.
         prompts: one prompt or several (rho is computed within each, then averaged).
-        seeds: seed list, or ``n`` for seeds ``0..n-1`` (at least 4).
+        seeds: seed list, or ``n`` for seeds ``0..n-1`` (at least :data:`MIN_SEEDS`).
         steps: 0-based steps after which to score (default: every step).
         evaluator: grades the outputs; ``None`` is the backend's oracle.
         score_input: show a latent-space reward ``"latent"`` (x_t) or ``"x0"`` instead of
@@ -133,7 +135,7 @@ def predictivity(
         num_bootstrap: bootstrap resamples for the intervals.
     """
     prompts = check_prompts(prompts)
-    seeds = check_seeds(seeds, minimum=4)
+    seeds = check_seeds(seeds, minimum=MIN_SEEDS)
     check_positive("batch_size", batch_size)
     check_positive("num_bootstrap", num_bootstrap)
     num_steps = backend.num_steps

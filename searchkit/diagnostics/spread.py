@@ -44,6 +44,8 @@ from searchkit.errors import InputError
 from searchkit.memory import check_particle_memory
 from searchkit.reward import Reward
 
+#: The fewest seeds per prompt whose candidates are compared.
+MIN_SEEDS = 2
 #: The default grid: the paper's 0.1, a few wider spreads, and independent candidates.
 DEFAULT_BETAS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
 METRICS: tuple[str, ...] = (
@@ -118,15 +120,15 @@ def candidate_spread(
 ) -> SpreadReport:
     """Measure the spread of RGRP's correlated candidates for each ``beta`` of a grid.
 
-    ``seeds`` is a list or ``n`` for ``0..n-1`` (at least 2); ``num_candidates`` is RGRP's
-    ``N`` (at least 2); ``evaluator`` ``None`` is the backend's oracle. With
+    ``seeds`` is a list or ``n`` for ``0..n-1`` (at least :data:`MIN_SEEDS`);
+    ``num_candidates`` is RGRP's ``N`` (at least 2); ``evaluator`` ``None`` is the backend's oracle. With
     ``keep_outputs=True`` the report keeps the finished latents of the first prompt and
     seed in ``outputs`` (for a contact sheet of the candidates).
     """
     from searchkit.algorithms.rgrp import correlated_candidates
 
     prompts = check_prompts(prompts)
-    seeds = check_seeds(seeds, minimum=2)
+    seeds = check_seeds(seeds, minimum=MIN_SEEDS)
     if check_positive("num_candidates", num_candidates) < 2:
         raise InputError(f"num_candidates must be an integer >= 2, got {num_candidates!r}")
     betas = tuple(float(b) for b in betas)
