@@ -11,6 +11,7 @@ has, instead of an allocator failure after minutes of building.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -20,8 +21,18 @@ from searchkit.errors import InputError
 
 
 def device_memory(device: torch.device | str) -> int | None:
-    """Bytes of memory of ``device`` (``None``: unknown, e.g. a kind this does not know)."""
-    device = torch.device(device)
+    """Bytes of memory of ``device`` (``None``: unknown, e.g. a kind this does not know).
+
+    A device's total memory does not change, so it is read once per device: the check runs
+    on every draw of noise (a branching search draws at each step), and on CUDA the read is
+    a driver call.
+    """
+    return _device_memory(str(torch.device(device)))
+
+
+@functools.cache
+def _device_memory(name: str) -> int | None:
+    device = torch.device(name)
     try:
         if device.type == "cpu":
             return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
