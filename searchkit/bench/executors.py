@@ -1,22 +1,31 @@
 """Executors: run the planned searches here (``local``) or as Ray tasks (``ray``).
 
-Both build the worlds (the sweep's backends and rewards, :class:`~searchkit.bench.runner.
-Worlds`) where the searches run, never in a driver that only dispatches, and check every
-planned strategy against its world before the first search: the local executor in this
-process, the Ray executor in one preflight task. Both hand every finished row to one
-callback in the driver, which is the only writer of the results file; with a video
-callback, the output's frames go to it first (from a Ray worker as ``uint8``, which is what
-a video file holds), so a row is never written before its video. A run that raises is recorded as a :class:`Failure` and the sweep goes
-on; the Ray executor first retries it (a worker or a node can die), reporting each retry.
-Failures are returned, never dropped: the sweep ends with an error listing them, and
-``--resume`` runs them again.
+The local executor runs the searches in this process, one after another, or with
+``workers > 1`` in that many worker processes of this machine (started with ``spawn``, so
+that no process inherits another's torch thread pool or CUDA state). Every executor builds
+the worlds (the sweep's backends and rewards, :class:`~searchkit.bench.runner.Worlds`)
+where the searches run, never in a driver that only dispatches, and checks every planned
+strategy against its world before the first search: in this process, or in one preflight
+task of a worker. Every executor hands each finished row to one callback in the driver,
+which is the only writer of the results file; with a video callback, the output's frames
+go to it first (from a worker as ``uint8``, which is what a video file holds), so a row is
+never written before its video. A run that raises is recorded as a :class:`Failure` and the
+sweep goes on; the Ray executor first retries it (a worker or a node can die), reporting
+each retry. Failures are returned, never dropped: the sweep ends with an error listing
+them, and ``--resume`` runs them again.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import attrs
@@ -30,6 +39,11 @@ from searchkit.errors import ConfigError
 log = logging.getLogger("searchkit.bench")
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+#: ``workers="auto"`` starts one worker process for at most this many runs to do: a worker
+#: takes seconds to start (it imports torch and builds its worlds), which a handful of
+#: small runs would not repay.
+RUNS_PER_WORKER = 100
 
 RowSink = Callable[[dict[str, Any]], None]
 #: Receives a run and its output's frames ``[F, H, W, 3]`` in ``[0, 1]``.
@@ -75,6 +89,38 @@ def _row_after_video(run: Run, result: Any, videos: VideoSink | None) -> dict[st
     return row
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def check_workers(workers: Any) -> int | str:
+    """``workers`` if it is a positive integer or ``"auto"``; else a ``ValueError``."""
+    if workers == "auto" or (
+        isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1
+    ):
+        return workers
+    raise ValueError(f"workers must be a positive integer or 'auto', got {workers!r}")
+
+
+def resolve_workers(workers: int | str, config: SweepConfig, runs: int) -> int:
+    """How many processes the local executor runs ``runs`` searches in.
+
+    An integer is taken as it is (no more than the runs). ``"auto"``: where the sweep fixes
+    ``torch_threads`` (a sweep of small CPU models, which run fastest on few threads), one
+    worker for every ``torch_threads`` usable cores, and no more than one per
+    :data:`RUNS_PER_WORKER` runs; else one (a sweep that leaves torch its threads, or puts
+    a model on a GPU, runs in this process).
+    """
+    check_workers(workers)
+    if workers != "auto":
+        return max(1, min(workers, runs))
+    if config.torch_threads is None:
+        return 1
+    return max(1, min(usable_cores() // config.torch_threads, runs // RUNS_PER_WORKER))
+
+
 def run_local(
     config: SweepConfig,
     runs: Sequence[Run],
@@ -82,16 +128,21 @@ def run_local(
     progress: Any,
     videos: VideoSink | None = None,
     checked: Callable[[], None] | None = None,
+    workers: int = 1,
 ) -> list[Failure]:
-    """Build the worlds, check the strategies, then run every search here, one after another.
+    """Build the worlds, check the strategies, then run every search.
 
-    Raises :class:`ConfigError` before the first search when a strategy cannot run on
-    its world. ``videos`` receives each output's frames before ``sink`` gets its row;
-    ``checked`` is called once the strategies passed their check, before the first search.
+    With ``workers == 1`` the searches run here, one after another, in plan order; with
+    more, in that many worker processes (:func:`run_processes`). Raises
+    :class:`ConfigError` before the first search when a strategy cannot run on its world.
+    ``videos`` receives each output's frames before ``sink`` gets its row; ``checked`` is
+    called once the strategies passed their check, before the first search.
     """
     if not runs:
         _call(checked)
         return []
+    if check_workers(workers) != 1:
+        return run_processes(config, runs, sink, progress, workers, videos, checked)
     worlds = Worlds(config)
     check_runs(runs, worlds)
     _call(checked)
@@ -110,7 +161,86 @@ def run_local(
     return failures
 
 
-# -- Ray --------------------------------------------------------------------------------------
+# -- worker processes -------------------------------------------------------------------------
+_WORKER_CONFIG: list[SweepConfig] = []  # the sweep of this worker process, set at its start
+
+
+def _start_worker(config: SweepConfig, parent: int) -> None:
+    """A worker process's start: keep the sweep; exit when the driver is gone."""
+    _WORKER_CONFIG[:] = [config]
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Exit this process once ``parent`` is no longer its parent (killed, even by SIGKILL)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _worker_check(runs: Sequence[Run]) -> str | None:
+    return _check_in_worker(_WORKER_CONFIG[0], runs, "in a worker process")
+
+
+def _worker_execute(run: Run, with_video: bool) -> Any:
+    return _execute_in_worker(_WORKER_CONFIG[0], run, with_video)
+
+
+def run_processes(
+    config: SweepConfig,
+    runs: Sequence[Run],
+    sink: RowSink,
+    progress: Any,
+    workers: int,
+    videos: VideoSink | None = None,
+    checked: Callable[[], None] | None = None,
+) -> list[Failure]:
+    """Run every search in ``workers`` processes of this machine; this process writes.
+
+    Each worker builds its worlds once and runs searches with the sweep's ``torch_threads``.
+    One worker first checks every strategy (:class:`ConfigError` before any search), then
+    ``checked`` is called. Rows reach ``sink`` as runs finish (not in plan order); each
+    search's result is that of the same search in one process. A run that raises is a
+    :class:`Failure`; a worker that dies fails the runs not yet finished (a ``resume``
+    runs them again), and workers exit when this process dies.
+    """
+    with_video = videos is not None
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(config, os.getpid()),
+    )
+    try:
+        distinct = list({(run.label, run.budget_nfe): run for run in runs}.values())
+        problem = pool.submit(_worker_check, distinct).result()
+        if problem is not None:
+            raise ConfigError(problem)
+        _call(checked)
+        pending = {pool.submit(_worker_execute, run, with_video): run for run in runs}
+        failures = []
+        for future in as_completed(pending):
+            run = pending[future]
+            try:
+                row = _row_after_video(run, future.result(), videos)
+            except BrokenProcessPool as error:
+                log.error("run %s: a worker process died (%s)", run.describe(), error)
+                failures.append(Failure(run, 1, f"a worker process died: {_last_line(error)}"))
+                continue
+            except Exception as error:  # noqa: BLE001  (recorded and reported, never dropped)
+                log.error(
+                    "run %s failed:\n%s", run.describe(), "".join(traceback.format_exception(error))
+                )
+                failures.append(Failure(run, 1, _last_line(error)))
+                continue
+            sink(row)
+            progress.update(1)
+        return failures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- the worlds of a worker (a worker process or a Ray worker) ---------------------------------
 _WORLDS: dict[str, Worlds] = {}
 
 
@@ -125,19 +255,19 @@ def _worlds(config: SweepConfig) -> Worlds:
     return _WORLDS[key]
 
 
-def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
-    """The Ray preflight task: build the worlds, check the strategies; the error, if any."""
+def _check_in_worker(config: SweepConfig, runs: Sequence[Run], where: str) -> str | None:
+    """A worker's preflight: build the worlds, check the strategies; the error, if any."""
     try:
         check_runs(runs, _worlds(config))
     except ConfigError as error:
         return str(error)
     except (TypeError, ValueError, FileNotFoundError) as error:
-        return f"building backend {config.backend.name!r} on a Ray worker failed: {error}"
+        return f"building backend {config.backend.name!r} {where} failed: {error}"
     return None
 
 
-def _remote_execute(config: SweepConfig, run: Run, with_video: bool = False) -> Any:
-    """The Ray task: build (once per worker process) the run's world, run one search.
+def _execute_in_worker(config: SweepConfig, run: Run, with_video: bool = False) -> Any:
+    """A worker's task: build (once per worker process) the run's world, run one search.
 
     With ``with_video`` the frames come back as ``uint8`` (a quarter of the bytes).
     """
@@ -149,6 +279,11 @@ def _remote_execute(config: SweepConfig, run: Run, with_video: bool = False) -> 
         row, video = result
         return row, torch.from_numpy(to_uint8(video))
     return result
+
+
+def _remote_check(config: SweepConfig, runs: Sequence[Run]) -> str | None:
+    """The Ray preflight task."""
+    return _check_in_worker(config, runs, "on a Ray worker")
 
 
 def run_ray(
@@ -192,7 +327,7 @@ def run_ray(
         if problem is not None:
             raise ConfigError(problem)
         _call(checked)
-        task = ray.remote(_remote_execute).options(**resources, max_retries=0)
+        task = ray.remote(_execute_in_worker).options(**resources, max_retries=0)
         with_video = videos is not None
         pending: dict[Any, tuple[Run, int]] = {}
         for run in runs:

@@ -13,7 +13,14 @@ import attrs
 from tqdm.auto import tqdm
 
 from searchkit.bench.config import SweepConfig
-from searchkit.bench.executors import EXECUTORS, Failure, run_local, run_ray
+from searchkit.bench.executors import (
+    EXECUTORS,
+    Failure,
+    check_workers,
+    resolve_workers,
+    run_local,
+    run_ray,
+)
 from searchkit.bench.plan import plan_sweep
 from searchkit.bench.plot import plot_reward_vs_nfe
 from searchkit.bench.store import RESULTS_FILE, ResultsStore, read_results
@@ -43,6 +50,8 @@ class SweepOutcome:
     videos: dict[str, LayoutReport] | None = None
     #: Finished runs run again only because their video was missing.
     rerun_for_videos: int = 0
+    #: The processes the searches ran in (the local executor's workers; 1 for Ray's driver).
+    workers: int = 1
 
     @property
     def complete(self) -> bool:
@@ -74,6 +83,7 @@ def run_sweep(
     executor: str = "local",
     address: str | None = None,
     retries: int = 2,
+    workers: int | str = 1,
     progress: bool = True,
     save_videos: str | Path | None = None,
     fps: int = 16,
@@ -87,12 +97,20 @@ def run_sweep(
     only, one line per finished run. Failed runs are returned in the outcome (and left for
     a later ``resume``), never dropped.
 
+    ``workers`` (the local executor only) is the number of processes the searches run in,
+    or ``"auto"`` (:func:`~searchkit.bench.executors.resolve_workers`: one per
+    ``torch_threads`` cores for a large sweep that fixes ``torch_threads``, else one). More
+    than one gives the same rows but for their wall times, written as runs finish.
+
     ``save_videos`` is a folder for every output video in VBench-2.0's layout, one folder per
     configuration (:mod:`searchkit.bench.videos`), checked and claimed before any compute; a
     finished run whose video is missing there runs again (its row is kept).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    check_workers(workers)
+    if executor != "local" and workers not in (1, "auto"):
+        raise ValueError(f"workers is for the local executor, got {workers!r} with {executor!r}")
     check_sweep_fps(fps)
     started = time.perf_counter()
     folder = Path(out)
@@ -107,6 +125,7 @@ def run_sweep(
     reused = len(runs) - len(todo)
     again = [] if videos is None else [r for r in runs if r.key in done and videos.missing(r)]
     todo += again
+    processes = resolve_workers(workers, config, len(todo)) if executor == "local" else 1
     with contextlib.ExitStack() as stack:
         opened: list[ResultsStore] = []
 
@@ -139,7 +158,15 @@ def run_sweep(
         try:
             keep = None if videos is None else videos.save
             if executor == "local":
-                failures = run_local(config, todo, append, bar, videos=keep, checked=open_store)
+                failures = run_local(
+                    config,
+                    todo,
+                    append,
+                    bar,
+                    videos=keep,
+                    checked=open_store,
+                    workers=processes,
+                )
             else:
                 failures = run_ray(
                     config,
@@ -194,4 +221,5 @@ def run_sweep(
         seconds=time.perf_counter() - started,
         videos=None if videos is None else videos.reports(),
         rerun_for_videos=len(again),
+        workers=processes,
     )

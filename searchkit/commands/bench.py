@@ -70,6 +70,15 @@ def add_parser(subparsers, argv: list[str]) -> None:
         help="run here or as Ray tasks (one of: local, ray; default: local)",
     )
     parser.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        metavar="N|auto",
+        help="local executor: the processes the searches run in; auto: one per torch_threads "
+        "cores when the sweep sets torch_threads and has a hundred runs or more per process "
+        "to do, else 1 (default: auto)",
+    )
+    parser.add_argument(
         "--address",
         default=None,
         metavar="ADDR",
@@ -172,6 +181,12 @@ def _seeds(value: str) -> int | str:
     return count
 
 
+def _workers(value: str) -> int | str:
+    if value.strip() == "auto":
+        return "auto"
+    return argtypes.integer("--workers", minimum=1)(value)
+
+
 def _reward_options(pairs: list[str] | None) -> dict[str, dict]:
     """``--reward-opt NAME:KEY=VALUE`` (repeated) as ``{name: {key: value}}``."""
     from searchkit.options import parse_key_values
@@ -239,6 +254,8 @@ def main(args: argparse.Namespace) -> int:
     )
     if args.executor != "ray" and args.address is not None:
         raise InputError("--address is for --executor ray")
+    if args.executor != "local" and args.workers != "auto":
+        raise InputError("--workers is for --executor local")
     out = args.out if args.out is not None else f"bench-results/{config.name}"
     check_output_folder(out, "--out folder")
     videos = args.save_videos
@@ -261,6 +278,7 @@ def main(args: argparse.Namespace) -> int:
             executor=args.executor,
             address=args.address,
             retries=args.retries,
+            workers=args.workers,
             progress=not args.no_progress,
             save_videos=videos,
             fps=args.fps,
