@@ -132,6 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, UsageError):
             print(f"Run '{prog} --help' for the options.", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("SEARCHKIT_TRACEBACK"):
+            raise
+        prog = getattr(args, "prog", None) or "searchkit"
+        hint = getattr(args, "on_interrupt", None)
+        print(f"\n{prog}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     except BrokenPipeError:  # the reader went away (`searchkit list | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -899,7 +899,15 @@ def test_bench_resume_with_nothing_to_resume_says_so(folder, tmp_path, capsys, m
     def run_sweep(config, out, **kwargs):
         calls.append(kwargs["resume"])
         return SimpleNamespace(
-            cells=[], rows=[], planned=0, reused=0, seconds=0.0, files={}, videos=None, failures=[]
+            cells=[],
+            rows=[],
+            planned=0,
+            reused=0,
+            seconds=0.0,
+            files={},
+            videos=None,
+            failures=[],
+            workers=1,
         )
 
     monkeypatch.setattr("searchkit.bench.run_sweep", run_sweep)
@@ -915,7 +923,15 @@ def test_bench_resume_with_results_says_nothing_of_the_kind(tmp_path, capsys, mo
     monkeypatch.setattr(
         "searchkit.bench.run_sweep",
         lambda *a, **k: SimpleNamespace(
-            cells=[], rows=[], planned=0, reused=0, seconds=0.0, files={}, videos=None, failures=[]
+            cells=[],
+            rows=[],
+            planned=0,
+            reused=0,
+            seconds=0.0,
+            files={},
+            videos=None,
+            failures=[],
+            workers=1,
         ),
     )
     assert main(["bench", "--out", str(tmp_path), "--resume", "--no-progress"]) == 0

@@ -42,6 +42,17 @@ class Dies(Baseline):
         os._exit(3)
 
 
+@attrs.frozen
+class Sleeps(Baseline):
+    """A search that takes a minute."""
+
+    name = "sleeps"
+
+    def search(self, ctx: SearchContext):
+        time.sleep(60)
+        return Baseline.search(self, ctx)
+
+
 class Counter:
     def __init__(self) -> None:
         self.n = 0
@@ -107,6 +118,23 @@ def test_a_worker_that_dies_fails_the_unfinished_runs_and_the_sweep_ends(tmp_pat
     assert len(rows) + len(failures) == len(runs)  # every run is a row or a failure
     assert "dies" in {f.run.label for f in failures}
     assert all("a worker process died" in f.error for f in failures)
+
+
+def test_a_row_that_cannot_be_written_stops_the_workers_at_once(tmp_path):
+    config = SweepConfig.from_dict(tiny_sweep())
+    runs = [
+        Run("sleeps", "sleeps", Sleeps(), None, 16.0, "a red fox", 0, (), 0),
+        Run("baseline", "baseline", Baseline(), None, 16.0, "a red fox", 0, (), 0),
+    ]
+
+    def sink(row):
+        raise OSError("No space left on device")
+
+    started = time.monotonic()
+    with pytest.raises(OSError, match="No space left"):
+        run_processes(config, runs, sink, Counter(), workers=2)
+    # the sleeping search was stopped, not waited for (it would take a minute)
+    assert time.monotonic() - started < 45
 
 
 def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(tmp_path):
@@ -218,8 +246,18 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _ignores_sigint(pid: int) -> bool:
+    status = (Path("/proc") / str(pid) / "status").read_text()
+    ignored = int(
+        next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16
+    )
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_sigkill_with_workers_then_resume_runs_every_run_once_and_leaves_no_worker(tmp_path):
+def test_sigkill_with_workers_then_resume_runs_every_run_once_and_leaves_no_worker(
+    tmp_path, capsys
+):
     sweep = tiny_sweep(num_steps=20, budgets_nfe=[40, 80, 160], seeds=12)  # 96 runs
     config_path = write_config(tmp_path, sweep)
     killed = tmp_path / "killed"
@@ -250,7 +288,10 @@ def test_sigkill_with_workers_then_resume_runs_every_run_once_and_leaves_no_work
     rows_before, _, _ = read_results(results)
     assert 5 <= len(rows_before) < 96
 
-    assert main(["bench", "--config", str(config_path), "--out", str(killed), "--resume"]) == 0
+    resume = ["bench", "--config", str(config_path), "--out", str(killed), "--resume"]
+    assert main([*resume, "--no-progress", "--workers", "2"]) == 0
+    assert f"of 96 runs ({len(rows_before)} reused) in " in (out := capsys.readouterr().out)
+    assert "(2 worker processes)" in out
     resumed, _, tail = read_results(results)
     assert tail is None
     keys = [row["key"] for row in resumed]
@@ -260,3 +301,50 @@ def test_sigkill_with_workers_then_resume_runs_every_run_once_and_leaves_no_work
     assert {r["key"]: without_timing(r) for r in resumed} == {
         r["key"]: without_timing(r) for r in straight.rows
     }
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_the_sweep_and_its_workers_cleanly(tmp_path, workers):
+    sweep = tiny_sweep(num_steps=20, budgets_nfe=[40, 80, 160], seeds=12)  # 96 runs
+    config_path = write_config(tmp_path, sweep)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "searchkit.cli", "bench", "--config", str(config_path)]
+    command += ["--out", str(out), "--no-progress", "--workers", workers]
+    # a session of its own: Ctrl-C in a terminal signals every process of the group
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / RESULTS_FILE).exists() and (out / RESULTS_FILE).read_bytes().count(
+                b"\n"
+            ) >= 5:
+                break
+            time.sleep(0.002)
+        assert process.poll() is None, "the sweep ended before it could be interrupted"
+        children = _children(process.pid)
+        # the workers ignore SIGINT: the sweep's process stops them, no worker prints a
+        # traceback (so do multiprocessing's own helpers)
+        assert len(children) >= (2 if workers == "2" else 0)
+        assert all(_ignores_sigint(pid) for pid in children)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = err.decode()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err  # neither the sweep's process nor a worker's
+    assert "searchkit bench: interrupted; the finished runs are kept: rerun with --resume" in err
+    # the workers are stopped and joined; multiprocessing's resource tracker follows its parent
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in children), "a worker outlived the sweep"
+    rows, _, _ = read_results(out / RESULTS_FILE)
+    assert 5 <= len(rows) < 96
+    assert main(["bench", "--config", str(config_path), "--out", str(out), "--resume"]) == 0
+    keys = [row["key"] for row in read_results(out / RESULTS_FILE)[0]]
+    assert len(keys) == len(set(keys)) == 96

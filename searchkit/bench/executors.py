@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
@@ -178,6 +179,23 @@ def _exit_with(parent: int) -> None:
     os._exit(1)
 
 
+def _submit(pool: ProcessPoolExecutor, task: Callable[..., Any], *args: Any) -> Any:
+    """``pool.submit(task, *args)``, where a worker it starts ignores Ctrl-C.
+
+    A submission may start a worker process; started while this process ignores SIGINT, the
+    worker ignores it from its first instruction (its Python keeps an ignored SIGINT), so
+    Ctrl-C in a terminal, which reaches every process of the group, interrupts the sweep's
+    process only, which then stops the workers itself.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return pool.submit(task, *args)  # only the main thread sets signal handlers
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return pool.submit(task, *args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _worker_check(runs: Sequence[Run]) -> str | None:
     return _check_in_worker(_WORKER_CONFIG[0], runs, "in a worker process")
 
@@ -202,9 +220,11 @@ def run_processes(
     ``checked`` is called. Rows reach ``sink`` as runs finish (not in plan order); each
     search's result is that of the same search in one process. A run that raises is a
     :class:`Failure`; a worker that dies fails the runs not yet finished (a ``resume``
-    runs them again), and workers exit when this process dies.
+    runs them again). Workers ignore Ctrl-C: this process stops them when it is
+    interrupted, and they exit by themselves when it dies.
     """
     with_video = videos is not None
+    before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -213,11 +233,11 @@ def run_processes(
     )
     try:
         distinct = list({(run.label, run.budget_nfe): run for run in runs}.values())
-        problem = pool.submit(_worker_check, distinct).result()
+        problem = _submit(pool, _worker_check, distinct).result()
         if problem is not None:
             raise ConfigError(problem)
         _call(checked)
-        pending = {pool.submit(_worker_execute, run, with_video): run for run in runs}
+        pending = {_submit(pool, _worker_execute, run, with_video): run for run in runs}
         failures = []
         for future in as_completed(pending):
             run = pending[future]
@@ -236,6 +256,12 @@ def run_processes(
             sink(row)
             progress.update(1)
         return failures
+    except BaseException:
+        # Ctrl-C (which the workers ignore), or a row that could not be written: stop the
+        # workers now, not after their searches
+        for process in set(multiprocessing.active_children()) - before:
+            process.terminate()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -14,6 +14,7 @@ Examples:
   searchkit bench --config rgrp_beta                # a shipped sweep, by name
   searchkit bench --resume                          # finish a sweep that was interrupted
   searchkit bench --config wan2.1 --prompts-file vbench2.json --dimension Human_Anatomy
+  searchkit bench --workers 1                       # every run in this process, in plan order
   searchkit bench --executor ray --address auto     # one Ray task per run, on a cluster
   searchkit bench --config latsearch-paper --model-path ckpt/wan2.1-t2v-1.3b \
       --prompts-file VBench2_full_info.json --seeds vbench --save-videos \
@@ -162,7 +163,9 @@ def add_parser(subparsers, argv: list[str]) -> None:
         "the first evaluator, else the search reward)",
     )
     parser.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=main)
+    parser.set_defaults(
+        run=main, on_interrupt="the finished runs are kept: rerun with --resume to run the rest"
+    )
 
 
 def _seeds(value: str) -> int | str:
@@ -291,7 +294,9 @@ def main(args: argparse.Namespace) -> int:
     metric = outcome.cells[0].metric if outcome.cells else "-"
     print(
         f"\n{len(outcome.rows)} of {outcome.planned} runs ({outcome.reused} reused) in "
-        f"{outcome.seconds:.1f} s; metric: {metric}"
+        f"{outcome.seconds:.1f} s"
+        + (f" ({outcome.workers} worker processes)" if outcome.workers > 1 else "")
+        + f"; metric: {metric}"
         + ("" if metric == "-" else grading(config, metric))
     )
     for name, path in outcome.files.items():
