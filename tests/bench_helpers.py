@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,15 @@ def tiny_sweep(**changes: Any) -> dict[str, Any]:
     }
     config.update(changes)
     return config
+
+
+def one_vbench_prompt_sweep(folder: Path, **changes: Any) -> dict[str, Any]:
+    """:func:`tiny_sweep` on a prompts file (written into ``folder``) of one VBench-2.0 record."""
+    prompts = Path(folder) / "prompts.json"
+    prompts.write_text('[{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}]')
+    sweep = tiny_sweep(prompts_file=str(prompts), **changes)
+    del sweep["prompts"]
+    return sweep
 
 
 def write_config(folder: Path, config: dict[str, Any], name: str = "sweep.json") -> Path:
@@ -53,3 +67,39 @@ def csv_without_timing(path: Path) -> list[dict[str, str]]:
             {k: v for k, v in r.items() if not k.startswith(("seconds_", "time_ratio"))}
             for r in csv.DictReader(f)
         ]
+
+
+@contextmanager
+def sweep_in_flight(
+    config: Path, out: Path, *flags: str, rows: int = 5, **popen: Any
+) -> Iterator[subprocess.Popen]:
+    """``searchkit bench`` in a child process, handed over once it has written ``rows`` rows
+    and still runs; killed on the way out if it still runs then."""
+    command = [sys.executable, "-m", "searchkit.cli", "bench", "--config", str(config)]
+    command += ["--out", str(out), "--no-progress", *flags]
+    results = Path(out) / "results.jsonl"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if results.exists() and results.read_bytes().count(b"\n") >= rows:
+                break
+            time.sleep(0.002)
+        assert process.poll() is None, "the sweep ended before it could be stopped"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def assert_same_videos(expected: Path, got: Path) -> int:
+    """Every video under ``expected`` is under ``got`` too, byte for byte; their count."""
+    files = sorted(
+        p.relative_to(expected)
+        for p in Path(expected).rglob("*.mp4")
+        if ".searchkit" not in p.parts
+    )
+    for path in files:
+        assert (Path(got) / path).read_bytes() == (Path(expected) / path).read_bytes(), path
+    return len(files)

@@ -891,6 +891,21 @@ def test_the_latent_reward_model_refuses_a_patch_larger_than_the_latents() -> No
         )
 
 
+def _nothing_run() -> SimpleNamespace:
+    """What ``run_sweep`` returns for a sweep with no runs (the fields the command reads)."""
+    return SimpleNamespace(
+        cells=[],
+        rows=[],
+        planned=0,
+        reused=0,
+        seconds=0.0,
+        files={},
+        videos=None,
+        failures=[],
+        workers=1,
+    )
+
+
 @pytest.mark.parametrize("folder", ["missing", "empty"])
 def test_bench_resume_with_nothing_to_resume_says_so(folder, tmp_path, capsys, monkeypatch) -> None:
     (tmp_path / "empty").mkdir()
@@ -898,17 +913,7 @@ def test_bench_resume_with_nothing_to_resume_says_so(folder, tmp_path, capsys, m
 
     def run_sweep(config, out, **kwargs):
         calls.append(kwargs["resume"])
-        return SimpleNamespace(
-            cells=[],
-            rows=[],
-            planned=0,
-            reused=0,
-            seconds=0.0,
-            files={},
-            videos=None,
-            failures=[],
-            workers=1,
-        )
+        return _nothing_run()
 
     monkeypatch.setattr("searchkit.bench.run_sweep", run_sweep)
     out = tmp_path / folder
@@ -922,17 +927,7 @@ def test_bench_resume_with_results_says_nothing_of_the_kind(tmp_path, capsys, mo
     (tmp_path / "results.jsonl").write_text('{"key": "x"}\n')
     monkeypatch.setattr(
         "searchkit.bench.run_sweep",
-        lambda *a, **k: SimpleNamespace(
-            cells=[],
-            rows=[],
-            planned=0,
-            reused=0,
-            seconds=0.0,
-            files={},
-            videos=None,
-            failures=[],
-            workers=1,
-        ),
+        lambda *a, **k: _nothing_run(),
     )
     assert main(["bench", "--out", str(tmp_path), "--resume", "--no-progress"]) == 0
     assert "nothing to resume" not in capsys.readouterr().out

@@ -17,7 +17,12 @@ from searchkit.bench.executors import run_ray
 from searchkit.bench.plan import Run
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.context import SearchContext
-from tests.bench_helpers import tiny_sweep, without_timing
+from tests.bench_helpers import (
+    assert_same_videos,
+    one_vbench_prompt_sweep,
+    tiny_sweep,
+    without_timing,
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +115,7 @@ def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(local
 
 
 def test_ray_saves_the_videos_the_local_executor_saves(local_ray, tmp_path):
-    prompts = tmp_path / "prompts.json"
-    prompts.write_text('[{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}]')
-    sweep = tiny_sweep(seeds=2, prompts_file=str(prompts))
-    del sweep["prompts"]
-    config = SweepConfig.from_dict(sweep)
+    config = SweepConfig.from_dict(one_vbench_prompt_sweep(tmp_path, seeds=2))
     run_sweep(config, tmp_path / "local", progress=False, save_videos=tmp_path / "local-videos")
     distributed = run_sweep(
         config,
@@ -124,13 +125,6 @@ def test_ray_saves_the_videos_the_local_executor_saves(local_ray, tmp_path):
         save_videos=tmp_path / "ray-videos",
     )
     # the workers send frames as uint8, the driver writes them: the same files, byte for byte
-    files = sorted(
-        p.relative_to(tmp_path / "local-videos")
-        for p in (tmp_path / "local-videos").rglob("*.mp4")
-        if ".searchkit" not in p.parts
-    )
-    assert len(files) == 3 * 2 and distributed.complete  # 3 configurations x seeds 0, 1
-    for path in files:
-        assert (tmp_path / "ray-videos" / path).read_bytes() == (
-            tmp_path / "local-videos" / path
-        ).read_bytes()
+    assert distributed.complete
+    # 3 configurations x seeds 0, 1
+    assert assert_same_videos(tmp_path / "local-videos", tmp_path / "ray-videos") == 3 * 2

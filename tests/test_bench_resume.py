@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 
 from searchkit.bench import SweepConfig, read_results, run_sweep, summarize
 from searchkit.bench.store import RESULTS_FILE
@@ -14,6 +11,7 @@ from searchkit.cli import main
 from tests.bench_helpers import (
     cells_without_timing,
     csv_without_timing,
+    sweep_in_flight,
     tiny_sweep,
     without_timing,
     write_config,
@@ -25,30 +23,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     config_path = write_config(tmp_path, sweep)
     killed = tmp_path / "killed"
     results = killed / RESULTS_FILE
-    command = [
-        sys.executable,
-        "-m",
-        "searchkit.cli",
-        "bench",
-        "--config",
-        str(config_path),
-        "--out",
-        str(killed),
-        "--no-progress",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if results.exists() and results.read_bytes().count(b"\n") >= 5:
-                break
-            time.sleep(0.002)
-        assert process.poll() is None, "the sweep ended before it could be killed"
+    with sweep_in_flight(config_path, killed) as process:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == -signal.SIGKILL
     rows_before, _, _ = read_results(results)
     assert 5 <= len(rows_before) < 96

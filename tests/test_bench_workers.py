@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,14 @@ from searchkit.bench.plan import Run
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.cli import main
 from searchkit.context import SearchContext
-from tests.bench_helpers import tiny_sweep, without_timing, write_config
+from tests.bench_helpers import (
+    assert_same_videos,
+    one_vbench_prompt_sweep,
+    sweep_in_flight,
+    tiny_sweep,
+    without_timing,
+    write_config,
+)
 
 
 @attrs.frozen
@@ -149,26 +154,15 @@ def test_an_incompatible_strategy_fails_in_the_preflight_before_any_search(tmp_p
 
 
 def test_workers_save_the_videos_one_process_saves(tmp_path):
-    prompts = tmp_path / "prompts.json"
-    prompts.write_text('[{"prompt_en": "Garden, zoom in.", "dimension": ["Camera_Motion"]}]')
-    sweep = tiny_sweep(seeds=2, prompts_file=str(prompts))
-    del sweep["prompts"]
-    config = SweepConfig.from_dict(sweep)
+    config = SweepConfig.from_dict(one_vbench_prompt_sweep(tmp_path, seeds=2))
     run_sweep(config, tmp_path / "one", progress=False, save_videos=tmp_path / "one-videos")
     shared = run_sweep(
         config, tmp_path / "two", progress=False, workers=2, save_videos=tmp_path / "two-videos"
     )
     # the workers send frames as uint8, the driver writes them: the same files, byte for byte
-    files = sorted(
-        p.relative_to(tmp_path / "one-videos")
-        for p in (tmp_path / "one-videos").rglob("*.mp4")
-        if ".searchkit" not in p.parts
-    )
-    assert len(files) == 3 * 2 and shared.complete  # 3 configurations x seeds 0, 1
-    for path in files:
-        assert (tmp_path / "two-videos" / path).read_bytes() == (
-            tmp_path / "one-videos" / path
-        ).read_bytes()
+    assert shared.complete
+    # 3 configurations x seeds 0, 1
+    assert assert_same_videos(tmp_path / "one-videos", tmp_path / "two-videos") == 3 * 2
 
 
 @pytest.mark.parametrize(
@@ -262,22 +256,10 @@ def test_sigkill_with_workers_then_resume_runs_every_run_once_and_leaves_no_work
     config_path = write_config(tmp_path, sweep)
     killed = tmp_path / "killed"
     results = killed / RESULTS_FILE
-    command = [sys.executable, "-m", "searchkit.cli", "bench", "--config", str(config_path)]
-    command += ["--out", str(killed), "--no-progress", "--workers", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if results.exists() and results.read_bytes().count(b"\n") >= 5:
-                break
-            time.sleep(0.002)
-        assert process.poll() is None, "the sweep ended before it could be killed"
+    with sweep_in_flight(config_path, killed, "--workers", "2") as process:
         workers = _children(process.pid)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == -signal.SIGKILL
     assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
     # each worker notices within half a second that its driver is gone, and exits
@@ -309,21 +291,8 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_cleanly(tmp_path, workers):
     sweep = tiny_sweep(num_steps=20, budgets_nfe=[40, 80, 160], seeds=12)  # 96 runs
     config_path = write_config(tmp_path, sweep)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "searchkit.cli", "bench", "--config", str(config_path)]
-    command += ["--out", str(out), "--no-progress", "--workers", workers]
     # a session of its own: Ctrl-C in a terminal signals every process of the group
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if (out / RESULTS_FILE).exists() and (out / RESULTS_FILE).read_bytes().count(
-                b"\n"
-            ) >= 5:
-                break
-            time.sleep(0.002)
-        assert process.poll() is None, "the sweep ended before it could be interrupted"
+    with sweep_in_flight(config_path, out, "--workers", workers, start_new_session=True) as process:
         children = _children(process.pid)
         # the workers ignore SIGINT: the sweep's process stops them, no worker prints a
         # traceback (so do multiprocessing's own helpers)
@@ -331,9 +300,6 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_cleanly(tmp_path, workers):
         assert all(_ignores_sigint(pid) for pid in children)
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
     err = err.decode()
     assert process.returncode == 130, err
     assert "Traceback" not in err, err  # neither the sweep's process nor a worker's
