@@ -14,7 +14,12 @@ import pytest
 
 from searchkit import Baseline
 from searchkit.bench import ConfigError, SweepConfig, executors, read_results, run_sweep, runner
-from searchkit.bench.executors import RUNS_PER_WORKER, resolve_workers, run_processes
+from searchkit.bench.executors import (
+    RUNS_PER_WORKER,
+    resolve_workers,
+    run_local,
+    run_processes,
+)
 from searchkit.bench.plan import Run
 from searchkit.bench.store import RESULTS_FILE
 from searchkit.cli import main
@@ -192,6 +197,18 @@ def test_a_bad_worker_count_is_refused_before_anything_runs(tmp_path, bad):
     with pytest.raises(ValueError, match=r"workers must be a positive integer or 'auto', got "):
         run_sweep(config, tmp_path / "out", progress=False, workers=bad)
     assert not (tmp_path / "out").exists()
+
+
+def test_run_local_reads_auto_as_run_sweep_does():
+    config = SweepConfig.from_dict(tiny_sweep())
+    runs = [
+        Run("baseline", "baseline", Baseline(), None, 16.0, "a red fox", 0, (), s) for s in (0, 1)
+    ]
+    rows, progress = [], Counter()
+    assert run_local(config, runs, rows.append, progress, workers="auto") == []
+    assert [r["seed"] for r in rows] == [0, 1] and progress.n == 2  # in plan order: one process
+    with pytest.raises(ValueError, match="workers must be a positive integer or 'auto', got 0"):
+        run_local(config, [], rows.append, progress, workers=0)
 
 
 def test_workers_are_for_the_local_executor(tmp_path):

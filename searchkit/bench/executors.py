@@ -129,21 +129,23 @@ def run_local(
     progress: Any,
     videos: VideoSink | None = None,
     checked: Callable[[], None] | None = None,
-    workers: int = 1,
+    workers: int | str = 1,
 ) -> list[Failure]:
     """Build the worlds, check the strategies, then run every search.
 
-    With ``workers == 1`` the searches run here, one after another, in plan order; with
-    more, in that many worker processes (:func:`run_processes`). Raises
+    With one worker (``workers`` as :func:`resolve_workers` reads it) the searches run
+    here, one after another, in plan order; with more, in that many worker processes
+    (:func:`run_processes`). Raises
     :class:`ConfigError` before the first search when a strategy cannot run on its world.
     ``videos`` receives each output's frames before ``sink`` gets its row; ``checked`` is
     called once the strategies passed their check, before the first search.
     """
+    processes = resolve_workers(workers, config, len(runs))
     if not runs:
         _call(checked)
         return []
-    if check_workers(workers) != 1:
-        return run_processes(config, runs, sink, progress, workers, videos, checked)
+    if processes > 1:
+        return run_processes(config, runs, sink, progress, processes, videos, checked)
     worlds = Worlds(config)
     check_runs(runs, worlds)
     _call(checked)
